@@ -1,0 +1,22 @@
+//! Exit codes, a contract with scripts and pipelines.
+
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    /// An error other than the ones below.
+    Error = 1,
+    /// There are changes (only with `--detailed-exitcode`).
+    Changes = 2,
+    /// The command line is wrong (clap's own default of 2 is remapped: 2 means changes).
+    Usage = 64,
+    /// The stack file is invalid.
+    InvalidStack = 65,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit as u8)
+    }
+}

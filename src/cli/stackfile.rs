@@ -1,0 +1,171 @@
+//! The commands that read stack files: each reads, calls the core, and prints.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::output::{Style, render_diagnostics};
+use super::{DiagnosticFormat, Exit};
+use crate::diagnostic::{Diagnostic, line_column};
+use crate::graph::{Drawing, StackGraph, draw, suggest as suggest_layout};
+use crate::model::{Stack, validate as validate_model};
+use crate::plan::{plan as plan_operations, render_text};
+use crate::review::{Format, Review};
+use crate::spec::{SourceFile, load};
+use crate::state::{HostFacts, KernelState, lower};
+
+/// A stack file read and validated, with its warnings.
+struct Loaded {
+    file: SourceFile,
+    stack: Option<Stack>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+fn read(path: &Path) -> Result<SourceFile, Exit> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(SourceFile { name, text }),
+        Err(error) => {
+            eprintln!("error: cannot read stack file `{name}`: {error}");
+            Err(Exit::Error)
+        }
+    }
+}
+
+fn check(file: SourceFile) -> Loaded {
+    match load(&file) {
+        Ok(spec) => {
+            let validated = validate_model(&spec);
+            Loaded { file, stack: validated.stack, diagnostics: validated.diagnostics }
+        }
+        Err(diagnostic) => Loaded { file, stack: None, diagnostics: vec![diagnostic] },
+    }
+}
+
+/// Reads and validates a stack file, printing its findings; an invalid file ends the
+/// command with exit 65 before anything is planned.
+fn load_stack(path: &Path, style: Style) -> Result<(SourceFile, Stack), Exit> {
+    let loaded = check(read(path)?);
+    eprint!("{}", render_diagnostics(&loaded.file, &loaded.diagnostics, style.color_err));
+    match loaded.stack {
+        Some(stack) => Ok((loaded.file, stack)),
+        None => {
+            eprintln!("{}", tally(&loaded.file.name, &loaded.diagnostics));
+            Err(Exit::InvalidStack)
+        }
+    }
+}
+
+/// "stack.yaml: 2 errors, 1 warning".
+fn tally(name: &str, diagnostics: &[Diagnostic]) -> String {
+    let errors = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    let plural = |count: usize, word: &str| format!("{count} {word}{}", if count == 1 { "" } else { "s" });
+    if errors == 0 {
+        format!("{name} is valid ({})", plural(warnings, "warning"))
+    } else {
+        format!("{name} is invalid: {}, {}", plural(errors, "error"), plural(warnings, "warning"))
+    }
+}
+
+pub fn validate(path: &Path, format: DiagnosticFormat, style: Style) -> Exit {
+    let loaded = match read(path) {
+        Ok(file) => check(file),
+        Err(exit) => return exit,
+    };
+    match format {
+        DiagnosticFormat::Text => {
+            eprint!("{}", render_diagnostics(&loaded.file, &loaded.diagnostics, style.color_err));
+            println!("{}", tally(&loaded.file.name, &loaded.diagnostics));
+        }
+        DiagnosticFormat::Json => println!("{}", validation_json(&loaded)),
+    }
+    if loaded.stack.is_some() { Exit::Ok } else { Exit::InvalidStack }
+}
+
+/// Validation findings for machines and editors: version 1 of this format.
+fn validation_json(loaded: &Loaded) -> String {
+    #[derive(Serialize)]
+    struct Finding<'a> {
+        #[serde(flatten)]
+        diagnostic: &'a Diagnostic,
+        line: usize,
+        column: usize,
+    }
+    #[derive(Serialize)]
+    struct Report<'a> {
+        format_version: u32,
+        file: &'a str,
+        valid: bool,
+        diagnostics: Vec<Finding<'a>>,
+    }
+    let diagnostics = loaded
+        .diagnostics
+        .iter()
+        .map(|diagnostic| {
+            let (line, column) = line_column(&loaded.file.text, diagnostic.span.offset);
+            Finding { diagnostic, line, column }
+        })
+        .collect();
+    let report = Report { format_version: 1, file: &loaded.file.name, valid: loaded.stack.is_some(), diagnostics };
+    serde_json::to_string_pretty(&report).expect("validation report serializes")
+}
+
+pub fn plan(path: &Path, detailed_exitcode: bool, style: Style) -> Exit {
+    let (_, stack) = match load_stack(path, style) {
+        Ok(loaded) => loaded,
+        Err(exit) => return exit,
+    };
+    // Until the kernel is observed, a plan is made against an empty host.
+    let observed = KernelState::default();
+    let desired = match lower(&stack, &observed, &HostFacts::default()) {
+        Ok(desired) => desired,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Exit::Error;
+        }
+    };
+    let plan = plan_operations(&desired, &observed);
+    print!("{}", render_text(&plan, style.color_out));
+    if detailed_exitcode && !plan.is_empty() { Exit::Changes } else { Exit::Ok }
+}
+
+pub fn diff(old: &Path, new: &Path, format: Format, detailed_exitcode: bool, style: Style) -> Exit {
+    let (old_file, old_stack) = match load_stack(old, style) {
+        Ok(loaded) => loaded,
+        Err(exit) => return exit,
+    };
+    let (new_file, new_stack) = match load_stack(new, style) {
+        Ok(loaded) => loaded,
+        Err(exit) => return exit,
+    };
+    let review = match Review::between(&old_stack, &new_stack) {
+        Ok(review) => review,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Exit::Error;
+        }
+    };
+    print!("{}", review.render(format, &old_file.name, &new_file.name, style.color_out));
+    if detailed_exitcode && review.has_changes() { Exit::Changes } else { Exit::Ok }
+}
+
+pub fn graph(path: &Path, format: Drawing, style: Style) -> Exit {
+    match load_stack(path, style) {
+        Ok((_, stack)) => {
+            print!("{}", draw(&StackGraph::build(&stack), format));
+            Exit::Ok
+        }
+        Err(exit) => exit,
+    }
+}
+
+pub fn suggest(path: &Path, style: Style) -> Exit {
+    match load_stack(path, style) {
+        Ok((_, stack)) => {
+            print!("{}", suggest_layout(&stack));
+            Exit::Ok
+        }
+        Err(exit) => exit,
+    }
+}

@@ -1,0 +1,143 @@
+//! Findings about a stack file, with the place in the file they concern, and their
+//! rendering through miette.
+
+use std::fmt;
+
+use miette::{LabeledSpan, NamedSource, SourceSpan};
+use serde::Serialize;
+use serde_saphyr::{Location, Spanned};
+
+/// How bad a finding is: errors stop everything, warnings are printed and the command goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A byte range of the stack file's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize)]
+pub struct Span {
+    pub offset: usize,
+    pub len: usize,
+}
+
+impl Span {
+    /// The span of a value read from YAML; the position where it is used, not where an
+    /// anchor defined it, because that is the line the reader is looking at.
+    pub fn of<T>(spanned: &Spanned<T>) -> Span {
+        Span::at(&spanned.referenced)
+    }
+
+    /// The span of a YAML location, or an empty span at the file's start when the reader
+    /// could not tell one (it always can for text read from a string).
+    pub fn at(location: &Location) -> Span {
+        let span = location.span();
+        Span { offset: span.byte_offset().unwrap_or(0) as usize, len: span.byte_len().unwrap_or(0) as usize }
+    }
+}
+
+/// One finding about a stack file: what is wrong, where, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// A one-line reason, lowercase, naming the thing concerned.
+    pub message: String,
+    pub span: Span,
+    /// The text under the span, such as "unknown network" or "first published here".
+    pub label: String,
+    /// A fix, where there is one: "did you mean `db_nw`?".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+    /// Other places that explain this one, such as the first of two equal addresses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<(Span, String)>,
+}
+
+impl Diagnostic {
+    pub fn error(span: Span, message: impl Into<String>, label: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            span,
+            label: label.into(),
+            help: None,
+            related: Vec::new(),
+        }
+    }
+
+    pub fn warning(span: Span, message: impl Into<String>, label: impl Into<String>) -> Self {
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(span, message, label) }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn with_related(mut self, span: Span, label: impl Into<String>) -> Self {
+        self.related.push((span, label.into()));
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// The 1-based line and column (in characters) of a byte offset, as editors count them.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// A diagnostic joined to the file it concerns, ready for miette's renderer.
+#[derive(Debug)]
+pub struct Located<'a> {
+    pub diagnostic: &'a Diagnostic,
+    pub source: NamedSource<String>,
+}
+
+impl fmt::Display for Located<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diagnostic.message)
+    }
+}
+
+impl std::error::Error for Located<'_> {}
+
+impl miette::Diagnostic for Located<'_> {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.diagnostic.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.diagnostic.help.as_ref().map(|help| Box::new(help) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let primary = std::iter::once(LabeledSpan::new_primary_with_span(
+            Some(self.diagnostic.label.clone()),
+            source_span(self.diagnostic.span),
+        ));
+        let related = self
+            .diagnostic
+            .related
+            .iter()
+            .map(|(span, label)| LabeledSpan::new_with_span(Some(label.clone()), source_span(*span)));
+        Some(Box::new(primary.chain(related)))
+    }
+}
+
+fn source_span(span: Span) -> SourceSpan {
+    SourceSpan::new(span.offset.into(), span.len)
+}

@@ -1,0 +1,239 @@
+//! The least-privilege graph: containers, networks, declared flows and published ports,
+//! and the questions asked of them: which flows are allowed, which pairs share a network
+//! without a flow, and in which order containers are wired.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use serde::Serialize;
+
+use crate::model::{Isolation, Publication, Stack, Traffic};
+
+/// A node of the graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Container(String),
+    Network(String),
+    /// A published port, named by its index in the owner's `ports` list.
+    Port(Publication),
+}
+
+/// An edge of the graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edge {
+    /// Container to network: a membership, with its aliases there.
+    Member { aliases: Vec<String> },
+    /// Container to container: a declared flow, resolved on one network.
+    Flow { network: String, traffic: Traffic, target: String },
+    /// Port to container: traffic from the host's port to the container.
+    Publish,
+}
+
+/// Why a flow is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    /// A `talks_to` entry asks for it.
+    Declared,
+    /// Both ends are on an `open` network, where everything passes.
+    OpenNetwork,
+}
+
+/// One allowed flow: `source` may open connections to `destination` on `network`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct AllowedFlow {
+    pub source: String,
+    pub destination: String,
+    pub network: String,
+    pub traffic: Traffic,
+    pub grant: Grant,
+}
+
+/// The graph of one stack.
+pub struct StackGraph<'a> {
+    stack: &'a Stack,
+    graph: DiGraph<Node, Edge>,
+    containers: HashMap<&'a str, NodeIndex>,
+}
+
+impl<'a> StackGraph<'a> {
+    pub fn build(stack: &'a Stack) -> Self {
+        let mut graph = DiGraph::new();
+        let networks: HashMap<&str, NodeIndex> =
+            stack.networks.keys().map(|name| (name.as_str(), graph.add_node(Node::Network(name.clone())))).collect();
+        let containers: HashMap<&str, NodeIndex> = stack
+            .containers
+            .keys()
+            .map(|name| (name.as_str(), graph.add_node(Node::Container(name.clone()))))
+            .collect();
+        for container in stack.containers.values() {
+            let node = containers[container.name.as_str()];
+            for membership in container.memberships() {
+                graph.add_edge(
+                    node,
+                    networks[membership.network.as_str()],
+                    Edge::Member { aliases: membership.aliases.clone() },
+                );
+            }
+            for flow in &container.talks_to {
+                for (network, destination) in stack.resolve(container, &flow.target) {
+                    let edge =
+                        Edge::Flow { network: network.to_owned(), traffic: flow.traffic, target: flow.target.clone() };
+                    graph.add_edge(node, containers[destination.name.as_str()], edge);
+                }
+            }
+            for publication in &container.ports {
+                let port = graph.add_node(Node::Port(*publication));
+                graph.add_edge(port, node, Edge::Publish);
+            }
+        }
+        StackGraph { stack, graph, containers }
+    }
+
+    pub fn stack(&self) -> &'a Stack {
+        self.stack
+    }
+
+    /// The underlying petgraph graph, for drawing.
+    pub fn graph(&self) -> &DiGraph<Node, Edge> {
+        &self.graph
+    }
+
+    /// Every allowed flow, sorted: the declared ones resolved to containers and networks, and
+    /// on `open` networks every ordered pair of members.
+    pub fn allowed_flows(&self) -> Vec<AllowedFlow> {
+        let mut flows: BTreeSet<AllowedFlow> = self.declared_flows().collect();
+        for network in self.stack.networks.values().filter(|network| network.isolation == Isolation::Open) {
+            for source in self.stack.members(&network.name) {
+                for destination in
+                    self.stack.members(&network.name).filter(|destination| destination.name != source.name)
+                {
+                    flows.insert(AllowedFlow {
+                        source: source.name.clone(),
+                        destination: destination.name.clone(),
+                        network: network.name.clone(),
+                        traffic: Traffic::All,
+                        grant: Grant::OpenNetwork,
+                    });
+                }
+            }
+        }
+        flows.into_iter().collect()
+    }
+
+    /// The declared flows, resolved to one destination container and network each.
+    pub fn declared_flows(&self) -> impl Iterator<Item = AllowedFlow> + '_ {
+        self.graph.edge_references().filter_map(|edge| match edge.weight() {
+            Edge::Flow { network, traffic, .. } => Some(AllowedFlow {
+                source: self.container_name(edge.source()).to_owned(),
+                destination: self.container_name(edge.target()).to_owned(),
+                network: network.clone(),
+                traffic: *traffic,
+                grant: Grant::Declared,
+            }),
+            Edge::Member { .. } | Edge::Publish => None,
+        })
+    }
+
+    /// The unordered pairs of members of `network` that no declared flow joins on it, in
+    /// either direction: what an `open` network grants beyond the declared flows.
+    pub fn unflowed_pairs(&self, network: &str) -> Vec<(String, String)> {
+        let flowing: BTreeSet<(&str, &str)> = self
+            .graph
+            .edge_references()
+            .filter(|edge| matches!(edge.weight(), Edge::Flow { network: on, .. } if on == network))
+            .map(|edge| {
+                let (a, b) = (self.container_name(edge.source()), self.container_name(edge.target()));
+                (a.min(b), a.max(b))
+            })
+            .collect();
+        let members: Vec<&str> = self.stack.members(network).map(|member| member.name.as_str()).collect();
+        let mut pairs = Vec::new();
+        for (index, a) in members.iter().enumerate() {
+            for b in &members[index + 1..] {
+                if !flowing.contains(&(*a, *b)) {
+                    pairs.push(((*a).to_owned(), (*b).to_owned()));
+                }
+            }
+        }
+        pairs
+    }
+
+    /// Containers in the order they are wired: every container after the targets of its
+    /// flows, so that names exist before a dependent starts. Containers in a cycle of flows
+    /// are wired together, by name; otherwise ties go by name too, so the order is stable.
+    pub fn wiring_order(&self) -> Vec<String> {
+        // Flow edges only: a cycle through networks or ports says nothing about start-up.
+        let mut flows: DiGraph<&str, ()> = DiGraph::with_capacity(self.containers.len(), 0);
+        let mut node_of: HashMap<NodeIndex, NodeIndex> = HashMap::with_capacity(self.containers.len());
+        for name in self.stack.containers.keys() {
+            node_of.insert(self.containers[name.as_str()], flows.add_node(name));
+        }
+        for edge in self.graph.edge_references().filter(|edge| matches!(edge.weight(), Edge::Flow { .. })) {
+            flows.add_edge(node_of[&edge.source()], node_of[&edge.target()], ());
+        }
+        let components = tarjan_scc(&flows);
+        let mut component_of = vec![0; flows.node_count()];
+        for (index, component) in components.iter().enumerate() {
+            for node in component {
+                component_of[node.index()] = index;
+            }
+        }
+        // A component waits for the components its members talk to.
+        let mut waiting = vec![0usize; components.len()];
+        let mut dependents: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); components.len()];
+        for edge in flows.edge_references() {
+            let (from, to) = (component_of[edge.source().index()], component_of[edge.target().index()]);
+            if from != to && dependents[to].insert(from) {
+                waiting[from] += 1;
+            }
+        }
+        let names: Vec<Vec<&str>> = components
+            .iter()
+            .map(|component| {
+                let mut names: Vec<&str> = component.iter().map(|node| flows[*node]).collect();
+                names.sort_unstable();
+                names
+            })
+            .collect();
+        let mut ready: BinaryHeap<Reverse<(&str, usize)>> = (0..components.len())
+            .filter(|component| waiting[*component] == 0)
+            .map(|component| Reverse((names[component][0], component)))
+            .collect();
+        let mut order = Vec::with_capacity(self.containers.len());
+        while let Some(Reverse((_, component))) = ready.pop() {
+            order.extend(names[component].iter().map(|name| (*name).to_owned()));
+            for dependent in &dependents[component] {
+                waiting[*dependent] -= 1;
+                if waiting[*dependent] == 0 {
+                    ready.push(Reverse((names[*dependent][0], *dependent)));
+                }
+            }
+        }
+        order
+    }
+
+    fn container_name(&self, node: NodeIndex) -> &str {
+        match &self.graph[node] {
+            Node::Container(name) => name,
+            Node::Network(_) | Node::Port(_) => unreachable!("flow edges join containers"),
+        }
+    }
+}
+
+/// TEMPORARY interface, replaced by the drawing module.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Drawing {
+    Mermaid,
+    Dot,
+    Json,
+}
+pub fn draw(_graph: &StackGraph, _drawing: Drawing) -> String {
+    unimplemented!()
+}
+pub fn suggest(_stack: &Stack) -> String {
+    unimplemented!()
+}

@@ -1,0 +1,213 @@
+//! The validated model: a stack in which every reference resolves, every address fits its
+//! subnet and every port parses. Built only by [`validate`], so code that holds a
+//! [`Stack`] never re-checks what validation proved.
+
+mod addresses;
+mod names;
+mod publish;
+mod syntax;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+pub use crate::spec::Isolation;
+pub use names::suggest_name;
+pub use syntax::{parse_flow, parse_publication};
+pub use validate::{Validated, validate};
+
+/// A validated stack. Maps are ordered by name, so everything derived from a stack is
+/// independent of the order of the file's entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stack {
+    pub name: String,
+    pub networks: BTreeMap<String, Network>,
+    pub containers: BTreeMap<String, Container>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Network {
+    pub name: String,
+    /// The declared subnet; `None` lets stackctl pick one.
+    pub subnet: Option<Ipv4Net>,
+    /// The declared gateway; `None` means the first host address of the subnet.
+    pub gateway: Option<Ipv4Addr>,
+    pub internal: bool,
+    pub isolation: Isolation,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Container {
+    pub name: String,
+    pub attachment: Attachment,
+    /// An existing namespace to adopt instead of creating one.
+    pub netns: Option<String>,
+    /// Flows this container opens, in file order.
+    pub talks_to: Vec<Flow>,
+    /// Published ports, in file order.
+    pub ports: Vec<Publication>,
+}
+
+impl Container {
+    /// The container's memberships; empty for `none` and `host` network modes.
+    pub fn memberships(&self) -> &[Membership] {
+        match &self.attachment {
+            Attachment::Bridged(memberships) => memberships,
+            Attachment::Loopback | Attachment::Host => &[],
+        }
+    }
+
+    pub fn membership(&self, network: &str) -> Option<&Membership> {
+        self.memberships().iter().find(|membership| membership.network == network)
+    }
+}
+
+/// What a container's network stack is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "mode", content = "networks")]
+pub enum Attachment {
+    /// Joined to bridge networks, in the order written (it orders `eth0`, `eth1`, ...).
+    Bridged(Vec<Membership>),
+    /// `network_mode: none`: loopback only.
+    Loopback,
+    /// `network_mode: host`: the host's own stack.
+    Host,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Membership {
+    pub network: String,
+    pub aliases: Vec<String>,
+    pub ipv4: Option<Ipv4Addr>,
+}
+
+/// A declared flow, as written: `TARGET[:PORT[-PORT]][/tcp|/udp]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Flow {
+    /// A container name or an alias.
+    pub target: String,
+    pub traffic: Traffic,
+}
+
+/// Which traffic a flow allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Traffic {
+    /// No port and no protocol: everything.
+    All,
+    /// A protocol and a range of destination ports (all ports when only a protocol is given).
+    Ports { protocol: Protocol, ports: PortRange },
+}
+
+impl fmt::Display for Traffic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Traffic::All => f.write_str("all"),
+            Traffic::Ports { protocol, ports } if *ports == PortRange::ALL => write!(f, "{protocol}/*"),
+            Traffic::Ports { protocol, ports } => write!(f, "{protocol}/{ports}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// An inclusive range of ports, `first <= last`, never containing port 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    pub const ALL: PortRange = PortRange { first: 1, last: u16::MAX };
+
+    pub fn single(port: u16) -> Self {
+        PortRange { first: port, last: port }
+    }
+
+    /// How many ports the range holds; never zero.
+    pub fn count(&self) -> u32 {
+        u32::from(self.last - self.first) + 1
+    }
+
+    pub fn overlaps(&self, other: &PortRange) -> bool {
+        self.first <= other.last && other.first <= self.last
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first == self.last { write!(f, "{}", self.first) } else { write!(f, "{}-{}", self.first, self.last) }
+    }
+}
+
+/// A published port range: host ports forwarded to the container's ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Publication {
+    /// The host address to listen on; `None` is every interface.
+    pub host_ip: Option<Ipv4Addr>,
+    /// The host ports; `None` lets stackctl pick them once and keep them.
+    pub host_ports: Option<PortRange>,
+    pub container_ports: PortRange,
+    pub protocol: Protocol,
+}
+
+impl fmt::Display for Publication {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.host_ip {
+            Some(ip) => write!(f, "{ip}:")?,
+            None => f.write_str("*:")?,
+        }
+        match self.host_ports {
+            Some(ports) => write!(f, "{ports}")?,
+            None => f.write_str("random")?,
+        }
+        write!(f, "->{}/{}", self.container_ports, self.protocol)
+    }
+}
+
+impl Stack {
+    /// The containers a flow's target reaches from `source`, with the network each is
+    /// reached on: a container name resolves on every network the two share, an alias only
+    /// on the networks where it is declared and the source is a member.
+    pub fn resolve<'a>(
+        &'a self,
+        source: &'a Container,
+        target: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Container)> + 'a {
+        source.memberships().iter().flat_map(move |membership| {
+            let network = membership.network.as_str();
+            self.containers
+                .values()
+                .filter(move |candidate| {
+                    candidate.membership(network).is_some_and(|theirs| {
+                        candidate.name == target || theirs.aliases.iter().any(|alias| alias == target)
+                    })
+                })
+                .map(move |candidate| (network, candidate))
+        })
+    }
+
+    /// The containers that are members of `network`, by name.
+    pub fn members<'a>(&'a self, network: &'a str) -> impl Iterator<Item = &'a Container> + 'a {
+        self.containers.values().filter(move |container| container.membership(network).is_some())
+    }
+}

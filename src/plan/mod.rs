@@ -1,0 +1,128 @@
+//! The planner: the ordered operations that turn observed state into desired state.
+
+mod render;
+
+pub use render::{Summary, render_text};
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::state::{Desired, KernelState, Key, Resource};
+
+/// One change to one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum Operation {
+    Create { resource: Resource },
+    Update { before: Resource, after: Resource },
+    Delete { resource: Resource },
+}
+
+impl Operation {
+    pub fn key(&self) -> Key {
+        match self {
+            Operation::Create { resource } | Operation::Delete { resource } => resource.key(),
+            Operation::Update { after, .. } => after.key(),
+        }
+    }
+}
+
+/// Operations in the order they must run. A replacement is a delete and a later create
+/// of the same key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub operations: Vec<Operation>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.operations.is_empty()
+    }
+
+    /// The keys that are deleted and created again.
+    pub fn replaced(&self) -> BTreeSet<Key> {
+        let deleted: BTreeSet<Key> = self
+            .operations
+            .iter()
+            .filter(|operation| matches!(operation, Operation::Delete { .. }))
+            .map(Operation::key)
+            .collect();
+        self.operations
+            .iter()
+            .filter(|operation| matches!(operation, Operation::Create { .. }))
+            .map(Operation::key)
+            .filter(|key| deleted.contains(key))
+            .collect()
+    }
+}
+
+/// Plans the operations that turn `observed` into `desired.state`.
+///
+/// Order: every delete first, dependents before what they depend on (freeing names and
+/// addresses for what follows); then, kind by kind in creation order, the changes in place
+/// and the creations. Within a kind, resources follow the wiring order of their containers,
+/// so a container's targets are wired before it. Deterministic: the same inputs give the
+/// same plan.
+pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
+    let rank: HashMap<&str, usize> =
+        desired.wiring_order.iter().enumerate().map(|(rank, name)| (name.as_str(), rank)).collect();
+    // Resources of no container come first; those of containers that are only observed
+    // come after the desired ones. Ties go by key.
+    let order = |key: &Key| {
+        let rank = key.container().map_or(0, |name| rank.get(name).map_or(usize::MAX, |rank| rank + 1));
+        (key.kind(), rank, key.clone())
+    };
+
+    let replaced = replacements(desired, observed);
+    let mut deletes: Vec<&Resource> = observed
+        .resources
+        .iter()
+        .filter(|(key, _)| !desired.state.resources.contains_key(*key) || replaced.contains(*key))
+        .map(|(_, resource)| resource)
+        .collect();
+    deletes.sort_by_cached_key(|resource| std::cmp::Reverse(order(&resource.key())));
+
+    let mut changes: Vec<Operation> = desired
+        .state
+        .resources
+        .iter()
+        .filter_map(|(key, wanted)| match observed.get(key) {
+            Some(_) if replaced.contains(key) => Some(Operation::Create { resource: wanted.clone() }),
+            Some(existing) if existing != wanted => {
+                Some(Operation::Update { before: existing.clone(), after: wanted.clone() })
+            }
+            Some(_) => None,
+            None => Some(Operation::Create { resource: wanted.clone() }),
+        })
+        .collect();
+    // Kind by kind, changes in place go before creations, so an address that moves away is
+    // free before a new object takes it.
+    changes.sort_by_cached_key(|operation| {
+        let key = operation.key();
+        (key.kind(), matches!(operation, Operation::Create { .. }), order(&key))
+    });
+
+    let mut operations: Vec<Operation> =
+        deletes.into_iter().map(|resource| Operation::Delete { resource: resource.clone() }).collect();
+    operations.append(&mut changes);
+    Plan { operations }
+}
+
+/// The keys whose objects must be deleted and created again: those whose identity changes,
+/// and, transitively, those that depend on one (a link lives in its namespace and on its
+/// bridge; a route needs its link).
+fn replacements(desired: &Desired, observed: &KernelState) -> BTreeSet<Key> {
+    let mut replaced = BTreeSet::new();
+    // Keys order by kind, and dependencies are of earlier kinds, so one pass in key order
+    // sees every dependency's verdict before its dependents.
+    for (key, wanted) in &desired.state.resources {
+        let Some(existing) = observed.get(key) else { continue };
+        if existing.needs_replacement(wanted)
+            || key.dependencies(wanted).iter().any(|dependency| replaced.contains(dependency))
+        {
+            replaced.insert(key.clone());
+        }
+    }
+    replaced
+}

@@ -1,0 +1,85 @@
+//! Plans as text, in Terraform's idiom: `+` create, `~` change in place, `-` destroy,
+//! `-/+` replace, and a closing count.
+
+use std::fmt::Write;
+
+use anstyle::{AnsiColor, Style};
+use serde::Serialize;
+
+use super::{Operation, Plan};
+use crate::state::Resource;
+
+/// The counts of a plan, as Terraform counts them: a replacement is one add and one destroy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary::default();
+        for operation in &self.operations {
+            match operation {
+                Operation::Create { .. } => summary.add += 1,
+                Operation::Update { .. } => summary.change += 1,
+                Operation::Delete { .. } => summary.destroy += 1,
+            }
+        }
+        summary
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Plan: {} to add, {} to change, {} to destroy.", self.add, self.change, self.destroy)
+    }
+}
+
+/// The widest label column; longer labels push their attributes right.
+const LABEL_WIDTH: usize = 28;
+
+/// The plan as lines of text, one per resource, ending with the summary.
+pub fn render_text(plan: &Plan, color: bool) -> String {
+    if plan.is_empty() {
+        return "No changes. The kernel matches the stack.\n".to_owned();
+    }
+    let replaced = plan.replaced();
+    let width =
+        plan.operations.iter().map(|operation| operation.key().label().len()).max().unwrap_or(0).min(LABEL_WIDTH);
+    let mut out = String::new();
+    for operation in &plan.operations {
+        let key = operation.key();
+        let (symbol, style, detail) = match operation {
+            // The delete half of a replacement is shown once, at its create.
+            Operation::Delete { .. } if replaced.contains(&key) => continue,
+            Operation::Delete { resource } => ("-", AnsiColor::Red, attributes(resource)),
+            Operation::Create { resource } if replaced.contains(&key) => {
+                ("-/+", AnsiColor::Magenta, attributes(resource))
+            }
+            Operation::Create { resource } => ("+", AnsiColor::Green, attributes(resource)),
+            Operation::Update { before, after } => ("~", AnsiColor::Yellow, changed(before, after)),
+        };
+        let style = if color { Style::new().fg_color(Some(style.into())) } else { Style::new() };
+        let _ = writeln!(out, "{style}{symbol:>3} {:<7} {:<width$}{style:#} {detail}", key.kind().name(), key.label(),);
+    }
+    let _ = writeln!(out, "\n{}", plan.summary());
+    out
+}
+
+fn attributes(resource: &Resource) -> String {
+    resource.attributes().into_iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join(" ")
+}
+
+/// The attributes that differ, as `name: old -> new`.
+fn changed(before: &Resource, after: &Resource) -> String {
+    before
+        .attributes()
+        .into_iter()
+        .zip(after.attributes())
+        .filter(|(old, new)| old != new)
+        .map(|((name, old), (_, new))| format!("{name}: {old} -> {new}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

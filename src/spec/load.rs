@@ -1,0 +1,72 @@
+//! Reading a stack file's text into a [`StackSpec`].
+
+use serde_saphyr::Options;
+
+use super::StackSpec;
+use crate::diagnostic::{Diagnostic, Span};
+use crate::model::suggest_name;
+
+/// A stack file's name (as the user gave it, for messages) and its text.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub name: String,
+    pub text: String,
+}
+
+/// Parses a stack file. YAML and type errors stop the reading at the first one, because
+/// what follows a broken node cannot be read with any certainty.
+pub fn load(file: &SourceFile) -> Result<StackSpec, Diagnostic> {
+    serde_saphyr::from_str_with_options(&file.text, Options::default()).map_err(|error| {
+        let span = error.location().map(|location| Span::at(&location)).unwrap_or_default();
+        let raw = error.without_snippet().to_string();
+        explain(strip_position(&raw), span)
+    })
+}
+
+/// The reader appends " at line L, column C" to its messages; the diagnostic shows the
+/// position itself.
+fn strip_position(message: &str) -> &str {
+    match message.rfind(" at line ") {
+        Some(at) if message[at..].contains(", column ") => &message[..at],
+        _ => message,
+    }
+}
+
+/// Rewrites the reader's messages into stackctl's voice, with a fix where one is known.
+fn explain(message: &str, span: Span) -> Diagnostic {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let expected: Vec<&str> = expected
+            .trim_start_matches(", expected one of ")
+            .trim_start_matches(", expected ")
+            .split(", ")
+            .map(|name| name.trim_matches('`'))
+            .filter(|name| !name.is_empty() && *name != "there are no fields")
+            .collect();
+        let diagnostic = Diagnostic::error(span, format!("unknown key `{key}`"), "unknown key");
+        let known = expected.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
+        return match suggest_name(key, expected.iter().copied()) {
+            Some(near) => diagnostic.with_help(format!("did you mean `{near}`? known keys: {known}")),
+            None if expected.is_empty() => diagnostic.with_help("this mapping takes no keys"),
+            None => diagnostic.with_help(format!("known keys: {known}")),
+        };
+    }
+    if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
+        let key = key.split(", set DuplicateKeyPolicy").next().unwrap_or(key);
+        return Diagnostic::error(span, format!("duplicate key `{key}`"), "written a second time here")
+            .with_help("each key may appear once in a mapping; merge the two entries");
+    }
+    if message.starts_with("invalid boolean") {
+        return Diagnostic::error(span, "invalid boolean", "expected `true` or `false`");
+    }
+    if message.starts_with("missing field `") {
+        let key = message.trim_start_matches("missing field `").trim_end_matches('`');
+        return Diagnostic::error(span, format!("missing required key `{key}`"), "in this mapping");
+    }
+    Diagnostic::error(span, message.to_owned(), first_clause(message))
+}
+
+/// A short label for the span: the message up to its first comma or colon.
+fn first_clause(message: &str) -> String {
+    message.split([',', ':']).next().unwrap_or(message).trim().to_owned()
+}

@@ -1,0 +1,290 @@
+//! Lowering a validated stack into the kernel state it wants.
+//!
+//! Choices that are free (automatic subnets, addresses, interface names, random ports) keep
+//! whatever the observed state already has when it is still valid, and otherwise take the
+//! lowest free value in name order. So adding a container never moves another's address,
+//! and lowering the same stack against its own result changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use thiserror::Error;
+
+use super::allocate::{AddressPool, auto_prefix, derived_ifname, free_subnet, overlaps};
+use super::{Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Namespace, Resource, Route};
+use crate::graph::{Grant, StackGraph};
+use crate::model::{Attachment, Container, Isolation, Stack};
+
+/// What lowering needs to know of the host beyond the stack's own objects.
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    /// Subnets routed on the host by anything but this stack; automatic subnets avoid them.
+    pub used_subnets: Vec<Ipv4Net>,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum LowerError {
+    #[error("no free /{prefix} subnet left in {pool} for network `{network}`: declare `subnet:` for it")]
+    NoFreeSubnet { network: String, prefix: u8, pool: Ipv4Net },
+    #[error("network `{network}` has no free address left in {subnet} for container `{container}`")]
+    NoFreeAddress { network: String, subnet: Ipv4Net, container: String },
+}
+
+/// The kernel state `stack` wants on a host that has `observed` (this stack's objects as
+/// they are) and `host` (everything else).
+pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<Desired, LowerError> {
+    let subnets = subnets(stack, observed, host)?;
+    let addresses = addresses(stack, observed, &subnets)?;
+    let mut state = KernelState::default();
+    for network in stack.networks.values() {
+        let (subnet, gateway) = subnets[&network.name];
+        state.insert(Resource::Bridge(Bridge {
+            network: network.name.clone(),
+            ifname: derived_ifname("stb", &[&stack.name, &network.name]),
+            address: with_prefix(gateway, subnet),
+            internal: network.internal,
+            isolation: network.isolation,
+            up: true,
+        }));
+    }
+    for container in stack.containers.values() {
+        lower_container(stack, container, observed, &subnets, &addresses, &mut state);
+    }
+    let graph = StackGraph::build(stack);
+    for flow in graph.declared_flows().filter(|flow| flow.grant == Grant::Declared) {
+        // On open networks everything passes: a rule per flow would say nothing more.
+        if stack.networks[&flow.network].isolation == Isolation::Open {
+            continue;
+        }
+        state.insert(Resource::Flow(Flow {
+            from: addresses[&(flow.source.clone(), flow.network.clone())],
+            to: addresses[&(flow.destination.clone(), flow.network.clone())],
+            network: flow.network,
+            source: flow.source,
+            destination: flow.destination,
+            traffic: flow.traffic,
+        }));
+    }
+    Ok(Desired { state, wiring_order: graph.wiring_order() })
+}
+
+type Subnets = BTreeMap<String, (Ipv4Net, Ipv4Addr)>;
+type Addresses = BTreeMap<(String, String), Ipv4Addr>;
+
+fn with_prefix(address: Ipv4Addr, subnet: Ipv4Net) -> Ipv4Net {
+    Ipv4Net::new(address, subnet.prefix_len()).expect("prefix of a valid subnet")
+}
+
+/// Each network's subnet and gateway: declared, else kept from the observed bridge, else
+/// the first free one of the pool.
+fn subnets(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<Subnets, LowerError> {
+    let mut taken: Vec<Ipv4Net> = host.used_subnets.clone();
+    taken.extend(stack.networks.values().filter_map(|network| network.subnet));
+    let mut chosen = Subnets::new();
+    let mut automatic = Vec::new();
+    for network in stack.networks.values() {
+        if let Some(subnet) = network.subnet {
+            chosen.insert(network.name.clone(), (subnet, network.gateway.unwrap_or_else(|| first_host(subnet))));
+            continue;
+        }
+        let members = stack.members(&network.name).count();
+        let kept = match observed.get(&Key::Bridge { network: network.name.clone() }) {
+            Some(Resource::Bridge(bridge)) => Some(bridge.address.trunc()),
+            _ => None,
+        }
+        .filter(|subnet| subnet.prefix_len() <= auto_prefix(members))
+        .filter(|subnet| !taken.iter().any(|used| overlaps(subnet, used)));
+        match kept {
+            Some(subnet) => {
+                taken.push(subnet);
+                chosen.insert(network.name.clone(), (subnet, first_host(subnet)));
+            }
+            None => automatic.push((network, members)),
+        }
+    }
+    for (network, members) in automatic {
+        let prefix = auto_prefix(members);
+        let subnet = free_subnet(prefix, &taken).ok_or_else(|| LowerError::NoFreeSubnet {
+            network: network.name.clone(),
+            prefix,
+            pool: super::AUTO_SUBNET_POOL,
+        })?;
+        taken.push(subnet);
+        chosen.insert(network.name.clone(), (subnet, first_host(subnet)));
+    }
+    Ok(chosen)
+}
+
+fn first_host(subnet: Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(subnet.network()) + 1)
+}
+
+/// Each membership's address: static, else kept from the observed link, else the lowest
+/// free one.
+fn addresses(stack: &Stack, observed: &KernelState, subnets: &Subnets) -> Result<Addresses, LowerError> {
+    let mut addresses = Addresses::new();
+    for network in stack.networks.values() {
+        let (subnet, gateway) = subnets[&network.name];
+        let statics: BTreeSet<Ipv4Addr> = stack
+            .members(&network.name)
+            .filter_map(|member| member.membership(&network.name)?.ipv4)
+            .chain([gateway])
+            .collect();
+        let mut pool = AddressPool::new(subnet, statics);
+        let mut unplaced = Vec::new();
+        for member in stack.members(&network.name) {
+            let key = (member.name.clone(), network.name.clone());
+            if let Some(address) = member.membership(&network.name).and_then(|membership| membership.ipv4) {
+                addresses.insert(key, address);
+                continue;
+            }
+            let kept = match observed.get(&Key::Link { container: key.0.clone(), network: key.1.clone() }) {
+                Some(Resource::Link(link)) => Some(link.address.addr()),
+                _ => None,
+            }
+            .filter(|address| {
+                subnet.contains(address) && *address != subnet.network() && *address != subnet.broadcast()
+            })
+            .filter(|address| pool.take(*address));
+            match kept {
+                Some(address) => {
+                    addresses.insert(key, address);
+                }
+                None => unplaced.push(key),
+            }
+        }
+        for key in unplaced {
+            let address = pool.next_free().ok_or_else(|| LowerError::NoFreeAddress {
+                network: network.name.clone(),
+                subnet,
+                container: key.0.clone(),
+            })?;
+            addresses.insert(key, address);
+        }
+    }
+    Ok(addresses)
+}
+
+fn lower_container(
+    stack: &Stack,
+    container: &Container,
+    observed: &KernelState,
+    subnets: &Subnets,
+    addresses: &Addresses,
+    state: &mut KernelState,
+) {
+    if container.attachment == Attachment::Host {
+        return;
+    }
+    state.insert(Resource::Namespace(Namespace {
+        container: container.name.clone(),
+        name: container.netns.clone().unwrap_or_else(|| format!("{}-{}", stack.name, container.name)),
+        adopted: container.netns.is_some(),
+        loopback_up: true,
+    }));
+    let memberships = container.memberships();
+    if memberships.is_empty() {
+        return;
+    }
+    let ifnames = interface_names(container, observed);
+    let address = |network: &str| addresses[&(container.name.clone(), network.to_owned())];
+    for membership in memberships {
+        let (subnet, _) = subnets[&membership.network];
+        state.insert(Resource::Link(Link {
+            container: container.name.clone(),
+            network: membership.network.clone(),
+            ifname: ifnames[&membership.network].clone(),
+            host_ifname: derived_ifname("stv", &[&stack.name, &container.name, &membership.network]),
+            address: with_prefix(address(&membership.network), subnet),
+            attached: true,
+            up: true,
+        }));
+    }
+    // The default route leaves through the first network, in the order written, that
+    // reaches outside the stack; a container only on internal networks has none.
+    let uplink = memberships.iter().find(|membership| !stack.networks[&membership.network].internal);
+    if let Some(uplink) = uplink {
+        state.insert(Resource::Route(Route {
+            container: container.name.clone(),
+            network: uplink.network.clone(),
+            gateway: subnets[&uplink.network].1,
+            ifname: ifnames[&uplink.network].clone(),
+        }));
+    }
+    state.insert(Resource::Hosts(Hosts {
+        container: container.name.clone(),
+        records: records(stack, container, addresses),
+    }));
+    if let Some(uplink) = uplink {
+        for publication in &container.ports {
+            let key = Key::Forward {
+                container: container.name.clone(),
+                protocol: publication.protocol,
+                container_port: publication.container_ports.first,
+            };
+            let host_ports = match (publication.host_ports, observed.get(&key)) {
+                (Some(ports), _) => HostPorts::Fixed(ports),
+                // A random port, once picked, is kept while the publication stays the same.
+                (None, Some(Resource::Forward(picked)))
+                    if picked.host_ip == publication.host_ip
+                        && picked.container_ports == publication.container_ports =>
+                {
+                    picked.host_ports
+                }
+                (None, _) => HostPorts::Random,
+            };
+            state.insert(Resource::Forward(Forward {
+                container: container.name.clone(),
+                protocol: publication.protocol,
+                host_ip: publication.host_ip,
+                host_ports,
+                container_ports: publication.container_ports,
+                to: address(&uplink.network),
+            }));
+        }
+    }
+}
+
+/// `eth0`, `eth1`, ... in the order networks are written, keeping the names the container
+/// already has: connecting one more network never renames an interface.
+fn interface_names(container: &Container, observed: &KernelState) -> BTreeMap<String, String> {
+    let mut names = BTreeMap::new();
+    let mut used = BTreeSet::new();
+    for membership in container.memberships() {
+        let key = Key::Link { container: container.name.clone(), network: membership.network.clone() };
+        if let Some(Resource::Link(link)) = observed.get(&key)
+            && used.insert(link.ifname.clone())
+        {
+            names.insert(membership.network.clone(), link.ifname.clone());
+        }
+    }
+    let mut next = 0;
+    for membership in container.memberships() {
+        if names.contains_key(&membership.network) {
+            continue;
+        }
+        while used.contains(&format!("eth{next}")) {
+            next += 1;
+        }
+        used.insert(format!("eth{next}"));
+        names.insert(membership.network.clone(), format!("eth{next}"));
+    }
+    names
+}
+
+/// The names `container` resolves: on each of its networks, every member's name and the
+/// aliases declared there, with their addresses on that network.
+fn records(stack: &Stack, container: &Container, addresses: &Addresses) -> Vec<(String, Ipv4Addr)> {
+    let mut records = BTreeSet::new();
+    for membership in container.memberships() {
+        for member in stack.members(&membership.network) {
+            let address = addresses[&(member.name.clone(), membership.network.clone())];
+            records.insert((member.name.clone(), address));
+            if let Some(theirs) = member.membership(&membership.network) {
+                records.extend(theirs.aliases.iter().map(|alias| (alias.clone(), address)));
+            }
+        }
+    }
+    records.into_iter().collect()
+}

@@ -1,0 +1,296 @@
+//! The kinds of kernel object a stack owns, as plain values.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+use crate::model::{Isolation, PortRange, Protocol, Traffic};
+
+/// The kinds of resource, in the order they are created (and the reverse of the order they
+/// are deleted in): each kind may depend on the kinds before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Bridge,
+    Namespace,
+    Link,
+    Route,
+    Hosts,
+    Forward,
+    Flow,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Bridge => "bridge",
+            Kind::Namespace => "netns",
+            Kind::Link => "link",
+            Kind::Route => "route",
+            Kind::Hosts => "hosts",
+            Kind::Forward => "forward",
+            Kind::Flow => "flow",
+        }
+    }
+}
+
+/// What identifies a resource across desired and observed state. Ordered by kind first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Key {
+    Bridge { network: String },
+    Namespace { container: String },
+    Link { container: String, network: String },
+    Route { container: String },
+    Hosts { container: String },
+    Forward { container: String, protocol: Protocol, container_port: u16 },
+    Flow { network: String, source: String, destination: String, traffic: Traffic },
+}
+
+impl Key {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Key::Bridge { .. } => Kind::Bridge,
+            Key::Namespace { .. } => Kind::Namespace,
+            Key::Link { .. } => Kind::Link,
+            Key::Route { .. } => Kind::Route,
+            Key::Hosts { .. } => Kind::Hosts,
+            Key::Forward { .. } => Kind::Forward,
+            Key::Flow { .. } => Kind::Flow,
+        }
+    }
+
+    /// The container the resource belongs to, if any; it places the resource in the wiring
+    /// order. A flow belongs to the container that opens it.
+    pub fn container(&self) -> Option<&str> {
+        match self {
+            Key::Bridge { .. } => None,
+            Key::Namespace { container }
+            | Key::Link { container, .. }
+            | Key::Route { container }
+            | Key::Hosts { container }
+            | Key::Forward { container, .. } => Some(container),
+            Key::Flow { source, .. } => Some(source),
+        }
+    }
+
+    /// The resources that must exist before this one, and whose replacement replaces it.
+    pub fn dependencies(&self, resource: &Resource) -> Vec<Key> {
+        let namespace = |container: &str| Key::Namespace { container: container.to_owned() };
+        match (self, resource) {
+            (Key::Link { container, network }, _) => {
+                vec![Key::Bridge { network: network.clone() }, namespace(container)]
+            }
+            (Key::Route { container }, Resource::Route(route)) => {
+                vec![Key::Link { container: container.clone(), network: route.network.clone() }]
+            }
+            (Key::Hosts { container }, _) => vec![namespace(container)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// How the plan names the resource: `web_nw`, `flaskapp@db_nw`, `nginx -> app tcp/5000`.
+    pub fn label(&self) -> String {
+        match self {
+            Key::Bridge { network } => network.clone(),
+            Key::Namespace { container } | Key::Route { container } | Key::Hosts { container } => container.clone(),
+            Key::Link { container, network } => format!("{container}@{network}"),
+            Key::Forward { container, protocol, container_port } => format!("{container}:{container_port}/{protocol}"),
+            Key::Flow { network, source, destination, traffic } => {
+                format!("{source} -> {destination} {traffic} on {network}")
+            }
+        }
+    }
+}
+
+/// A Linux bridge: one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bridge {
+    pub network: String,
+    pub ifname: String,
+    /// The gateway address with the subnet's prefix.
+    pub address: Ipv4Net,
+    pub internal: bool,
+    pub isolation: Isolation,
+    pub up: bool,
+}
+
+/// A container's network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Namespace {
+    pub container: String,
+    /// The name under `/run/netns`, or the path of an adopted namespace.
+    pub name: String,
+    /// An adopted namespace is used, never created or deleted.
+    pub adopted: bool,
+    pub loopback_up: bool,
+}
+
+/// A container's membership of a network: a veth pair from the bridge into the namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Link {
+    pub container: String,
+    pub network: String,
+    /// The name inside the container: `eth0`, `eth1`, ...
+    pub ifname: String,
+    /// The name of the end on the bridge, in the host.
+    pub host_ifname: String,
+    pub address: Ipv4Net,
+    /// Whether the host end is a port of the network's bridge.
+    pub attached: bool,
+    pub up: bool,
+}
+
+/// A container's default route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub container: String,
+    pub network: String,
+    pub gateway: Ipv4Addr,
+    pub ifname: String,
+}
+
+/// The names a container resolves: its own and those of the containers and aliases it
+/// shares a network with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hosts {
+    pub container: String,
+    /// Sorted by name, then address.
+    pub records: Vec<(String, Ipv4Addr)>,
+}
+
+/// The host ports of a forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "ports")]
+pub enum HostPorts {
+    /// As declared.
+    Fixed(PortRange),
+    /// To be picked when applied; once picked it is observed as `Fixed` and kept.
+    Random,
+}
+
+/// A published port range: host ports forwarded to a container's address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Forward {
+    pub container: String,
+    pub protocol: Protocol,
+    /// `None` is every interface.
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_ports: HostPorts,
+    pub container_ports: PortRange,
+    pub to: Ipv4Addr,
+}
+
+/// A declared flow on a network with `isolation: flows`, resolved to addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Flow {
+    pub network: String,
+    pub source: String,
+    pub destination: String,
+    pub traffic: Traffic,
+    pub from: Ipv4Addr,
+    pub to: Ipv4Addr,
+}
+
+/// Any resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Resource {
+    Bridge(Bridge),
+    Namespace(Namespace),
+    Link(Link),
+    Route(Route),
+    Hosts(Hosts),
+    Forward(Forward),
+    Flow(Flow),
+}
+
+impl Resource {
+    pub fn key(&self) -> Key {
+        match self {
+            Resource::Bridge(bridge) => Key::Bridge { network: bridge.network.clone() },
+            Resource::Namespace(namespace) => Key::Namespace { container: namespace.container.clone() },
+            Resource::Link(link) => Key::Link { container: link.container.clone(), network: link.network.clone() },
+            Resource::Route(route) => Key::Route { container: route.container.clone() },
+            Resource::Hosts(hosts) => Key::Hosts { container: hosts.container.clone() },
+            Resource::Forward(forward) => Key::Forward {
+                container: forward.container.clone(),
+                protocol: forward.protocol,
+                container_port: forward.container_ports.first,
+            },
+            Resource::Flow(flow) => Key::Flow {
+                network: flow.network.clone(),
+                source: flow.source.clone(),
+                destination: flow.destination.clone(),
+                traffic: flow.traffic,
+            },
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Resource::Bridge(_) => Kind::Bridge,
+            Resource::Namespace(_) => Kind::Namespace,
+            Resource::Link(_) => Kind::Link,
+            Resource::Route(_) => Kind::Route,
+            Resource::Hosts(_) => Kind::Hosts,
+            Resource::Forward(_) => Kind::Forward,
+            Resource::Flow(_) => Kind::Flow,
+        }
+    }
+
+    /// Whether turning `self` into `other` needs the object deleted and created again: its
+    /// kernel name or its namespace changes. Everything else is changed in place.
+    pub fn needs_replacement(&self, other: &Resource) -> bool {
+        match (self, other) {
+            (Resource::Bridge(a), Resource::Bridge(b)) => a.ifname != b.ifname,
+            (Resource::Namespace(a), Resource::Namespace(b)) => a.name != b.name || a.adopted != b.adopted,
+            (Resource::Link(a), Resource::Link(b)) => a.ifname != b.ifname || a.host_ifname != b.host_ifname,
+            (a, b) => a.kind() != b.kind(),
+        }
+    }
+
+    /// The attributes shown in plans, as (name, value) in a fixed order.
+    pub fn attributes(&self) -> Vec<(&'static str, String)> {
+        let flag = |on: bool| if on { "up" } else { "down" }.to_owned();
+        match self {
+            Resource::Bridge(bridge) => vec![
+                ("ifname", bridge.ifname.clone()),
+                ("address", bridge.address.to_string()),
+                ("internal", bridge.internal.to_string()),
+                ("isolation", format!("{:?}", bridge.isolation).to_lowercase()),
+                ("state", flag(bridge.up)),
+            ],
+            Resource::Namespace(namespace) => vec![
+                (if namespace.adopted { "adopted" } else { "name" }, namespace.name.clone()),
+                ("loopback", flag(namespace.loopback_up)),
+            ],
+            Resource::Link(link) => vec![
+                ("ifname", link.ifname.clone()),
+                ("address", link.address.to_string()),
+                ("host_ifname", link.host_ifname.clone()),
+                ("bridge", if link.attached { "attached" } else { "detached" }.to_owned()),
+                ("state", flag(link.up)),
+            ],
+            Resource::Route(route) => vec![("default", format!("via {} dev {}", route.gateway, route.ifname))],
+            Resource::Hosts(hosts) => vec![(
+                "records",
+                hosts.records.iter().map(|(name, address)| format!("{name}={address}")).collect::<Vec<_>>().join(" "),
+            )],
+            Resource::Forward(forward) => vec![
+                (
+                    "host",
+                    match (forward.host_ip, forward.host_ports) {
+                        (ip, HostPorts::Fixed(ports)) => {
+                            format!("{}:{ports}", ip.map_or("*".to_owned(), |ip| ip.to_string()))
+                        }
+                        (ip, HostPorts::Random) => format!("{}:random", ip.map_or("*".to_owned(), |ip| ip.to_string())),
+                    },
+                ),
+                ("to", format!("{}:{}", forward.to, forward.container_ports)),
+            ],
+            Resource::Flow(flow) => vec![("from", flow.from.to_string()), ("to", flow.to.to_string())],
+        }
+    }
+}
