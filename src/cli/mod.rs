@@ -32,6 +32,7 @@ enum Command {
         format: DiagnosticFormat,
     },
     /// Show the changes that would make the kernel match the stack file.
+    #[command(after_help = "The plan is made against an empty host: stackctl does not read the live kernel yet.")]
     Plan {
         /// Exit 2 when there are changes, 0 when there are none.
         #[arg(long)]

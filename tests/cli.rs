@@ -1,0 +1,100 @@
+//! The command line as users and pipelines see it: plans of every example, exit codes,
+//! colour and completions.
+
+use assert_cmd::Command;
+
+fn stackctl() -> Command {
+    let mut command = Command::cargo_bin("stackctl").expect("the binary is built");
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+fn examples() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
+        .expect("examples directory")
+        .map(|entry| entry.expect("directory entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".yaml"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_example_validates_and_plans() {
+    for name in examples() {
+        let path = format!("examples/{name}");
+        stackctl().args(["validate", "-f", &path]).assert().success();
+        let output = stackctl().args(["plan", "-f", &path]).output().expect("plan runs");
+        assert!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+        let plan = String::from_utf8(output.stdout).expect("utf-8 plan");
+        assert!(plan.contains("Plan: "), "{name}: {plan}");
+        insta::assert_snapshot!(format!("plan_{}", name.trim_end_matches(".yaml")), plan);
+    }
+}
+
+#[test]
+fn plans_are_byte_identical_across_runs() {
+    let run = || stackctl().args(["plan", "-f", "examples/hot-connect.yaml"]).output().expect("plan runs").stdout;
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn detailed_exitcode_tells_changes_from_none() {
+    stackctl().args(["plan", "--detailed-exitcode", "-f", "examples/web-app-db.yaml"]).assert().code(2);
+    let empty = tempfile::NamedTempFile::new().expect("temporary file");
+    std::fs::write(empty.path(), "name: empty\n").expect("write stack file");
+    let output =
+        stackctl().args(["plan", "--detailed-exitcode", "-f"]).arg(empty.path()).output().expect("plan runs");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "No changes. The kernel matches the stack.\n");
+    // Without the flag, changes are no failure.
+    stackctl().args(["plan", "-f", "examples/web-app-db.yaml"]).assert().code(0);
+}
+
+#[test]
+fn file_flag_is_global() {
+    stackctl().args(["-f", "examples/web-app-db.yaml", "validate"]).assert().success();
+    stackctl().args(["validate", "--file", "examples/web-app-db.yaml"]).assert().success();
+}
+
+#[test]
+fn default_file_is_stack_yaml_in_the_working_directory() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/web-app-db.yaml"), dir.path().join("stack.yaml"))
+        .expect("copy example");
+    Command::cargo_bin("stackctl").expect("binary").current_dir(dir.path()).arg("validate").assert().success();
+}
+
+#[test]
+fn usage_errors_exit_64_and_help_exits_0() {
+    stackctl().arg("frobnicate").assert().code(64);
+    stackctl().args(["plan", "--no-such-flag"]).assert().code(64);
+    stackctl().args(["graph", "--format", "png"]).assert().code(64);
+    stackctl().arg("--help").assert().code(0);
+    stackctl().arg("--version").assert().code(0).stdout(predicates::str::starts_with("stackctl "));
+}
+
+#[test]
+fn output_has_no_colour_off_a_terminal_or_with_no_color() {
+    for no_color in [None, Some("1")] {
+        let mut command = stackctl();
+        command.args(["plan", "-f", "examples/port-publishing.yaml"]);
+        if let Some(value) = no_color {
+            command.env("NO_COLOR", value);
+        }
+        let output = command.output().expect("plan runs");
+        assert!(!output.stdout.contains(&0x1b), "escape codes in the plan");
+        assert!(!output.stderr.contains(&0x1b), "escape codes in the warnings");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("on all interfaces"));
+    }
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = stackctl().args(["completions", shell]).output().expect("completions run");
+        assert!(output.status.success());
+        let script = String::from_utf8(output.stdout).expect("utf-8 script");
+        assert!(script.contains("stackctl") && script.contains("validate"), "{shell}");
+    }
+}
