@@ -56,6 +56,7 @@ pub fn validate(spec: &StackSpec) -> Validated {
 struct Checker {
     diagnostics: Vec<Diagnostic>,
     network_names: HashMap<String, Span>,
+    subnet_spans: HashMap<String, Span>,
     container_names: HashMap<String, Span>,
     /// (container, network) to the place of the membership, its aliases and its address.
     memberships: HashMap<(String, String), MembershipSpans>,
@@ -88,6 +89,9 @@ impl Checker {
     fn network(&mut self, name: &Spanned<String>, spec: &NetworkSpec) -> Network {
         self.name(name, "network");
         self.network_names.insert(name.value.clone(), Span::of(name));
+        if let Some(subnet) = &spec.subnet {
+            self.subnet_spans.insert(name.value.clone(), Span::of(subnet));
+        }
         let subnet = spec.subnet.as_ref().and_then(|subnet| match parse_subnet(&subnet.value) {
             Ok(net) => Some(net),
             Err((message, help)) => {
@@ -158,16 +162,22 @@ impl Checker {
             if let Some((earlier, earlier_subnet)) = widest
                 && earlier_subnet.contains(&subnet.network())
             {
+                // The error goes to whichever of the two was written later; the other is
+                // the context.
+                let (mut first, mut second) = ((earlier, earlier_subnet), (network, subnet));
+                if self.subnet_spans[&first.0.name] > self.subnet_spans[&second.0.name] {
+                    std::mem::swap(&mut first, &mut second);
+                }
                 self.error(
                     Diagnostic::error(
-                        self.network_names[&network.name],
+                        self.subnet_spans[&second.0.name],
                         format!(
-                            "subnet {subnet} of network `{}` overlaps subnet {earlier_subnet} of network `{}`",
-                            network.name, earlier.name
+                            "subnet {} of network `{}` overlaps subnet {} of network `{}`",
+                            second.1, second.0.name, first.1, first.0.name
                         ),
                         "overlapping subnet",
                     )
-                    .with_related(self.network_names[&earlier.name], "overlapped network"),
+                    .with_related(self.subnet_spans[&first.0.name], "overlapped subnet"),
                 );
             }
             if widest.is_none_or(|(_, w)| subnet.broadcast() > w.broadcast()) {
@@ -382,9 +392,17 @@ impl Checker {
         }
     }
 
+    /// The stack's containers in the order the file declares them, so that a conflict is
+    /// reported at the second place a person reads, with the first one as its context.
+    fn in_file_order<'s>(&self, stack: &'s Stack) -> Vec<&'s Container> {
+        let mut containers: Vec<&Container> = stack.containers.values().collect();
+        containers.sort_by_key(|container| self.container_names[&container.name].offset);
+        containers
+    }
+
     fn static_addresses(&mut self, stack: &Stack) {
         let mut first: HashMap<(&str, Ipv4Addr), &str> = HashMap::new();
-        for container in stack.containers.values() {
+        for container in self.in_file_order(stack) {
             for membership in container.memberships() {
                 let Some(address) = membership.ipv4 else { continue };
                 let key = (membership.network.as_str(), address);
@@ -448,7 +466,7 @@ impl Checker {
 
     fn publications(&mut self, stack: &Stack) {
         let mut seen: Vec<(&str, usize, &Publication)> = Vec::new();
-        for container in stack.containers.values() {
+        for container in self.in_file_order(stack) {
             let spans = self.publication_spans[&container.name].clone();
             for (index, publication) in container.ports.iter().enumerate() {
                 let span = spans[index];

@@ -58,8 +58,10 @@ impl<T: JsonSchema> JsonSchema for Entries<T> {
     }
 
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        // An empty section (`networks:` with nothing under it) is null in YAML, and the
+        // reader takes it as no entries.
         json_schema!({
-            "type": "object",
+            "type": ["object", "null"],
             "propertyNames": name_schema(),
             "additionalProperties": generator.subschema_for::<T>(),
         })
@@ -67,6 +69,20 @@ impl<T: JsonSchema> JsonSchema for Entries<T> {
 
     fn inline_schema() -> bool {
         true
+    }
+}
+
+/// A name, as the schema describes it; the parser reads names as plain strings and
+/// validation checks them, with a position.
+pub struct Name;
+
+impl JsonSchema for Name {
+    fn schema_name() -> Cow<'static, str> {
+        "Name".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        name_schema().try_into().expect("the name schema is an object")
     }
 }
 

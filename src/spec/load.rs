@@ -1,6 +1,6 @@
 //! Reading a stack file's text into a [`StackSpec`].
 
-use serde_saphyr::Options;
+use serde_saphyr::{Location, Options};
 
 use super::StackSpec;
 use crate::diagnostic::{Diagnostic, Span};
@@ -17,10 +17,26 @@ pub struct SourceFile {
 /// what follows a broken node cannot be read with any certainty.
 pub fn load(file: &SourceFile) -> Result<StackSpec, Diagnostic> {
     serde_saphyr::from_str_with_options(&file.text, Options::default()).map_err(|error| {
-        let span = error.location().map(|location| Span::at(&location)).unwrap_or_default();
+        let span = error.location().map(|location| span_in(&file.text, &location)).unwrap_or_default();
         let raw = error.without_snippet().to_string();
         explain(strip_position(&raw), span)
     })
+}
+
+/// The span of an error's location. Errors of the YAML scanner carry only a line and a
+/// column, no byte offset, so the offset is found from those; without this, every syntax
+/// error would point at the start of the file.
+fn span_in(text: &str, location: &Location) -> Span {
+    if location.span().byte_offset().is_some() || location.line() == 0 {
+        return Span::at(location);
+    }
+    let line = usize::try_from(location.line()).unwrap_or(usize::MAX);
+    let column = usize::try_from(location.column()).unwrap_or(usize::MAX);
+    let line_start = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum::<usize>();
+    let rest = &text[line_start..];
+    let offset = line_start + rest.char_indices().nth(column.saturating_sub(1)).map_or(rest.len(), |(index, _)| index);
+    let len = text[offset..].chars().next().map_or(0, char::len_utf8);
+    Span { offset, len }
 }
 
 /// The reader appends " at line L, column C" to its messages; the diagnostic shows the
@@ -58,6 +74,27 @@ fn explain(message: &str, span: Span) -> Diagnostic {
     }
     if message.starts_with("invalid boolean") {
         return Diagnostic::error(span, "invalid boolean", "expected `true` or `false`");
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        let (value, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let expected: Vec<&str> =
+            expected.trim_start_matches(", expected one of ").trim_start_matches(", expected ").split(", ").collect();
+        let known = expected.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
+        let diagnostic = Diagnostic::error(span, format!("unknown value `{value}`"), "unknown value");
+        return match suggest_name(value, expected.iter().copied()) {
+            Some(near) => diagnostic.with_help(format!("did you mean `{near}`? known values: {known}")),
+            None => diagnostic.with_help(format!("known values: {known}")),
+        };
+    }
+    // The reader names the YAML event it wanted; a person wants the kind of value.
+    let kind = match message {
+        "expected string scalar" => Some("a string"),
+        "expected sequence start" => Some("a list"),
+        "expected mapping start" => Some("a mapping"),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        return Diagnostic::error(span, format!("invalid type: expected {kind}"), format!("expected {kind}"));
     }
     if message.starts_with("missing field `") {
         let key = message.trim_start_matches("missing field `").trim_end_matches('`');

@@ -5,10 +5,13 @@
 mod entries;
 mod load;
 mod scalar;
+mod schema;
 
 pub use entries::Entries;
+use entries::Name;
 pub use load::{SourceFile, load};
 pub use scalar::Text;
+pub use schema::stack_schema;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -110,7 +113,7 @@ pub struct MembershipSpec {
     /// Extra names for this container on this network; a name shared by several containers
     /// spreads new connections over all of them.
     #[serde(default)]
-    #[schemars(with = "Vec<String>")]
+    #[schemars(with = "Vec<Name>")]
     pub aliases: Vec<Spanned<String>>,
     /// A static IPv4 address inside the network's subnet.
     #[schemars(with = "Option<String>", example = "10.20.1.10")]
