@@ -43,8 +43,7 @@ fn detailed_exitcode_tells_changes_from_none() {
     stackctl().args(["plan", "--detailed-exitcode", "-f", "examples/web-app-db.yaml"]).assert().code(2);
     let empty = tempfile::NamedTempFile::new().expect("temporary file");
     std::fs::write(empty.path(), "name: empty\n").expect("write stack file");
-    let output =
-        stackctl().args(["plan", "--detailed-exitcode", "-f"]).arg(empty.path()).output().expect("plan runs");
+    let output = stackctl().args(["plan", "--detailed-exitcode", "-f"]).arg(empty.path()).output().expect("plan runs");
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "No changes. The kernel matches the stack.\n");
     // Without the flag, changes are no failure.

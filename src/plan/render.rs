@@ -1,13 +1,14 @@
 //! Plans as text, in Terraform's idiom: `+` create, `~` change in place, `-` destroy,
 //! `-/+` replace, and a closing count.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
 use super::{Operation, Plan};
-use crate::state::Resource;
+use crate::state::{Key, Resource};
 
 /// The counts of a plan, as Terraform counts them: a replacement is one add and one destroy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -46,6 +47,15 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         return "No changes. The kernel matches the stack.\n".to_owned();
     }
     let replaced = plan.replaced();
+    // The old value of each replaced resource, to show what forces the replacement.
+    let old_values: HashMap<Key, &Resource> = plan
+        .operations
+        .iter()
+        .filter_map(|operation| match operation {
+            Operation::Delete { resource } if replaced.contains(&resource.key()) => Some((resource.key(), resource)),
+            _ => None,
+        })
+        .collect();
     let width =
         plan.operations.iter().map(|operation| operation.key().label().len()).max().unwrap_or(0).min(LABEL_WIDTH);
     let mut out = String::new();
@@ -56,7 +66,7 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
             Operation::Delete { .. } if replaced.contains(&key) => continue,
             Operation::Delete { resource } => ("-", AnsiColor::Red, attributes(resource)),
             Operation::Create { resource } if replaced.contains(&key) => {
-                ("-/+", AnsiColor::Magenta, attributes(resource))
+                ("-/+", AnsiColor::Magenta, replacement(old_values[&key], resource))
             }
             Operation::Create { resource } => ("+", AnsiColor::Green, attributes(resource)),
             Operation::Update { before, after } => ("~", AnsiColor::Yellow, changed(before, after)),
@@ -70,6 +80,17 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
 
 fn attributes(resource: &Resource) -> String {
     resource.attributes().into_iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join(" ")
+}
+
+/// What forces a replacement: the attributes that change, or, when none does, the thing the
+/// resource lives in, which is itself replaced.
+fn replacement(before: &Resource, after: &Resource) -> String {
+    let changes = changed(before, after);
+    if changes.is_empty() {
+        "recreated with what it lives in".to_owned()
+    } else {
+        format!("{changes} (forces replacement)")
+    }
 }
 
 /// The attributes that differ, as `name: old -> new`.
