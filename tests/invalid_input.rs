@@ -89,6 +89,7 @@ const CASES: &[Case] = &[
         7,
         13,
     ),
+    case("flow-to-own-alias.yaml", "container `web` talks to itself", 9, 16),
     case("gateway-outside-subnet.yaml", "gateway address 10.30.0.1 is outside subnet 10.20.0.0/24", 6, 14),
     // Published ports and flows.
     case("malformed-port.yaml", "invalid host port `http`: expected a number from 1 to 65535", 8, 13),

@@ -1,6 +1,13 @@
 //! The least-privilege graph: containers, networks, declared flows and published ports,
 //! and the questions asked of them: which flows are allowed, which pairs share a network
-//! without a flow, and in which order containers are wired.
+//! without a flow, and in which order containers are wired. The drawings of the graph are
+//! in [`draw()`]; [`suggest()`] derives a fresh network layout from the declared flows alone.
+
+mod draw;
+mod suggest;
+
+pub use draw::{Drawing, draw};
+pub use suggest::suggest;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
@@ -17,7 +24,7 @@ use crate::model::{Isolation, Publication, Stack, Traffic};
 pub enum Node {
     Container(String),
     Network(String),
-    /// A published port, named by its index in the owner's `ports` list.
+    /// A published port.
     Port(Publication),
 }
 
@@ -222,18 +229,4 @@ impl<'a> StackGraph<'a> {
             Node::Network(_) | Node::Port(_) => unreachable!("flow edges join containers"),
         }
     }
-}
-
-/// TEMPORARY interface, replaced by the drawing module.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Drawing {
-    Mermaid,
-    Dot,
-    Json,
-}
-pub fn draw(_graph: &StackGraph, _drawing: Drawing) -> String {
-    unimplemented!()
-}
-pub fn suggest(_stack: &Stack) -> String {
-    unimplemented!()
 }

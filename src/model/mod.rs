@@ -195,8 +195,11 @@ impl Stack {
     ) -> impl Iterator<Item = (&'a str, &'a Container)> + 'a {
         source.memberships().iter().flat_map(move |membership| {
             let network = membership.network.as_str();
+            // A container reaches itself without any flow, so an alias group it belongs to
+            // resolves to the other members only.
             self.containers
                 .values()
+                .filter(move |candidate| candidate.name != source.name)
                 .filter(move |candidate| {
                     candidate.membership(network).is_some_and(|theirs| {
                         candidate.name == target || theirs.aliases.iter().any(|alias| alias == target)

@@ -532,7 +532,11 @@ impl Checker {
             let spans = self.flow_spans[&container.name].clone();
             for (flow, span) in container.talks_to.iter().zip(spans) {
                 let target = flow.target.as_str();
-                if target == container.name {
+                let own_alias = container
+                    .memberships()
+                    .iter()
+                    .any(|membership| membership.aliases.iter().any(|alias| alias == target));
+                if target == container.name || (own_alias && stack.resolve(container, target).next().is_none()) {
                     self.error(
                         Diagnostic::error(
                             span,
