@@ -584,9 +584,9 @@ impl Checker {
                 Diagnostic::warning(
                     self.network_names[&network.name],
                     format!(
-                        "open network `{}` lets {} pairs reach each other with no declared flow: {listed}",
+                        "open network `{}` lets {} reach each other with no declared flow: {listed}",
                         network.name,
-                        pairs.len()
+                        if pairs.len() == 1 { "1 pair".to_owned() } else { format!("{} pairs", pairs.len()) }
                     ),
                     "over-privileged network",
                 )

@@ -110,16 +110,23 @@ pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
 }
 
 /// The keys whose objects must be deleted and created again: those whose identity changes,
-/// and, transitively, those that depend on one (a link lives in its namespace and on its
-/// bridge; a route needs its link).
+/// and, transitively, those that depend on one that is replaced or deleted (a link lives in
+/// its namespace and on its bridge; a route needs its link).
+///
+/// The dependencies of the observed object count as well as those of the wanted one: the
+/// kernel takes an object down with what it depends on, so a route that moves to another
+/// network while its old link is deleted is gone by the time an update would reach it.
 fn replacements(desired: &Desired, observed: &KernelState) -> BTreeSet<Key> {
+    let deleted = |key: &Key| observed.get(key).is_some() && !desired.state.resources.contains_key(key);
     let mut replaced = BTreeSet::new();
     // Keys order by kind, and dependencies are of earlier kinds, so one pass in key order
     // sees every dependency's verdict before its dependents.
     for (key, wanted) in &desired.state.resources {
         let Some(existing) = observed.get(key) else { continue };
+        let mut dependencies = key.dependencies(wanted);
+        dependencies.extend(key.dependencies(existing));
         if existing.needs_replacement(wanted)
-            || key.dependencies(wanted).iter().any(|dependency| replaced.contains(dependency))
+            || dependencies.iter().any(|dependency| replaced.contains(dependency) || deleted(dependency))
         {
             replaced.insert(key.clone());
         }

@@ -14,7 +14,7 @@ use thiserror::Error;
 use super::allocate::{AddressPool, auto_prefix, derived_ifname, free_subnet, overlaps};
 use super::{Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Namespace, Resource, Route};
 use crate::graph::{Grant, StackGraph};
-use crate::model::{Attachment, Container, Isolation, Stack};
+use crate::model::{Attachment, Container, Isolation, Membership, Publication, Stack};
 
 /// What lowering needs to know of the host beyond the stack's own objects.
 #[derive(Debug, Clone, Default)]
@@ -34,8 +34,9 @@ pub enum LowerError {
 /// The kernel state `stack` wants on a host that has `observed` (this stack's objects as
 /// they are) and `host` (everything else).
 pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<Desired, LowerError> {
-    let subnets = subnets(stack, observed, host)?;
-    let addresses = addresses(stack, observed, &subnets)?;
+    let members = members(stack);
+    let subnets = subnets(stack, observed, host, &members)?;
+    let addresses = addresses(stack, observed, &subnets, &members)?;
     let mut state = KernelState::default();
     for network in stack.networks.values() {
         let (subnet, gateway) = subnets[&network.name];
@@ -48,8 +49,23 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
             up: true,
         }));
     }
+    // Host ports declared anywhere in the stack: a random port picked earlier gives way to
+    // them, so that the declaration can take effect.
+    let declared: Vec<Publication> = stack
+        .containers
+        .values()
+        .flat_map(|container| container.ports.iter().copied())
+        .filter(|publication| publication.host_ports.is_some())
+        .collect();
     for container in stack.containers.values() {
-        lower_container(stack, container, observed, &subnets, &addresses, &mut state);
+        lower_container(stack, container, observed, &subnets, &addresses, &declared, &mut state);
+        // Containers on no bridge network (`none` and `host`) resolve no names of the stack.
+        if !container.memberships().is_empty() {
+            state.insert(Resource::Hosts(Hosts {
+                container: container.name.clone(),
+                records: records(container, &members, &addresses),
+            }));
+        }
     }
     let graph = StackGraph::build(stack);
     for flow in graph.declared_flows().filter(|flow| flow.grant == Grant::Declared) {
@@ -71,6 +87,24 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
 
 type Subnets = BTreeMap<String, (Ipv4Net, Ipv4Addr)>;
 type Addresses = BTreeMap<(String, String), Ipv4Addr>;
+/// Each network's members, by name, with their membership of it.
+type Members<'a> = BTreeMap<&'a str, Vec<(&'a Container, &'a Membership)>>;
+
+/// The members of every network, gathered in one pass: asking the stack network by network
+/// scans every container each time, which grows with the square of the stack's size.
+fn members(stack: &Stack) -> Members<'_> {
+    let mut members = Members::new();
+    for container in stack.containers.values() {
+        for membership in container.memberships() {
+            members.entry(membership.network.as_str()).or_default().push((container, membership));
+        }
+    }
+    members
+}
+
+fn members_of<'a, 'm>(members: &'m Members<'a>, network: &str) -> &'m [(&'a Container, &'a Membership)] {
+    members.get(network).map_or(&[], Vec::as_slice)
+}
 
 fn with_prefix(address: Ipv4Addr, subnet: Ipv4Net) -> Ipv4Net {
     Ipv4Net::new(address, subnet.prefix_len()).expect("prefix of a valid subnet")
@@ -78,7 +112,7 @@ fn with_prefix(address: Ipv4Addr, subnet: Ipv4Net) -> Ipv4Net {
 
 /// Each network's subnet and gateway: declared, else kept from the observed bridge, else
 /// the first free one of the pool.
-fn subnets(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<Subnets, LowerError> {
+fn subnets(stack: &Stack, observed: &KernelState, host: &HostFacts, members: &Members) -> Result<Subnets, LowerError> {
     let mut taken: Vec<Ipv4Net> = host.used_subnets.clone();
     taken.extend(stack.networks.values().filter_map(|network| network.subnet));
     let mut chosen = Subnets::new();
@@ -88,7 +122,7 @@ fn subnets(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<Su
             chosen.insert(network.name.clone(), (subnet, network.gateway.unwrap_or_else(|| first_host(subnet))));
             continue;
         }
-        let members = stack.members(&network.name).count();
+        let members = members_of(members, &network.name).len();
         let kept = match observed.get(&Key::Bridge { network: network.name.clone() }) {
             Some(Resource::Bridge(bridge)) => Some(bridge.address.trunc()),
             _ => None,
@@ -122,20 +156,23 @@ fn first_host(subnet: Ipv4Net) -> Ipv4Addr {
 
 /// Each membership's address: static, else kept from the observed link, else the lowest
 /// free one.
-fn addresses(stack: &Stack, observed: &KernelState, subnets: &Subnets) -> Result<Addresses, LowerError> {
+fn addresses(
+    stack: &Stack,
+    observed: &KernelState,
+    subnets: &Subnets,
+    members: &Members,
+) -> Result<Addresses, LowerError> {
     let mut addresses = Addresses::new();
     for network in stack.networks.values() {
         let (subnet, gateway) = subnets[&network.name];
-        let statics: BTreeSet<Ipv4Addr> = stack
-            .members(&network.name)
-            .filter_map(|member| member.membership(&network.name)?.ipv4)
-            .chain([gateway])
-            .collect();
+        let members = members_of(members, &network.name);
+        let statics: BTreeSet<Ipv4Addr> =
+            members.iter().filter_map(|(_, membership)| membership.ipv4).chain([gateway]).collect();
         let mut pool = AddressPool::new(subnet, statics);
         let mut unplaced = Vec::new();
-        for member in stack.members(&network.name) {
+        for (member, membership) in members {
             let key = (member.name.clone(), network.name.clone());
-            if let Some(address) = member.membership(&network.name).and_then(|membership| membership.ipv4) {
+            if let Some(address) = membership.ipv4 {
                 addresses.insert(key, address);
                 continue;
             }
@@ -172,6 +209,7 @@ fn lower_container(
     observed: &KernelState,
     subnets: &Subnets,
     addresses: &Addresses,
+    declared: &[Publication],
     state: &mut KernelState,
 ) {
     if container.attachment == Attachment::Host {
@@ -212,10 +250,6 @@ fn lower_container(
             ifname: ifnames[&uplink.network].clone(),
         }));
     }
-    state.insert(Resource::Hosts(Hosts {
-        container: container.name.clone(),
-        records: records(stack, container, addresses),
-    }));
     if let Some(uplink) = uplink {
         for publication in &container.ports {
             let key = Key::Forward {
@@ -225,10 +259,12 @@ fn lower_container(
             };
             let host_ports = match (publication.host_ports, observed.get(&key)) {
                 (Some(ports), _) => HostPorts::Fixed(ports),
-                // A random port, once picked, is kept while the publication stays the same.
+                // A random port, once picked, is kept while the publication stays the same
+                // and no other publication declares it.
                 (None, Some(Resource::Forward(picked)))
                     if picked.host_ip == publication.host_ip
-                        && picked.container_ports == publication.container_ports =>
+                        && picked.container_ports == publication.container_ports
+                        && !declared.iter().any(|other| claims(other, picked)) =>
                 {
                     picked.host_ports
                 }
@@ -244,6 +280,20 @@ fn lower_container(
             }));
         }
     }
+}
+
+/// Whether the declared host ports of `publication` take any of the ports picked for
+/// `picked`: the same protocol, addresses that meet (every interface meets each one) and
+/// overlapping ranges.
+fn claims(publication: &Publication, picked: &Forward) -> bool {
+    let (Some(declared), HostPorts::Fixed(ports)) = (publication.host_ports, picked.host_ports) else {
+        return false;
+    };
+    let addresses_meet = match (publication.host_ip, picked.host_ip) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    publication.protocol == picked.protocol && addresses_meet && declared.overlaps(&ports)
 }
 
 /// `eth0`, `eth1`, ... in the order networks are written, keeping the names the container
@@ -275,15 +325,13 @@ fn interface_names(container: &Container, observed: &KernelState) -> BTreeMap<St
 
 /// The names `container` resolves: on each of its networks, every member's name and the
 /// aliases declared there, with their addresses on that network.
-fn records(stack: &Stack, container: &Container, addresses: &Addresses) -> Vec<(String, Ipv4Addr)> {
+fn records(container: &Container, members: &Members, addresses: &Addresses) -> Vec<(String, Ipv4Addr)> {
     let mut records = BTreeSet::new();
     for membership in container.memberships() {
-        for member in stack.members(&membership.network) {
+        for (member, theirs) in members_of(members, &membership.network) {
             let address = addresses[&(member.name.clone(), membership.network.clone())];
             records.insert((member.name.clone(), address));
-            if let Some(theirs) = member.membership(&membership.network) {
-                records.extend(theirs.aliases.iter().map(|alias| (alias.clone(), address)));
-            }
+            records.extend(theirs.aliases.iter().map(|alias| (alias.clone(), address)));
         }
     }
     records.into_iter().collect()

@@ -1,0 +1,325 @@
+//! An in-memory kernel: a [`KernelState`] that applies plan operations the way the Linux
+//! kernel (and an adapter driving it) would, and refuses what the kernel would refuse.
+//!
+//! It is strict on purpose. A real kernel answers `EEXIST`, `ENOENT` or `ENETDOWN` to an
+//! operation that runs in the wrong order or against the wrong state, so every such case is
+//! a planner bug that only shows up on a live host; here it shows up as an `Err`. It also
+//! models the kernel's side effects that a planner must expect: deleting a namespace
+//! destroys the interfaces and routes inside it, deleting an interface (or taking it down,
+//! or removing its last address) drops the routes through it, and deleting a bridge
+//! detaches its ports instead of deleting them.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use stackctl::model::{PortRange, Protocol};
+use stackctl::plan::{Operation, Plan};
+use stackctl::state::{Forward, HostPorts, KernelState, Key, Kind, Resource};
+
+/// Linux's default `net.ipv4.ip_local_port_range`, where the kernel picks random ports.
+const EPHEMERAL_FIRST: u32 = 32768;
+const EPHEMERAL_LAST: u32 = 60999;
+
+#[derive(Debug, Clone, Default)]
+pub struct MemKernel {
+    state: KernelState,
+}
+
+impl MemKernel {
+    /// A kernel holding the resources of `state` that `keep` selects, created in key order
+    /// (the order kinds depend on each other). A selected resource whose dependencies were
+    /// not selected is left out, as a kernel would refuse it; a link whose bridge was left
+    /// out exists detached, the state a bridge deleted by hand leaves behind.
+    pub fn subset(state: &KernelState, mut keep: impl FnMut(&Key) -> bool) -> Self {
+        let mut kernel = MemKernel::default();
+        for (key, resource) in &state.resources {
+            if !keep(key) {
+                continue;
+            }
+            let mut resource = resource.clone();
+            if let Resource::Link(link) = &mut resource {
+                link.attached &= kernel.state.get(&Key::Bridge { network: link.network.clone() }).is_some();
+            }
+            // A refusal only means a dependency was not selected: the resource is skipped.
+            let _ = kernel.apply_operation(&Operation::Create { resource }, &[]);
+        }
+        kernel
+    }
+
+    pub fn state(&self) -> &KernelState {
+        &self.state
+    }
+
+    /// Applies a plan's operations in order, stopping at the first one the kernel refuses.
+    pub fn apply(&mut self, plan: &Plan) -> Result<(), String> {
+        // An adapter sees the whole plan before it runs, so a random port it picks avoids
+        // the fixed ports that later operations of the same plan claim; otherwise a pick
+        // could take a port a later creation needs.
+        let reserved: Vec<(Protocol, PortRange)> = plan
+            .operations
+            .iter()
+            .filter_map(|operation| match operation {
+                Operation::Create { resource: Resource::Forward(forward) }
+                | Operation::Update { after: Resource::Forward(forward), .. } => match forward.host_ports {
+                    HostPorts::Fixed(ports) => Some((forward.protocol, ports)),
+                    HostPorts::Random => None,
+                },
+                _ => None,
+            })
+            .collect();
+        for (index, operation) in plan.operations.iter().enumerate() {
+            self.apply_operation(operation, &reserved)
+                .map_err(|reason| format!("operation {index} refused: {reason}\n{operation:#?}"))?;
+        }
+        Ok(())
+    }
+
+    fn apply_operation(&mut self, operation: &Operation, reserved: &[(Protocol, PortRange)]) -> Result<(), String> {
+        match operation {
+            Operation::Create { resource } => {
+                let key = resource.key();
+                if self.state.get(&key).is_some() {
+                    return Err(format!("{} {} already exists", key.kind().name(), key.label()));
+                }
+                let admitted = self.admit(resource, &key, reserved)?;
+                self.state.insert(admitted);
+            }
+            Operation::Update { before, after } => {
+                let key = after.key();
+                if before.key() != key {
+                    return Err("an update cannot change what it updates".to_owned());
+                }
+                let current = self.existing(&key)?;
+                // The plan was made against another state than the one it runs on: an
+                // earlier operation of the same plan changed the object as a side effect.
+                if current != before {
+                    return Err(format!("{} {} is not as planned: {current:?}", key.kind().name(), key.label()));
+                }
+                if before.needs_replacement(after) {
+                    return Err("a kernel object cannot be renamed or moved in place".to_owned());
+                }
+                let admitted = self.admit(after, &key, reserved)?;
+                self.state.insert(admitted);
+            }
+            Operation::Delete { resource } => {
+                let key = resource.key();
+                let current = self.existing(&key)?;
+                if current != resource {
+                    return Err(format!("{} {} is not as planned: {current:?}", key.kind().name(), key.label()));
+                }
+                self.remove(&key)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn existing(&self, key: &Key) -> Result<&Resource, String> {
+        self.state.get(key).ok_or_else(|| format!("{} {} does not exist", key.kind().name(), key.label()))
+    }
+
+    /// Checks what the kernel checks before it creates `resource` (or changes the object
+    /// under `key` into it), and returns the object as the kernel then holds it.
+    fn admit(&self, resource: &Resource, key: &Key, reserved: &[(Protocol, PortRange)]) -> Result<Resource, String> {
+        match resource {
+            Resource::Bridge(bridge) => self.host_ifname_free(&bridge.ifname, key)?,
+            Resource::Namespace(namespace) => {
+                // An adopted namespace exists outside the stack; only a created one takes a
+                // name under /run/netns.
+                let taken = !namespace.adopted
+                    && self.others(key).any(|other| {
+                        matches!(other, Resource::Namespace(other) if !other.adopted && other.name == namespace.name)
+                    });
+                if taken {
+                    return Err(format!("namespace name {} is taken", namespace.name));
+                }
+            }
+            Resource::Link(link) => {
+                self.requires(&Key::Namespace { container: link.container.clone() })?;
+                if link.attached {
+                    self.requires(&Key::Bridge { network: link.network.clone() })?;
+                }
+                let clash = self.others(key).any(|other| {
+                    matches!(other, Resource::Link(other) if other.container == link.container && other.ifname == link.ifname)
+                });
+                if clash {
+                    return Err(format!("{} already has an interface {}", link.container, link.ifname));
+                }
+                self.host_ifname_free(&link.host_ifname, key)?;
+            }
+            Resource::Route(route) => {
+                let via =
+                    self.requires(&Key::Link { container: route.container.clone(), network: route.network.clone() })?;
+                let Resource::Link(via) = via else { unreachable!("a link key holds a link") };
+                if via.ifname != route.ifname {
+                    return Err(format!("{} has no device {} on {}", route.container, route.ifname, route.network));
+                }
+                if !via.up {
+                    return Err(format!("device {} of {} is down", via.ifname, route.container));
+                }
+                if !via.address.contains(&route.gateway) || via.address.addr() == route.gateway {
+                    return Err(format!("gateway {} is not on link {}", route.gateway, via.address));
+                }
+            }
+            Resource::Hosts(hosts) => {
+                self.requires(&Key::Namespace { container: hosts.container.clone() })?;
+            }
+            Resource::Forward(forward) if forward.host_ports == HostPorts::Random => {
+                let ports = self.pick_ports(forward, key, reserved)?;
+                return Ok(Resource::Forward(Forward { host_ports: HostPorts::Fixed(ports), ..forward.clone() }));
+            }
+            Resource::Forward(_) => {}
+            Resource::Flow(flow) => {
+                // A flow's rule hangs on its network's bridge.
+                self.requires(&Key::Bridge { network: flow.network.clone() })?;
+            }
+        }
+        Ok(resource.clone())
+    }
+
+    fn requires(&self, key: &Key) -> Result<&Resource, String> {
+        self.state.get(key).ok_or_else(|| format!("needs {} {}, which does not exist", key.kind().name(), key.label()))
+    }
+
+    /// Every object but the one under `key`.
+    fn others<'a>(&'a self, key: &'a Key) -> impl Iterator<Item = &'a Resource> {
+        self.state.resources.iter().filter(move |(other, _)| *other != key).map(|(_, resource)| resource)
+    }
+
+    /// Bridges and the host ends of veth pairs share the host's interface names.
+    fn host_ifname_free(&self, ifname: &str, key: &Key) -> Result<(), String> {
+        let taken = self.others(key).any(|resource| match resource {
+            Resource::Bridge(bridge) => bridge.ifname == ifname,
+            Resource::Link(link) => link.host_ifname == ifname,
+            _ => false,
+        });
+        if taken { Err(format!("host interface {ifname} exists")) } else { Ok(()) }
+    }
+
+    /// The lowest free run of ephemeral ports for a random publication: free of every other
+    /// forward of the protocol and of the plan's fixed ports. Lowest, so runs are repeatable.
+    fn pick_ports(
+        &self,
+        forward: &Forward,
+        key: &Key,
+        reserved: &[(Protocol, PortRange)],
+    ) -> Result<PortRange, String> {
+        let taken: Vec<PortRange> = self
+            .others(key)
+            .filter_map(|resource| match resource {
+                Resource::Forward(Forward { protocol, host_ports: HostPorts::Fixed(ports), .. }) => {
+                    Some((*protocol, *ports))
+                }
+                _ => None,
+            })
+            .chain(reserved.iter().copied())
+            .filter(|(protocol, _)| *protocol == forward.protocol)
+            .map(|(_, ports)| ports)
+            .collect();
+        let count = forward.container_ports.count();
+        let mut first = EPHEMERAL_FIRST;
+        while first + count - 1 <= EPHEMERAL_LAST {
+            let candidate = PortRange { first: first as u16, last: (first + count - 1) as u16 };
+            match taken.iter().filter(|ports| ports.overlaps(&candidate)).map(|ports| ports.last).max() {
+                None => return Ok(candidate),
+                Some(last) => first = u32::from(last) + 1,
+            }
+        }
+        Err(format!("no {count} free ephemeral ports"))
+    }
+
+    /// Deletes the object under `key` with the kernel's side effects.
+    fn remove(&mut self, key: &Key) -> Result<(), String> {
+        match self.state.resources.remove(key) {
+            Some(Resource::Bridge(bridge)) => {
+                for resource in self.state.resources.values_mut() {
+                    if let Resource::Link(link) = resource
+                        && link.network == bridge.network
+                    {
+                        link.attached = false;
+                    }
+                }
+            }
+            Some(Resource::Namespace(namespace)) if namespace.adopted => {
+                // stackctl never deletes an adopted namespace, so what it put inside would
+                // stay behind in it, out of the stack's reach.
+                let left = self
+                    .state
+                    .of_kind(Kind::Link)
+                    .chain(self.state.of_kind(Kind::Route))
+                    .any(|resource| resource.key().container() == Some(namespace.container.as_str()));
+                if left {
+                    self.state.insert(Resource::Namespace(namespace));
+                    return Err("releasing an adopted namespace that still holds the stack's interfaces".to_owned());
+                }
+            }
+            Some(Resource::Namespace(namespace)) => self.destroy_namespace_contents(&namespace.container),
+            Some(Resource::Link(link)) => self.drop_routes_via(&link.container, &link.ifname),
+            Some(_) => {}
+            None => return Err(format!("{} {} does not exist", key.kind().name(), key.label())),
+        }
+        Ok(())
+    }
+
+    /// A deleted namespace takes its interfaces (both ends of each veth pair) and routes.
+    fn destroy_namespace_contents(&mut self, container: &str) {
+        self.state.resources.retain(|key, _| {
+            !(matches!(key, Key::Link { .. } | Key::Route { .. }) && key.container() == Some(container))
+        });
+    }
+
+    /// The kernel flushes the routes through a device that goes away, goes down or loses
+    /// its last address.
+    fn drop_routes_via(&mut self, container: &str, ifname: &str) {
+        self.state
+            .resources
+            .retain(|_, resource| !matches!(resource, Resource::Route(route) if route.container == container && route.ifname == ifname));
+    }
+
+    fn links(&self) -> Vec<Key> {
+        self.state.of_kind(Kind::Link).map(Resource::key).collect()
+    }
+
+    /// Drift: `ip link del` of the `pick`-th link (modulo their number), if any.
+    pub fn delete_link(&mut self, pick: usize) {
+        if let Some(key) = pick_from(&self.links(), pick) {
+            let _ = self.remove(&key);
+        }
+    }
+
+    /// Drift: `ip link set down` of the container end of the `pick`-th link.
+    pub fn set_link_down(&mut self, pick: usize) {
+        self.change_link(pick, |link| link.up = false);
+    }
+
+    /// Drift: `ip addr flush` of the container end of the `pick`-th link. A state has no
+    /// way to say "no address", so the flushed link holds the unspecified address, which
+    /// lies in no subnet a stack uses.
+    pub fn flush_address(&mut self, pick: usize) {
+        self.change_link(pick, |link| link.address = Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 32).expect("valid prefix"));
+    }
+
+    fn change_link(&mut self, pick: usize, change: impl FnOnce(&mut stackctl::state::Link)) {
+        let Some(key) = pick_from(&self.links(), pick) else { return };
+        let Some(Resource::Link(link)) = self.state.resources.get_mut(&key) else { return };
+        change(link);
+        let (container, ifname) = (link.container.clone(), link.ifname.clone());
+        self.drop_routes_via(&container, &ifname);
+    }
+
+    /// Drift: `ip netns del` of the `pick`-th namespace that stackctl created.
+    pub fn delete_namespace(&mut self, pick: usize) {
+        let created: Vec<Key> = self
+            .state
+            .of_kind(Kind::Namespace)
+            .filter(|resource| matches!(resource, Resource::Namespace(namespace) if !namespace.adopted))
+            .map(Resource::key)
+            .collect();
+        if let Some(key) = pick_from(&created, pick) {
+            let _ = self.remove(&key);
+        }
+    }
+}
+
+fn pick_from(keys: &[Key], pick: usize) -> Option<Key> {
+    (!keys.is_empty()).then(|| keys[pick % keys.len()].clone())
+}
