@@ -8,7 +8,7 @@ mod publish;
 mod syntax;
 mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -27,6 +27,34 @@ pub struct Stack {
     pub name: String,
     pub networks: BTreeMap<String, Network>,
     pub containers: BTreeMap<String, Container>,
+    /// Who is on which network under which names, derived from `containers` once, so that
+    /// resolving a name does not scan every container.
+    #[serde(skip)]
+    index: NameIndex,
+}
+
+/// Per network: its members in name order, and each name (a member's own or an alias) with
+/// the members it stands for there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct NameIndex {
+    members: HashMap<String, Vec<String>>,
+    names: HashMap<String, HashMap<String, Vec<String>>>,
+}
+
+impl NameIndex {
+    fn new(containers: &BTreeMap<String, Container>) -> Self {
+        let mut index = NameIndex::default();
+        for container in containers.values() {
+            for membership in container.memberships() {
+                index.members.entry(membership.network.clone()).or_default().push(container.name.clone());
+                let names = index.names.entry(membership.network.clone()).or_default();
+                for name in std::iter::once(&container.name).chain(&membership.aliases) {
+                    names.entry(name.clone()).or_default().push(container.name.clone());
+                }
+            }
+        }
+        index
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -185,6 +213,11 @@ impl fmt::Display for Publication {
 }
 
 impl Stack {
+    pub fn new(name: String, networks: BTreeMap<String, Network>, containers: BTreeMap<String, Container>) -> Self {
+        let index = NameIndex::new(&containers);
+        Stack { name, networks, containers, index }
+    }
+
     /// The containers a flow's target reaches from `source`, with the network each is
     /// reached on: a container name resolves on every network the two share, an alias only
     /// on the networks where it is declared and the source is a member.
@@ -195,22 +228,27 @@ impl Stack {
     ) -> impl Iterator<Item = (&'a str, &'a Container)> + 'a {
         source.memberships().iter().flat_map(move |membership| {
             let network = membership.network.as_str();
+            let named = self.index.names.get(network).and_then(|names| names.get(target));
             // A container reaches itself without any flow, so an alias group it belongs to
             // resolves to the other members only.
-            self.containers
-                .values()
-                .filter(move |candidate| candidate.name != source.name)
-                .filter(move |candidate| {
-                    candidate.membership(network).is_some_and(|theirs| {
-                        candidate.name == target || theirs.aliases.iter().any(|alias| alias == target)
-                    })
-                })
-                .map(move |candidate| (network, candidate))
+            named
+                .into_iter()
+                .flatten()
+                .filter(move |name| **name != source.name)
+                .map(move |name| (network, &self.containers[name]))
         })
+    }
+
+    /// The members of `network`, by name, each with its membership there.
+    pub fn memberships_on<'a>(
+        &'a self,
+        network: &'a str,
+    ) -> impl Iterator<Item = (&'a Container, &'a Membership)> + 'a {
+        self.members(network).filter_map(move |member| Some((member, member.membership(network)?)))
     }
 
     /// The containers that are members of `network`, by name.
     pub fn members<'a>(&'a self, network: &'a str) -> impl Iterator<Item = &'a Container> + 'a {
-        self.containers.values().filter(move |container| container.membership(network).is_some())
+        self.index.members.get(network).into_iter().flatten().map(|name| &self.containers[name])
     }
 }

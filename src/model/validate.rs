@@ -35,7 +35,7 @@ pub fn validate(spec: &StackSpec) -> Validated {
         .iter()
         .map(|(name, container)| (name.value.clone(), check.container(name, container, &networks)))
         .collect();
-    let stack = Stack { name: spec.name.value.clone(), networks, containers };
+    let stack = Stack::new(spec.name.value.clone(), networks, containers);
     check.static_addresses(&stack);
     check.aliases(&stack);
     check.publications(&stack);

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::state::{Desired, KernelState, Key, Resource};
+use crate::state::{Desired, KernelState, Key, Kind, Resource};
 
 /// One change to one resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -68,44 +68,45 @@ pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
     let rank: HashMap<&str, usize> =
         desired.wiring_order.iter().enumerate().map(|(rank, name)| (name.as_str(), rank)).collect();
     // Resources of no container come first; those of containers that are only observed
-    // come after the desired ones. Ties go by key.
-    let order = |key: &Key| {
-        let rank = key.container().map_or(0, |name| rank.get(name).map_or(usize::MAX, |rank| rank + 1));
-        (key.kind(), rank, key.clone())
-    };
+    // come after the desired ones. Ties go by key. The keys are borrowed from the two
+    // states: sorting thousands of operations should not copy their names.
+    let rank_of = |key: &Key| key.container().map_or(0, |name| rank.get(name).map_or(usize::MAX, |rank| rank + 1));
 
     let replaced = replacements(desired, observed);
-    let mut deletes: Vec<&Resource> = observed
+    let mut deletes: Vec<((Kind, usize, &Key), &Resource)> = observed
         .resources
         .iter()
         .filter(|(key, _)| !desired.state.resources.contains_key(*key) || replaced.contains(*key))
-        .map(|(_, resource)| resource)
+        .map(|(key, resource)| ((key.kind(), rank_of(key), key), resource))
         .collect();
-    deletes.sort_by_cached_key(|resource| std::cmp::Reverse(order(&resource.key())));
+    deletes.sort_unstable_by(|a, b| b.0.cmp(&a.0));
 
-    let mut changes: Vec<Operation> = desired
+    // Kind by kind, changes in place go before creations, so an address that moves away is
+    // free before a new object takes it.
+    let mut changes: Vec<((Kind, bool, usize, &Key), Operation)> = desired
         .state
         .resources
         .iter()
-        .filter_map(|(key, wanted)| match observed.get(key) {
-            Some(_) if replaced.contains(key) => Some(Operation::Create { resource: wanted.clone() }),
-            Some(existing) if existing != wanted => {
-                Some(Operation::Update { before: existing.clone(), after: wanted.clone() })
-            }
-            Some(_) => None,
-            None => Some(Operation::Create { resource: wanted.clone() }),
+        .filter_map(|(key, wanted)| {
+            let operation = match observed.get(key) {
+                Some(_) if replaced.contains(key) => Operation::Create { resource: wanted.clone() },
+                Some(existing) if existing != wanted => {
+                    Operation::Update { before: existing.clone(), after: wanted.clone() }
+                }
+                Some(_) => return None,
+                None => Operation::Create { resource: wanted.clone() },
+            };
+            let creates = matches!(operation, Operation::Create { .. });
+            Some(((key.kind(), creates, rank_of(key), key), operation))
         })
         .collect();
-    // Kind by kind, changes in place go before creations, so an address that moves away is
-    // free before a new object takes it.
-    changes.sort_by_cached_key(|operation| {
-        let key = operation.key();
-        (key.kind(), matches!(operation, Operation::Create { .. }), order(&key))
-    });
+    changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
 
-    let mut operations: Vec<Operation> =
-        deletes.into_iter().map(|resource| Operation::Delete { resource: resource.clone() }).collect();
-    operations.append(&mut changes);
+    let operations = deletes
+        .into_iter()
+        .map(|(_, resource)| Operation::Delete { resource: resource.clone() })
+        .chain(changes.into_iter().map(|(_, operation)| operation))
+        .collect();
     Plan { operations }
 }
 

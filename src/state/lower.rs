@@ -5,7 +5,7 @@
 //! lowest free value in name order. So adding a container never moves another's address,
 //! and lowering the same stack against its own result changes nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -14,7 +14,7 @@ use thiserror::Error;
 use super::allocate::{AddressPool, auto_prefix, derived_ifname, free_subnet, overlaps};
 use super::{Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Namespace, Resource, Route};
 use crate::graph::{Grant, StackGraph};
-use crate::model::{Attachment, Container, Isolation, Membership, Publication, Stack};
+use crate::model::{Attachment, Container, Isolation, Publication, Stack};
 
 /// What lowering needs to know of the host beyond the stack's own objects.
 #[derive(Debug, Clone, Default)]
@@ -34,9 +34,8 @@ pub enum LowerError {
 /// The kernel state `stack` wants on a host that has `observed` (this stack's objects as
 /// they are) and `host` (everything else).
 pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<Desired, LowerError> {
-    let members = members(stack);
-    let subnets = subnets(stack, observed, host, &members)?;
-    let addresses = addresses(stack, observed, &subnets, &members)?;
+    let subnets = subnets(stack, observed, host)?;
+    let addresses = addresses(stack, observed, &subnets)?;
     let mut state = KernelState::default();
     for network in stack.networks.values() {
         let (subnet, gateway) = subnets[&network.name];
@@ -63,7 +62,7 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
         if !container.memberships().is_empty() {
             state.insert(Resource::Hosts(Hosts {
                 container: container.name.clone(),
-                records: records(container, &members, &addresses),
+                records: records(stack, container, &addresses),
             }));
         }
     }
@@ -74,8 +73,8 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
             continue;
         }
         state.insert(Resource::Flow(Flow {
-            from: addresses[&(flow.source.clone(), flow.network.clone())],
-            to: addresses[&(flow.destination.clone(), flow.network.clone())],
+            from: addresses[&(flow.source.as_str(), flow.network.as_str())],
+            to: addresses[&(flow.destination.as_str(), flow.network.as_str())],
             network: flow.network,
             source: flow.source,
             destination: flow.destination,
@@ -86,33 +85,16 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
 }
 
 type Subnets = BTreeMap<String, (Ipv4Net, Ipv4Addr)>;
-type Addresses = BTreeMap<(String, String), Ipv4Addr>;
-/// Each network's members, by name, with their membership of it.
-type Members<'a> = BTreeMap<&'a str, Vec<(&'a Container, &'a Membership)>>;
-
-/// The members of every network, gathered in one pass: asking the stack network by network
-/// scans every container each time, which grows with the square of the stack's size.
-fn members(stack: &Stack) -> Members<'_> {
-    let mut members = Members::new();
-    for container in stack.containers.values() {
-        for membership in container.memberships() {
-            members.entry(membership.network.as_str()).or_default().push((container, membership));
-        }
-    }
-    members
-}
-
-fn members_of<'a, 'm>(members: &'m Members<'a>, network: &str) -> &'m [(&'a Container, &'a Membership)] {
-    members.get(network).map_or(&[], Vec::as_slice)
-}
-
+/// Addresses by (container, network), borrowing the stack's names: lowering looks them up
+/// for every name record, and owned keys would allocate on each lookup.
+type Addresses<'a> = HashMap<(&'a str, &'a str), Ipv4Addr>;
 fn with_prefix(address: Ipv4Addr, subnet: Ipv4Net) -> Ipv4Net {
     Ipv4Net::new(address, subnet.prefix_len()).expect("prefix of a valid subnet")
 }
 
 /// Each network's subnet and gateway: declared, else kept from the observed bridge, else
 /// the first free one of the pool.
-fn subnets(stack: &Stack, observed: &KernelState, host: &HostFacts, members: &Members) -> Result<Subnets, LowerError> {
+fn subnets(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<Subnets, LowerError> {
     let mut taken: Vec<Ipv4Net> = host.used_subnets.clone();
     taken.extend(stack.networks.values().filter_map(|network| network.subnet));
     let mut chosen = Subnets::new();
@@ -122,7 +104,7 @@ fn subnets(stack: &Stack, observed: &KernelState, host: &HostFacts, members: &Me
             chosen.insert(network.name.clone(), (subnet, network.gateway.unwrap_or_else(|| first_host(subnet))));
             continue;
         }
-        let members = members_of(members, &network.name).len();
+        let members = stack.members(&network.name).count();
         let kept = match observed.get(&Key::Bridge { network: network.name.clone() }) {
             Some(Resource::Bridge(bridge)) => Some(bridge.address.trunc()),
             _ => None,
@@ -156,27 +138,22 @@ fn first_host(subnet: Ipv4Net) -> Ipv4Addr {
 
 /// Each membership's address: static, else kept from the observed link, else the lowest
 /// free one.
-fn addresses(
-    stack: &Stack,
-    observed: &KernelState,
-    subnets: &Subnets,
-    members: &Members,
-) -> Result<Addresses, LowerError> {
+fn addresses<'a>(stack: &'a Stack, observed: &KernelState, subnets: &Subnets) -> Result<Addresses<'a>, LowerError> {
     let mut addresses = Addresses::new();
     for network in stack.networks.values() {
         let (subnet, gateway) = subnets[&network.name];
-        let members = members_of(members, &network.name);
+        let members: Vec<_> = stack.memberships_on(&network.name).collect();
         let statics: BTreeSet<Ipv4Addr> =
             members.iter().filter_map(|(_, membership)| membership.ipv4).chain([gateway]).collect();
         let mut pool = AddressPool::new(subnet, statics);
         let mut unplaced = Vec::new();
         for (member, membership) in members {
-            let key = (member.name.clone(), network.name.clone());
+            let key = (member.name.as_str(), network.name.as_str());
             if let Some(address) = membership.ipv4 {
                 addresses.insert(key, address);
                 continue;
             }
-            let kept = match observed.get(&Key::Link { container: key.0.clone(), network: key.1.clone() }) {
+            let kept = match observed.get(&Key::Link { container: key.0.to_owned(), network: key.1.to_owned() }) {
                 Some(Resource::Link(link)) => Some(link.address.addr()),
                 _ => None,
             }
@@ -195,7 +172,7 @@ fn addresses(
             let address = pool.next_free().ok_or_else(|| LowerError::NoFreeAddress {
                 network: network.name.clone(),
                 subnet,
-                container: key.0.clone(),
+                container: key.0.to_owned(),
             })?;
             addresses.insert(key, address);
         }
@@ -226,7 +203,7 @@ fn lower_container(
         return;
     }
     let ifnames = interface_names(container, observed);
-    let address = |network: &str| addresses[&(container.name.clone(), network.to_owned())];
+    let address = |network: &str| addresses[&(container.name.as_str(), network)];
     for membership in memberships {
         let (subnet, _) = subnets[&membership.network];
         state.insert(Resource::Link(Link {
@@ -325,11 +302,11 @@ fn interface_names(container: &Container, observed: &KernelState) -> BTreeMap<St
 
 /// The names `container` resolves: on each of its networks, every member's name and the
 /// aliases declared there, with their addresses on that network.
-fn records(container: &Container, members: &Members, addresses: &Addresses) -> Vec<(String, Ipv4Addr)> {
+fn records(stack: &Stack, container: &Container, addresses: &Addresses) -> Vec<(String, Ipv4Addr)> {
     let mut records = BTreeSet::new();
     for membership in container.memberships() {
-        for (member, theirs) in members_of(members, &membership.network) {
-            let address = addresses[&(member.name.clone(), membership.network.clone())];
+        for (member, theirs) in stack.memberships_on(&membership.network) {
+            let address = addresses[&(member.name.as_str(), membership.network.as_str())];
             records.insert((member.name.clone(), address));
             records.extend(theirs.aliases.iter().map(|alias| (alias.clone(), address)));
         }
