@@ -30,8 +30,8 @@ const STACK: &str = "st";
 /// some containers and not others, and an added container always finds a free name.
 const CONTAINER_SLOTS: usize = 12;
 
-/// Ports each published entry forwards to, by its place in the container's list: distinct,
-/// because two publications of one container port would share a `Key::Forward`.
+/// Ports each published entry forwards to, by its place in the container's list. One port
+/// published several times is covered by `one_container_port_on_several_host_sides`.
 const CONTAINER_PORTS: [u16; 3] = [80, 443, 5000];
 
 /// Suffixes of `talks_to` entries: all traffic, a port, a range, a protocol, both.
@@ -512,7 +512,7 @@ fn check_invariants(stack: &Stack, state: &KernelState) -> Result<(), TestCaseEr
         for b in &forwards[index + 1..] {
             let meet = a.protocol == b.protocol
                 && (a.host_ip.is_none() || b.host_ip.is_none() || a.host_ip == b.host_ip)
-                && matches!((a.host_ports, b.host_ports), (HostPorts::Fixed(x), HostPorts::Fixed(y)) if x.overlaps(&y));
+                && matches!((a.host_ports.ports(), b.host_ports.ports()), (Some(x), Some(y)) if x.overlaps(&y));
             prop_assert!(!meet, "forwards claim one host port: {:?} and {:?}", a, b);
         }
     }
@@ -689,4 +689,26 @@ proptest! {
         let applied = converge(&changed.stack()?, &mut kernel)?;
         touches_only(&applied, |_, key| matches!(key, Key::Flow { source: from, .. } if *from == source))?;
     }
+}
+
+/// Docker lets one container port be published on several host addresses and ports, and a
+/// random pick must survive the next plan: each publication is a forward of its own.
+#[test]
+fn one_container_port_on_several_host_sides() -> Result<(), TestCaseError> {
+    let stack = stack_of(
+        "name: st\nnetworks:\n  n: {}\ncontainers:\n  web:\n    networks: [n]\n    ports:\n      - \"127.0.0.1:8080:80\"\n      - \"127.0.0.2:8080:80\"\n      - \"127.0.0.1:8081:80\"\n      - \"127.0.0.1::80\"\n",
+    )?;
+    let kernel = converged(&stack)?;
+    let forwards: Vec<String> = kernel
+        .state()
+        .resources
+        .values()
+        .filter_map(|resource| match resource {
+            Resource::Forward(forward) => Some(resource.attributes()[0].1.clone() + " -> " + &forward.to.to_string()),
+            _ => None,
+        })
+        .collect();
+    prop_assert_eq!(forwards.len(), 4, "{:?}", forwards);
+    prop_assert!(forwards.iter().any(|forward| forward.contains("(picked at random)")), "{:?}", forwards);
+    Ok(())
 }

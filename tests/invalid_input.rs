@@ -122,6 +122,12 @@ const CASES: &[Case] = &[
         13,
     ),
     case(
+        "duplicate-random-publication.yaml",
+        "container `web` publishes 127.0.0.1:random->80/tcp, which it already publishes as",
+        8,
+        30,
+    ),
+    case(
         "all-interfaces-publication.yaml",
         "container `api` publishes 127.0.0.1:8080->8000/tcp, which container `web` already publishes as \
          *:8080->80/tcp",

@@ -16,3 +16,14 @@ pub fn conflicts(a: &Publication, b: &Publication) -> bool {
     };
     a.protocol == b.protocol && addresses_meet && ports_meet
 }
+
+/// Whether two publications of one container both ask for a random host port for the same
+/// container port on the same address: they would be one forward, so the second says
+/// nothing the first does not.
+pub fn same_random(a: &Publication, b: &Publication) -> bool {
+    a.host_ports.is_none()
+        && b.host_ports.is_none()
+        && a.protocol == b.protocol
+        && a.host_ip == b.host_ip
+        && a.container_ports.first == b.container_ports.first
+}

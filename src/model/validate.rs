@@ -7,7 +7,7 @@ use serde_saphyr::Spanned;
 
 use super::addresses::{default_gateway, host_problem, parse_address, parse_subnet};
 use super::names::{name_problem, suggest_name};
-use super::publish::conflicts;
+use super::publish::{conflicts, same_random};
 use super::syntax::{parse_flow, parse_publication};
 use super::{Attachment, Container, Flow, Membership, Network, Publication, Stack};
 use crate::diagnostic::{Diagnostic, Span};
@@ -470,9 +470,9 @@ impl Checker {
             let spans = self.publication_spans[&container.name].clone();
             for (index, publication) in container.ports.iter().enumerate() {
                 let span = spans[index];
-                if let Some((owner, owner_index, earlier)) =
-                    seen.iter().find(|(_, _, earlier)| conflicts(earlier, publication))
-                {
+                if let Some((owner, owner_index, earlier)) = seen.iter().find(|(owner, _, earlier)| {
+                    conflicts(earlier, publication) || (*owner == container.name && same_random(earlier, publication))
+                }) {
                     let there = self.publication_spans[*owner][*owner_index];
                     self.error(
                         Diagnostic::error(

@@ -233,13 +233,15 @@ fn lower_container(
                 container: container.name.clone(),
                 protocol: publication.protocol,
                 container_port: publication.container_ports.first,
+                host_ip: publication.host_ip,
+                host_port: publication.host_ports.map(|ports| ports.first),
             };
             let host_ports = match (publication.host_ports, observed.get(&key)) {
                 (Some(ports), _) => HostPorts::Fixed(ports),
                 // A random port, once picked, is kept while the publication stays the same
                 // and no other publication declares it.
                 (None, Some(Resource::Forward(picked)))
-                    if picked.host_ip == publication.host_ip
+                    if matches!(picked.host_ports, HostPorts::Picked(_))
                         && picked.container_ports == publication.container_ports
                         && !declared.iter().any(|other| claims(other, picked)) =>
                 {
@@ -263,7 +265,7 @@ fn lower_container(
 /// `picked`: the same protocol, addresses that meet (every interface meets each one) and
 /// overlapping ranges.
 fn claims(publication: &Publication, picked: &Forward) -> bool {
-    let (Some(declared), HostPorts::Fixed(ports)) = (publication.host_ports, picked.host_ports) else {
+    let (Some(declared), Some(ports)) = (publication.host_ports, picked.host_ports.ports()) else {
         return false;
     };
     let addresses_meet = match (publication.host_ip, picked.host_ip) {

@@ -39,13 +39,38 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Key {
-    Bridge { network: String },
-    Namespace { container: String },
-    Link { container: String, network: String },
-    Route { container: String },
-    Hosts { container: String },
-    Forward { container: String, protocol: Protocol, container_port: u16 },
-    Flow { network: String, source: String, destination: String, traffic: Traffic },
+    Bridge {
+        network: String,
+    },
+    Namespace {
+        container: String,
+    },
+    Link {
+        container: String,
+        network: String,
+    },
+    Route {
+        container: String,
+    },
+    Hosts {
+        container: String,
+    },
+    /// A container may publish one port on several host addresses and ports, so the host
+    /// side is part of the key; a random host port is not, so that picking it changes
+    /// nothing.
+    Forward {
+        container: String,
+        protocol: Protocol,
+        container_port: u16,
+        host_ip: Option<Ipv4Addr>,
+        host_port: Option<u16>,
+    },
+    Flow {
+        network: String,
+        source: String,
+        destination: String,
+        traffic: Traffic,
+    },
 }
 
 impl Key {
@@ -96,7 +121,11 @@ impl Key {
             Key::Bridge { network } => network.clone(),
             Key::Namespace { container } | Key::Route { container } | Key::Hosts { container } => container.clone(),
             Key::Link { container, network } => format!("{container}@{network}"),
-            Key::Forward { container, protocol, container_port } => format!("{container}:{container_port}/{protocol}"),
+            Key::Forward { container, protocol, container_port, host_ip, host_port } => {
+                let ip = host_ip.map_or("*".to_owned(), |ip| ip.to_string());
+                let port = host_port.map_or("random".to_owned(), |port| port.to_string());
+                format!("{container}:{container_port}/{protocol} <- {ip}:{port}")
+            }
             Key::Flow { network, source, destination, traffic } => {
                 format!("{source} -> {destination} {traffic} on {network}")
             }
@@ -166,8 +195,20 @@ pub struct Hosts {
 pub enum HostPorts {
     /// As declared.
     Fixed(PortRange),
-    /// To be picked when applied; once picked it is observed as `Fixed` and kept.
+    /// To be picked when applied.
     Random,
+    /// Picked at random when first applied, and kept from then on.
+    Picked(PortRange),
+}
+
+impl HostPorts {
+    /// The ports the forward holds on the host, once they are known.
+    pub fn ports(self) -> Option<PortRange> {
+        match self {
+            HostPorts::Fixed(ports) | HostPorts::Picked(ports) => Some(ports),
+            HostPorts::Random => None,
+        }
+    }
 }
 
 /// A published port range: host ports forwarded to a container's address.
@@ -218,6 +259,11 @@ impl Resource {
                 container: forward.container.clone(),
                 protocol: forward.protocol,
                 container_port: forward.container_ports.first,
+                host_ip: forward.host_ip,
+                host_port: match forward.host_ports {
+                    HostPorts::Fixed(ports) => Some(ports.first),
+                    HostPorts::Random | HostPorts::Picked(_) => None,
+                },
             },
             Resource::Flow(flow) => Key::Flow {
                 network: flow.network.clone(),
@@ -279,15 +325,14 @@ impl Resource {
                 hosts.records.iter().map(|(name, address)| format!("{name}={address}")).collect::<Vec<_>>().join(" "),
             )],
             Resource::Forward(forward) => vec![
-                (
-                    "host",
-                    match (forward.host_ip, forward.host_ports) {
-                        (ip, HostPorts::Fixed(ports)) => {
-                            format!("{}:{ports}", ip.map_or("*".to_owned(), |ip| ip.to_string()))
-                        }
-                        (ip, HostPorts::Random) => format!("{}:random", ip.map_or("*".to_owned(), |ip| ip.to_string())),
-                    },
-                ),
+                ("host", {
+                    let ip = forward.host_ip.map_or("*".to_owned(), |ip| ip.to_string());
+                    match forward.host_ports {
+                        HostPorts::Fixed(ports) => format!("{ip}:{ports}"),
+                        HostPorts::Random => format!("{ip}:random"),
+                        HostPorts::Picked(ports) => format!("{ip}:{ports} (picked at random)"),
+                    }
+                }),
                 ("to", format!("{}:{}", forward.to, forward.container_ports)),
             ],
             Resource::Flow(flow) => vec![("from", flow.from.to_string()), ("to", flow.to.to_string())],

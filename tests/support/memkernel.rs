@@ -60,10 +60,9 @@ impl MemKernel {
             .iter()
             .filter_map(|operation| match operation {
                 Operation::Create { resource: Resource::Forward(forward) }
-                | Operation::Update { after: Resource::Forward(forward), .. } => match forward.host_ports {
-                    HostPorts::Fixed(ports) => Some((forward.protocol, ports)),
-                    HostPorts::Random => None,
-                },
+                | Operation::Update { after: Resource::Forward(forward), .. } => {
+                    forward.host_ports.ports().map(|ports| (forward.protocol, ports))
+                }
                 _ => None,
             })
             .collect();
@@ -165,7 +164,7 @@ impl MemKernel {
             }
             Resource::Forward(forward) if forward.host_ports == HostPorts::Random => {
                 let ports = self.pick_ports(forward, key, reserved)?;
-                return Ok(Resource::Forward(Forward { host_ports: HostPorts::Fixed(ports), ..forward.clone() }));
+                return Ok(Resource::Forward(Forward { host_ports: HostPorts::Picked(ports), ..forward.clone() }));
             }
             Resource::Forward(_) => {}
             Resource::Flow(flow) => {
@@ -206,9 +205,7 @@ impl MemKernel {
         let taken: Vec<PortRange> = self
             .others(key)
             .filter_map(|resource| match resource {
-                Resource::Forward(Forward { protocol, host_ports: HostPorts::Fixed(ports), .. }) => {
-                    Some((*protocol, *ports))
-                }
+                Resource::Forward(Forward { protocol, host_ports, .. }) => Some((*protocol, host_ports.ports()?)),
                 _ => None,
             })
             .chain(reserved.iter().copied())
