@@ -57,6 +57,10 @@ impl Plan {
     }
 }
 
+/// Where an operation stands in a plan, compared in order: its kind, whether it creates
+/// (changes in place come first), its container's wiring rank, and its key.
+type Place<'a> = (Kind, bool, usize, &'a Key);
+
 /// Plans the operations that turn `observed` into `desired.state`.
 ///
 /// Order: every delete first, dependents before what they depend on (freeing names and
@@ -73,17 +77,17 @@ pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
     let rank_of = |key: &Key| key.container().map_or(0, |name| rank.get(name).map_or(usize::MAX, |rank| rank + 1));
 
     let replaced = replacements(desired, observed);
-    let mut deletes: Vec<((Kind, usize, &Key), &Resource)> = observed
+    let mut deletes: Vec<(Place, &Resource)> = observed
         .resources
         .iter()
         .filter(|(key, _)| !desired.state.resources.contains_key(*key) || replaced.contains(*key))
-        .map(|(key, resource)| ((key.kind(), rank_of(key), key), resource))
+        .map(|(key, resource)| ((key.kind(), false, rank_of(key), key), resource))
         .collect();
     deletes.sort_unstable_by(|a, b| b.0.cmp(&a.0));
 
     // Kind by kind, changes in place go before creations, so an address that moves away is
     // free before a new object takes it.
-    let mut changes: Vec<((Kind, bool, usize, &Key), Operation)> = desired
+    let mut changes: Vec<(Place, Operation)> = desired
         .state
         .resources
         .iter()
