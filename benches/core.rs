@@ -211,6 +211,8 @@ fn main() {
         let stack = parse(&text);
         let baseline = measure(|| serde_json::from_str::<Value>(&json).expect("valid JSON"));
         row(&format!("baseline: serde_json parse, {count} containers"), &baseline, &baseline, false);
+        let file = SourceFile { name: "generated.yaml".to_owned(), text: text.clone() };
+        row(&format!("  load (YAML to spec), {count}"), &measure(|| load(&file).expect("loads")), &baseline, false);
         row(&format!("load + validate, {count}"), &measure(|| parse(&text)), &baseline, false);
         let lower_plan = measure(|| {
             let desired = lower(&stack, &KernelState::default(), &host).expect("lowers");
