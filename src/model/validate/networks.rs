@@ -1,0 +1,113 @@
+//! Checks of each network on its own, and of subnets against each other.
+
+use std::collections::BTreeMap;
+
+use serde_saphyr::Spanned;
+
+use super::Checker;
+use crate::diagnostic::{Diagnostic, Span};
+use crate::model::Network;
+use crate::model::addresses::{host_problem, parse_address, parse_subnet};
+use crate::spec::{Isolation, NetworkSpec};
+
+impl Checker {
+    pub(super) fn network(&mut self, name: &Spanned<String>, spec: &NetworkSpec) -> Network {
+        self.name(name, "network");
+        self.network_names.insert(name.value.clone(), Span::of(name));
+        if let Some(subnet) = &spec.subnet {
+            self.subnet_spans.insert(name.value.clone(), Span::of(subnet));
+        }
+        let subnet = spec.subnet.as_ref().and_then(|subnet| match parse_subnet(&subnet.value) {
+            Ok(net) => Some(net),
+            Err((message, help)) => {
+                let diagnostic = Diagnostic::error(
+                    Span::of(subnet),
+                    format!("network `{}`: {message}", name.value),
+                    "invalid subnet",
+                );
+                self.error(match help {
+                    Some(help) => diagnostic.with_help(help),
+                    None => diagnostic,
+                });
+                None
+            }
+        });
+        let gateway = spec.gateway.as_ref().and_then(|gateway| {
+            let span = Span::of(gateway);
+            let address = match parse_address(&gateway.value) {
+                Ok(address) => address,
+                Err(message) => {
+                    self.error(Diagnostic::error(
+                        span,
+                        format!("network `{}`: {message}", name.value),
+                        "invalid gateway",
+                    ));
+                    return None;
+                }
+            };
+            match (subnet, spec.subnet.is_some()) {
+                (Some(subnet), _) => {
+                    if let Some(problem) = host_problem(address, subnet) {
+                        self.error(Diagnostic::error(
+                            span,
+                            format!("network `{}`: gateway {problem}", name.value),
+                            "gateway outside the subnet's hosts",
+                        ));
+                    }
+                }
+                // The subnet itself is wrong and already reported.
+                (None, true) => {}
+                (None, false) => self.error(
+                    Diagnostic::error(
+                        span,
+                        format!("network `{}`: a gateway needs a declared subnet", name.value),
+                        "gateway without subnet",
+                    )
+                    .with_help("declare `subnet:` too, or remove `gateway:` to let stackctl pick both"),
+                ),
+            }
+            Some(address)
+        });
+        Network {
+            name: name.value.clone(),
+            subnet,
+            gateway,
+            internal: spec.internal,
+            isolation: spec.isolation.as_ref().map_or(Isolation::default(), |isolation| isolation.value),
+        }
+    }
+
+    pub(super) fn overlapping_subnets(&mut self, networks: &BTreeMap<String, Network>) {
+        let mut declared: Vec<(&Network, ipnet::Ipv4Net)> =
+            networks.values().filter_map(|network| Some((network, network.subnet?))).collect();
+        declared.sort_by_key(|(_, subnet)| (subnet.network(), subnet.prefix_len()));
+        // Sorted by start, a subnet can only overlap the widest one before it.
+        let mut widest: Option<(&Network, ipnet::Ipv4Net)> = None;
+        for (network, subnet) in declared {
+            if let Some((earlier, earlier_subnet)) = widest
+                && earlier_subnet.contains(&subnet.network())
+            {
+                // The error goes to whichever of the two was written later; the other is
+                // the context.
+                let (mut first, mut second) = ((earlier, earlier_subnet), (network, subnet));
+                if self.subnet_spans[&first.0.name] > self.subnet_spans[&second.0.name] {
+                    std::mem::swap(&mut first, &mut second);
+                }
+                self.error(
+                    Diagnostic::error(
+                        self.subnet_spans[&second.0.name],
+                        format!(
+                            "subnet {} of network `{}` overlaps subnet {} of network `{}`",
+                            second.1, second.0.name, first.1, first.0.name
+                        ),
+                        "overlapping subnet",
+                    )
+                    .with_related(self.subnet_spans[&first.0.name], "overlapped subnet"),
+                );
+            }
+            if widest.is_none_or(|(_, w)| subnet.broadcast() > w.broadcast()) {
+                widest = Some((network, subnet));
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Checks of what holds between containers: addresses, aliases, published ports and flows
+//! that meet, and the over-privilege of open networks.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+
+use super::Checker;
+use crate::diagnostic::Diagnostic;
+use crate::graph::StackGraph;
+use crate::model::names::suggest_name;
+use crate::model::publish::{conflicts, same_random};
+use crate::model::{Isolation, Publication, Stack};
+
+impl Checker {
+    pub(super) fn static_addresses(&mut self, stack: &Stack) {
+        let mut first: HashMap<(&str, Ipv4Addr), &str> = HashMap::new();
+        for container in self.in_file_order(stack) {
+            for membership in container.memberships() {
+                let Some(address) = membership.ipv4 else { continue };
+                let key = (membership.network.as_str(), address);
+                match first.get(&key) {
+                    None => {
+                        first.insert(key, &container.name);
+                    }
+                    Some(owner) => {
+                        let here = self.ipv4_span(&container.name, &membership.network);
+                        let there = self.ipv4_span(owner, &membership.network);
+                        self.error(
+                            Diagnostic::error(
+                                here,
+                                format!(
+                                    "containers `{owner}` and `{}` both have address {address} on network `{}`",
+                                    container.name, membership.network
+                                ),
+                                "address already taken",
+                            )
+                            .with_related(there, "first taken here"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn aliases(&mut self, stack: &Stack) {
+        for container in stack.containers.values() {
+            for membership in container.memberships() {
+                for (index, alias) in membership.aliases.iter().enumerate() {
+                    let clash = stack.members(&membership.network).find(|member| member.name == *alias);
+                    if let Some(member) = clash {
+                        let span =
+                            self.memberships[&(container.name.clone(), membership.network.clone())].aliases[index];
+                        let whose = if member.name == container.name {
+                            "its own name".to_owned()
+                        } else {
+                            format!("the name of container `{}`", member.name)
+                        };
+                        self.error(
+                            Diagnostic::error(
+                                span,
+                                format!(
+                                    "alias `{alias}` of container `{}` on network `{}` is {whose}",
+                                    container.name, membership.network
+                                ),
+                                "alias equal to a container name",
+                            )
+                            .with_related(self.container_names[&member.name], "container declared here"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn publications(&mut self, stack: &Stack) {
+        let mut seen: Vec<(&str, usize, &Publication)> = Vec::new();
+        for container in self.in_file_order(stack) {
+            let spans = self.publication_spans[&container.name].clone();
+            for (index, publication) in container.ports.iter().enumerate() {
+                let span = spans[index];
+                if let Some((owner, owner_index, earlier)) = seen.iter().find(|(owner, _, earlier)| {
+                    conflicts(earlier, publication) || (*owner == container.name && same_random(earlier, publication))
+                }) {
+                    let there = self.publication_spans[*owner][*owner_index];
+                    self.error(
+                        Diagnostic::error(
+                            span,
+                            format!(
+                                "container `{}` publishes {publication}, which {} already publishes as {earlier}",
+                                container.name,
+                                if *owner == container.name { "it".to_owned() } else { format!("container `{owner}`") }
+                            ),
+                            "host port already published",
+                        )
+                        .with_related(there, "first published here"),
+                    );
+                } else if publication.host_ip.is_none() {
+                    self.diagnostics.push(
+                        Diagnostic::warning(
+                            span,
+                            format!("container `{}` publishes {publication} on all interfaces", container.name),
+                            "reachable from every network the host is on",
+                        )
+                        .with_help(format!(
+                            "bind it to one address, such as `127.0.0.1:{}`",
+                            publication_text_without_ip(publication)
+                        )),
+                    );
+                }
+                seen.push((&container.name, index, publication));
+            }
+            let bridged = container.memberships();
+            if !container.ports.is_empty()
+                && !bridged.is_empty()
+                && bridged.iter().all(|membership| stack.networks[&membership.network].internal)
+            {
+                self.error(
+                    Diagnostic::error(
+                        spans[0],
+                        format!("container `{}` publishes ports but joins only internal networks", container.name),
+                        "unreachable publication",
+                    )
+                    .with_help("join a network that is not `internal: true`, or remove `ports`"),
+                );
+            }
+        }
+    }
+
+    pub(super) fn flows(&mut self, stack: &Stack) {
+        let targets: BTreeSet<&str> = stack
+            .containers
+            .values()
+            .flat_map(|container| {
+                let aliases =
+                    container.memberships().iter().flat_map(|membership| membership.aliases.iter().map(String::as_str));
+                std::iter::once(container.name.as_str()).chain(aliases)
+            })
+            .collect();
+        for container in stack.containers.values() {
+            let spans = self.flow_spans[&container.name].clone();
+            for (flow, span) in container.talks_to.iter().zip(spans) {
+                let target = flow.target.as_str();
+                let own_alias = container
+                    .memberships()
+                    .iter()
+                    .any(|membership| membership.aliases.iter().any(|alias| alias == target));
+                if target == container.name || (own_alias && stack.resolve(container, target).next().is_none()) {
+                    self.error(
+                        Diagnostic::error(
+                            span,
+                            format!("container `{}` talks to itself", container.name),
+                            "flow to itself",
+                        )
+                        .with_help("a container always reaches itself: remove this flow"),
+                    );
+                } else if !targets.contains(target) {
+                    let diagnostic = Diagnostic::error(
+                        span,
+                        format!("container `{}` talks to `{target}`, which is no container or alias", container.name),
+                        "unknown target",
+                    );
+                    self.error(match suggest_name(target, targets.iter().copied()) {
+                        Some(near) => diagnostic.with_help(format!("did you mean `{near}`?")),
+                        None => diagnostic,
+                    });
+                } else if stack.resolve(container, target).next().is_none() {
+                    self.error(
+                        Diagnostic::error(span, format!("container `{}` talks to `{target}` but shares no network with it, so it could never connect", container.name), "no shared network")
+                            .with_help("join both to one network, or run `stackctl suggest` for a layout"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// On `open` networks every member reaches every other: warn of the pairs that no
+    /// declared flow asks for, one warning per network.
+    pub(super) fn over_privilege(&mut self, stack: &Stack) {
+        let graph = StackGraph::build(stack);
+        for network in stack.networks.values().filter(|network| network.isolation == Isolation::Open) {
+            let pairs = graph.unflowed_pairs(&network.name);
+            if pairs.is_empty() {
+                continue;
+            }
+            const SHOWN: usize = 5;
+            let mut listed =
+                pairs.iter().take(SHOWN).map(|(a, b)| format!("`{a}` and `{b}`")).collect::<Vec<_>>().join(", ");
+            if pairs.len() > SHOWN {
+                listed.push_str(&format!(" and {} more", pairs.len() - SHOWN));
+            }
+            self.diagnostics.push(
+                Diagnostic::warning(
+                    self.network_names[&network.name],
+                    format!(
+                        "open network `{}` lets {} reach each other with no declared flow: {listed}",
+                        network.name,
+                        if pairs.len() == 1 { "1 pair".to_owned() } else { format!("{} pairs", pairs.len()) }
+                    ),
+                    "over-privileged network",
+                )
+                .with_help("set `isolation: flows` to let only declared flows pass"),
+            );
+        }
+    }
+}
+
+/// A publication written back without its host address, for the fix of a warning.
+fn publication_text_without_ip(publication: &Publication) -> String {
+    // With no host port the address still needs its colon: `127.0.0.1::443` picks one.
+    let host = publication.host_ports.map_or_else(|| ":".to_owned(), |ports| format!("{ports}:"));
+    format!("{host}{}/{}", publication.container_ports, publication.protocol)
+}
