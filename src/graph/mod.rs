@@ -230,3 +230,91 @@ impl<'a> StackGraph<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PortRange, Protocol, validate};
+    use crate::spec::{SourceFile, load};
+
+    fn stack(text: &str) -> Stack {
+        let spec = load(&SourceFile { name: "test.yaml".to_owned(), text: text.to_owned() }).expect("parses");
+        let validated = validate(&spec);
+        validated.stack.unwrap_or_else(|| panic!("invalid: {:#?}", validated.diagnostics))
+    }
+
+    const SCENARIO_ONE: &str = "name: shop
+networks:
+  web_nw: {}
+  db_nw: {}
+containers:
+  nginx: { networks: [web_nw], talks_to: ['app:5000/tcp'] }
+  flaskapp:
+    networks: { web_nw: { aliases: [app] }, db_nw: {} }
+    talks_to: ['db:5432']
+  db: { networks: [db_nw] }
+";
+
+    #[test]
+    fn declared_flows_resolve_aliases_to_containers_and_networks() {
+        let stack = stack(SCENARIO_ONE);
+        let tcp = |port| Traffic::Ports { protocol: Protocol::Tcp, ports: PortRange::single(port) };
+        let flow = |source: &str, destination: &str, network: &str, traffic| AllowedFlow {
+            source: source.to_owned(),
+            destination: destination.to_owned(),
+            network: network.to_owned(),
+            traffic,
+            grant: Grant::Declared,
+        };
+        assert_eq!(
+            StackGraph::build(&stack).allowed_flows(),
+            [flow("flaskapp", "db", "db_nw", tcp(5432)), flow("nginx", "flaskapp", "web_nw", tcp(5000))]
+        );
+    }
+
+    #[test]
+    fn open_networks_allow_every_ordered_pair_and_name_the_unflowed_ones() {
+        let stack = stack(
+            "name: s
+networks: { flat: { isolation: open } }
+containers:
+  a: { networks: [flat], talks_to: [b] }
+  b: { networks: [flat] }
+  c: { networks: [flat] }
+",
+        );
+        let graph = StackGraph::build(&stack);
+        let open: Vec<(String, String)> = graph
+            .allowed_flows()
+            .into_iter()
+            .filter(|flow| flow.grant == Grant::OpenNetwork)
+            .map(|flow| (flow.source, flow.destination))
+            .collect();
+        assert_eq!(open.len(), 6, "{open:?}");
+        let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        assert_eq!(graph.unflowed_pairs("flat"), [pair("a", "c"), pair("b", "c")]);
+    }
+
+    #[test]
+    fn containers_are_wired_after_their_targets() {
+        let stack = stack(SCENARIO_ONE);
+        assert_eq!(StackGraph::build(&stack).wiring_order(), ["db", "flaskapp", "nginx"]);
+    }
+
+    #[test]
+    fn a_cycle_of_flows_is_wired_together_after_what_it_needs() {
+        // `a` and `b` talk to each other and both need `z`; `m` needs the cycle.
+        let stack = stack(
+            "name: s
+networks: { n: {} }
+containers:
+  m: { networks: [n], talks_to: [a] }
+  a: { networks: [n], talks_to: [b, z] }
+  b: { networks: [n], talks_to: [a] }
+  z: { networks: [n] }
+  lone: { networks: [n] }
+",
+        );
+        assert_eq!(StackGraph::build(&stack).wiring_order(), ["lone", "z", "a", "b", "m"]);
+    }
+}
