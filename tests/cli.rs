@@ -97,3 +97,15 @@ fn completions_are_printed_for_each_shell() {
         assert!(script.contains("stackctl") && script.contains("validate"), "{shell}");
     }
 }
+
+#[test]
+fn empty_sections_and_lists_mean_none() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("stack.yaml");
+    let text = "name: s\nnetworks:\n  n:\ncontainers:\n  a:\n    networks:\n      n:\n    talks_to:\n    ports:\n";
+    std::fs::write(&path, text).expect("write stack file");
+    stackctl().args(["validate", "-f"]).arg(&path).assert().success();
+    std::fs::write(&path, "name: s\nnetworks:\ncontainers:\n").expect("write stack file");
+    let output = stackctl().args(["plan", "-f"]).arg(&path).output().expect("plan runs");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "No changes. The kernel matches the stack.\n");
+}

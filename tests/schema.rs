@@ -157,3 +157,24 @@ fn the_schema_accepts_both_forms_of_memberships_and_ports() {
     let problems = violations(&validator, &yaml_to_json(text));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// What the reader takes as empty, the schema accepts: an empty section, a network or a
+/// container written with nothing after it, and an empty list.
+#[test]
+fn the_schema_accepts_empty_sections_and_lists() {
+    let validator = validator();
+    for text in [
+        "name: shop\nnetworks:\ncontainers:\n",
+        "name: shop\nnetworks:\n  a:\ncontainers:\n  web:\n    networks: [a]\n    talks_to:\n    ports:\n",
+        "name: shop\nnetworks:\n  a: {}\ncontainers:\n  web:\n    networks:\n      a: { aliases: }\n",
+    ] {
+        let problems = violations(&validator, &yaml_to_json(text));
+        assert!(problems.is_empty(), "{text}\n{}", problems.join("\n"));
+        stackctl::model::validate(
+            &stackctl::spec::load(&stackctl::spec::SourceFile { name: "empty.yaml".to_owned(), text: text.to_owned() })
+                .expect("the reader accepts it"),
+        )
+        .stack
+        .expect("valid");
+    }
+}

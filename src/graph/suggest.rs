@@ -2,8 +2,9 @@
 //! shared network for every pair that talks and none for any pair that does not.
 //!
 //! Every suggested network is a clique of the undirected "talks" graph (every two members
-//! have a declared flow in one direction or the other), and together the networks hold
-//! every flow: an edge clique cover, kept small by [`cover::edge_clique_cover`].
+//! have a declared flow in one direction or the other, and it resolves there), and together
+//! the networks hold every flow: an edge clique cover, kept small by
+//! [`cover::edge_clique_cover`].
 
 mod cover;
 mod yaml;
@@ -27,19 +28,33 @@ pub fn suggest(stack: &Stack) -> String {
     let names: Vec<&str> = stack.containers.keys().map(String::as_str).collect();
     let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(index, name)| (*name, index)).collect();
     let mut talks: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); names.len()];
+    // Per pair of containers that talk, smaller first: for each flow between them, the
+    // container whose name the flow reaches the pair through as an alias, if any. Such a
+    // flow resolves only on a network without that container, where the alias may stand.
+    let mut shadows: BTreeMap<(usize, usize), Vec<Option<usize>>> = BTreeMap::new();
     for container in stack.containers.values() {
         let source = index[container.name.as_str()];
         for flow in &container.talks_to {
-            for destination in targets(stack, &flow.target) {
+            let target = flow.target.as_str();
+            for destination in targets(stack, target) {
+                let shadow = if destination == target { None } else { index.get(target).copied() };
                 let destination = index[destination];
                 if destination != source {
                     talks[source].insert(destination);
                     talks[destination].insert(source);
+                    shadows.entry((source.min(destination), source.max(destination))).or_default().push(shadow);
                 }
             }
         }
     }
-    let mut groups = cover::edge_clique_cover(&talks);
+    // A group fits when each two members have a flow that resolves among them.
+    let fits = |members: &[usize]| {
+        shadows.iter().all(|((a, b), flows)| {
+            !(members.contains(a) && members.contains(b))
+                || flows.iter().any(|shadow| shadow.is_none_or(|shadow| !members.contains(&shadow)))
+        })
+    };
+    let mut groups = cover::edge_clique_cover(&talks, fits);
     // A container that talks with no one still needs a network to publish its ports through;
     // one of its own reaches no other container.
     groups.extend(
@@ -66,33 +81,31 @@ pub fn suggest(stack: &Stack) -> String {
 }
 
 /// The containers a flow's target means, whatever the current networks: the container of
-/// that name, or else every container that declares the target as an alias on any network.
-/// A name wins over an alias: validation never lets an alias stand on a network beside the
-/// container of that name, so a target means both only across networks, and a layout made
-/// from nothing gives the target the container its name says.
+/// that name and every container that declares the target as an alias on any network. The
+/// model resolves a target on each network to both, so a flow to a container's name also
+/// reaches, on another network, a container that stands in for it under that name as alias.
 fn targets<'a>(stack: &'a Stack, target: &'a str) -> Vec<&'a str> {
-    if let Some((name, _)) = stack.containers.get_key_value(target) {
-        return vec![name.as_str()];
-    }
     stack
         .containers
         .values()
         .filter(|container| {
-            container.memberships().iter().any(|membership| membership.aliases.iter().any(|alias| alias == target))
+            container.name == target
+                || container
+                    .memberships()
+                    .iter()
+                    .any(|membership| membership.aliases.iter().any(|alias| alias == target))
         })
         .map(|container| container.name.as_str())
         .collect()
 }
 
 /// Where one container goes. It keeps an alias on each of its suggested networks where a
-/// fellow member talks to that alias, and nowhere else, since elsewhere no flow uses it.
+/// fellow member talks to that alias, and nowhere else, since elsewhere no flow uses it. An
+/// alias that is another container's name stays off a network that container joins, where
+/// validation forbids it and the name already reaches that container.
 fn placement<'a>(stack: &'a Stack, container: &'a Container, groups: &'a [(String, Vec<&'a str>)]) -> Placement<'a> {
-    let aliases: BTreeSet<&str> = container
-        .memberships()
-        .iter()
-        .flat_map(|membership| membership.aliases.iter().map(String::as_str))
-        .filter(|alias| !stack.containers.contains_key(*alias))
-        .collect();
+    let aliases: BTreeSet<&str> =
+        container.memberships().iter().flat_map(|membership| membership.aliases.iter().map(String::as_str)).collect();
     let mut networks: Vec<(&str, Vec<&str>)> = groups
         .iter()
         .filter(|(_, members)| members.contains(&container.name.as_str()))
@@ -101,10 +114,11 @@ fn placement<'a>(stack: &'a Stack, container: &'a Container, groups: &'a [(Strin
                 .iter()
                 .copied()
                 .filter(|alias| {
-                    members
-                        .iter()
-                        .filter(|member| **member != container.name)
-                        .any(|member| stack.containers[*member].talks_to.iter().any(|flow| flow.target == *alias))
+                    !members.contains(alias)
+                        && members
+                            .iter()
+                            .filter(|member| **member != container.name)
+                            .any(|member| stack.containers[*member].talks_to.iter().any(|flow| flow.target == *alias))
                 })
                 .collect();
             (network.as_str(), used)
@@ -226,6 +240,20 @@ mod tests {
                  a: {networks: {n: {aliases: [pool]}}}\n  b: {networks: {m: {aliases: [pool]}}}\n  \
                  c: {networks: {m: {aliases: [unused]}}}\n",
                 &["a-edge: a (pool), edge", "b-edge: b (pool), edge", "c: none"],
+            ),
+            (
+                "a flow to a name also reaches the containers that carry it as an alias elsewhere",
+                "name: s\nnetworks: {n1: {}, n2: {}}\ncontainers:\n  \
+                 db: {networks: [n1]}\n  newdb: {networks: {n2: {aliases: [db]}}}\n  \
+                 app: {networks: [n1, n2], talks_to: [db]}\n",
+                &["app-db: app, db", "app-newdb: app, newdb (db)"],
+            ),
+            (
+                "an alias that is a name never joins that container, so the three do not share a network",
+                "name: s\nnetworks: {n1: {}, n2: {}}\ncontainers:\n  \
+                 db: {networks: [n1]}\n  newdb: {networks: {n1: {}, n2: {aliases: [db]}}, talks_to: [db]}\n  \
+                 app: {networks: [n1, n2], talks_to: [db]}\n",
+                &["app-db: app, db", "app-newdb: app, newdb (db)", "db-newdb: db, newdb"],
             ),
             (
                 "one network per pair when the talkers do not talk to each other",

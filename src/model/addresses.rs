@@ -48,3 +48,8 @@ pub fn host_problem(address: Ipv4Addr, subnet: Ipv4Net) -> Option<String> {
         None
     }
 }
+
+/// Whether two subnets share any address.
+pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}

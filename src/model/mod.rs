@@ -16,6 +16,7 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 
 pub use crate::spec::Isolation;
+pub use addresses::overlaps;
 pub use names::suggest_name;
 pub use syntax::{parse_flow, parse_publication};
 pub use validate::{Validated, validate};

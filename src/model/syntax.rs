@@ -31,9 +31,9 @@ pub fn parse_publication(text: &str) -> Result<Publication, String> {
         && host.count() != container_ports.count()
     {
         return Err(format!(
-            "host ports {host} ({} ports) and container ports {container_ports} ({} ports) differ in length",
-            host.count(),
-            container_ports.count()
+            "host ports {host} ({}) and container ports {container_ports} ({}) differ in length",
+            ports(host.count()),
+            ports(container_ports.count())
         ));
     }
     Ok(Publication { host_ip, host_ports, container_ports, protocol })
@@ -63,6 +63,11 @@ pub fn parse_flow(text: &str) -> Result<Flow, String> {
         }
     };
     Ok(Flow { target: target.to_owned(), traffic })
+}
+
+/// "1 port", "101 ports".
+fn ports(count: u32) -> String {
+    if count == 1 { "1 port".to_owned() } else { format!("{count} ports") }
 }
 
 fn split_protocol(text: &str) -> Result<(&str, Protocol), String> {

@@ -22,11 +22,11 @@ impl<T> Default for Entries<T> {
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
+impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for Entries<T> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct EntriesVisitor<T>(PhantomData<T>);
 
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for EntriesVisitor<T> {
+        impl<'de, T: Deserialize<'de> + Default> Visitor<'de> for EntriesVisitor<T> {
             type Value = Entries<T>;
 
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -42,13 +42,17 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
                 while let Some(key) = map.next_key::<Spanned<String>>()? {
-                    entries.push((key, map.next_value()?));
+                    // `db_nw:` with nothing after it is null: the defaults.
+                    let value: Option<T> = map.next_value()?;
+                    entries.push((key, value.unwrap_or_default()));
                 }
                 Ok(Entries(entries))
             }
         }
 
-        deserializer.deserialize_map(EntriesVisitor(PhantomData))
+        // `deserialize_any`, because the reader hands a null (an empty section) only to a
+        // visitor that asked for any type.
+        deserializer.deserialize_any(EntriesVisitor(PhantomData))
     }
 }
 
@@ -70,6 +74,21 @@ impl<T: JsonSchema> JsonSchema for Entries<T> {
     fn inline_schema() -> bool {
         true
     }
+}
+
+/// Reads a list that may be written empty (`talks_to:` with nothing after it, which YAML
+/// reads as null) as no entries.
+pub fn empty_when_null<'de, D: de::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Lets a mapping be written empty: `web_nw:` with nothing after it is null in YAML, and
+/// the reader takes it as all defaults. Setting the type here, rather than wrapping the
+/// schema in a choice with null, keeps an editor's errors at the key that is wrong.
+pub fn nullable(schema: &mut Schema) {
+    schema.insert("type".to_owned(), serde_json::json!(["object", "null"]));
 }
 
 /// A name, as the schema describes it; the parser reads names as plain strings and
@@ -142,9 +161,7 @@ impl JsonSchema for Memberships {
                 {
                     "type": "object",
                     "propertyNames": name_schema(),
-                    "additionalProperties": {
-                        "anyOf": [generator.subschema_for::<MembershipSpec>(), { "type": "null" }]
-                    },
+                    "additionalProperties": generator.subschema_for::<MembershipSpec>(),
                 },
                 { "type": "null" },
             ],

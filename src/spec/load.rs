@@ -16,6 +16,12 @@ pub struct SourceFile {
 /// Parses a stack file. YAML and type errors stop the reading at the first one, because
 /// what follows a broken node cannot be read with any certainty.
 pub fn load(file: &SourceFile) -> Result<StackSpec, Diagnostic> {
+    // A file of nothing but blanks and comments is a document with no content; the reader
+    // would call that an unexpected end of input.
+    if file.text.lines().all(|line| line.trim().is_empty() || line.trim_start().starts_with('#')) {
+        return Err(Diagnostic::error(Span::default(), "the stack file is empty", "nothing here")
+            .with_help("a stack file starts with `name: STACK`, then `networks:` and `containers:`"));
+    }
     serde_saphyr::from_str_with_options(&file.text, Options::default()).map_err(|error| {
         let span = error.location().map(|location| span_in(&file.text, &location)).unwrap_or_default();
         let raw = error.without_snippet().to_string();
@@ -50,6 +56,14 @@ fn strip_position(message: &str) -> &str {
 
 /// Rewrites the reader's messages into stackctl's voice, with a fix where one is known.
 fn explain(message: &str, span: Span) -> Diagnostic {
+    if message.starts_with("cannot deserialize null into string") {
+        return Diagnostic::error(span, "a value is missing", "expected a string here")
+            .with_help("write the value after the colon");
+    }
+    if message.starts_with("unexpected end of input") {
+        return Diagnostic::error(span, "the file ends inside an unfinished value", "the file ends here")
+            .with_help("close the last list or mapping, or finish the last entry");
+    }
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let expected: Vec<&str> = expected

@@ -8,7 +8,7 @@ mod scalar;
 mod schema;
 
 pub use entries::Entries;
-use entries::Name;
+use entries::{Name, empty_when_null, nullable};
 pub use load::{SourceFile, load};
 pub use scalar::Text;
 pub use schema::stack_schema;
@@ -43,6 +43,7 @@ pub struct StackSpec {
 /// One bridge network.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = nullable)]
 pub struct NetworkSpec {
     /// IPv4 subnet in CIDR form, such as `10.20.0.0/24`; picked automatically when absent.
     #[schemars(with = "Option<String>", example = "10.20.0.0/24")]
@@ -72,17 +73,19 @@ pub enum Isolation {
 /// One container.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = nullable)]
 pub struct ContainerSpec {
     /// The networks this container joins: a list of names, or a map of names to settings.
     #[serde(default)]
     pub networks: Memberships,
     /// Flows this container opens: `TARGET[:PORT[-PORT]][/tcp|/udp]`, where TARGET is a
     /// container name or an alias; no port means every port.
-    #[serde(default)]
-    #[schemars(with = "Vec<String>")]
+    #[serde(default, deserialize_with = "empty_when_null")]
+    #[schemars(with = "Option<Vec<String>>")]
     pub talks_to: Vec<Spanned<String>>,
     /// Published ports, in Docker's syntax: `[HOST_IP:][HOST_PORT[-END]:]PORT[-END][/tcp|/udp]`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_when_null")]
+    #[schemars(with = "Option<Vec<Text>>")]
     pub ports: Vec<Text>,
     /// `none` (loopback only) or `host` (the host's own network stack).
     #[schemars(with = "Option<NetworkMode>")]
@@ -109,11 +112,12 @@ pub struct Memberships(pub Vec<(Spanned<String>, MembershipSpec)>);
 /// Per-network settings of one container.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = nullable)]
 pub struct MembershipSpec {
     /// Extra names for this container on this network; a name shared by several containers
     /// spreads new connections over all of them.
-    #[serde(default)]
-    #[schemars(with = "Vec<Name>")]
+    #[serde(default, deserialize_with = "empty_when_null")]
+    #[schemars(with = "Option<Vec<Name>>")]
     pub aliases: Vec<Spanned<String>>,
     /// A static IPv4 address inside the network's subnet.
     #[schemars(with = "Option<String>", example = "10.20.1.10")]

@@ -6,6 +6,8 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use sha2::{Digest, Sha256};
 
+use crate::model::overlaps;
+
 /// Where automatic subnets come from: after Podman's default 10.88.0.0/16, so the two
 /// tools do not pick the same subnets on one host.
 pub const AUTO_SUBNET_POOL: Ipv4Net = match Ipv4Net::new(Ipv4Addr::new(10, 89, 0, 0), 16) {
@@ -40,10 +42,6 @@ pub fn auto_prefix(members: usize) -> u8 {
 /// The first subnet of the pool with `prefix` that overlaps none of `taken`.
 pub fn free_subnet(prefix: u8, taken: &[Ipv4Net]) -> Option<Ipv4Net> {
     AUTO_SUBNET_POOL.subnets(prefix).ok()?.find(|candidate| !taken.iter().any(|used| overlaps(candidate, used)))
-}
-
-pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 /// Hands out the lowest free host addresses of a subnet.

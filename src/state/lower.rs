@@ -11,10 +11,10 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use thiserror::Error;
 
-use super::allocate::{AddressPool, auto_prefix, derived_ifname, free_subnet, overlaps};
+use super::allocate::{AddressPool, auto_prefix, derived_ifname, free_subnet};
 use super::{Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Namespace, Resource, Route};
 use crate::graph::{Grant, StackGraph};
-use crate::model::{Attachment, Container, Isolation, Publication, Stack};
+use crate::model::{Attachment, Container, Isolation, Publication, Stack, overlaps};
 
 /// What lowering needs to know of the host beyond the stack's own objects.
 #[derive(Debug, Clone, Default)]

@@ -37,6 +37,7 @@ pub fn validate(spec: &StackSpec) -> Validated {
         .map(|(name, container)| (name.value.clone(), check.container(name, container, &networks)))
         .collect();
     let stack = Stack::new(spec.name.value.clone(), networks, containers);
+    check.subnet_capacity(&stack);
     check.static_addresses(&stack);
     check.aliases(&stack);
     check.publications(&stack);

@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use ipnet::Ipv4Net;
+
 use serde_saphyr::Spanned;
 
 use super::Checker;
 use crate::diagnostic::{Diagnostic, Span};
-use crate::model::Network;
 use crate::model::addresses::{host_problem, parse_address, parse_subnet};
+use crate::model::{Network, overlaps};
 use crate::spec::{Isolation, NetworkSpec};
 
 impl Checker {
@@ -77,36 +79,27 @@ impl Checker {
         }
     }
 
+    /// Reports every pair of overlapping subnets once, at the one written later. Networks are
+    /// few, so comparing every pair is cheap, and unlike a sweep it misses no pair.
     pub(super) fn overlapping_subnets(&mut self, networks: &BTreeMap<String, Network>) {
-        let mut declared: Vec<(&Network, ipnet::Ipv4Net)> =
+        let mut declared: Vec<(&Network, Ipv4Net)> =
             networks.values().filter_map(|network| Some((network, network.subnet?))).collect();
-        declared.sort_by_key(|(_, subnet)| (subnet.network(), subnet.prefix_len()));
-        // Sorted by start, a subnet can only overlap the widest one before it.
-        let mut widest: Option<(&Network, ipnet::Ipv4Net)> = None;
-        for (network, subnet) in declared {
-            if let Some((earlier, earlier_subnet)) = widest
-                && earlier_subnet.contains(&subnet.network())
-            {
-                // The error goes to whichever of the two was written later; the other is
-                // the context.
-                let (mut first, mut second) = ((earlier, earlier_subnet), (network, subnet));
-                if self.subnet_spans[&first.0.name] > self.subnet_spans[&second.0.name] {
-                    std::mem::swap(&mut first, &mut second);
+        declared.sort_by_key(|(network, _)| self.subnet_spans[&network.name]);
+        for (index, (network, subnet)) in declared.iter().enumerate() {
+            for (earlier, earlier_subnet) in &declared[..index] {
+                if overlaps(subnet, earlier_subnet) {
+                    self.error(
+                        Diagnostic::error(
+                            self.subnet_spans[&network.name],
+                            format!(
+                                "subnet {subnet} of network `{}` overlaps subnet {earlier_subnet} of network `{}`",
+                                network.name, earlier.name
+                            ),
+                            "overlapping subnet",
+                        )
+                        .with_related(self.subnet_spans[&earlier.name], "overlapped subnet"),
+                    );
                 }
-                self.error(
-                    Diagnostic::error(
-                        self.subnet_spans[&second.0.name],
-                        format!(
-                            "subnet {} of network `{}` overlaps subnet {} of network `{}`",
-                            second.1, second.0.name, first.1, first.0.name
-                        ),
-                        "overlapping subnet",
-                    )
-                    .with_related(self.subnet_spans[&first.0.name], "overlapped subnet"),
-                );
-            }
-            if widest.is_none_or(|(_, w)| subnet.broadcast() > w.broadcast()) {
-                widest = Some((network, subnet));
             }
         }
     }

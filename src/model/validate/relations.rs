@@ -5,13 +5,41 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
 use super::Checker;
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Span};
 use crate::graph::StackGraph;
 use crate::model::names::suggest_name;
 use crate::model::publish::{conflicts, same_random};
-use crate::model::{Isolation, Publication, Stack};
+use crate::model::{Attachment, Isolation, Publication, Stack};
 
 impl Checker {
+    /// A declared subnet must hold its gateway and every member; otherwise lowering would
+    /// run out of addresses with no place in the file to point at.
+    pub(super) fn subnet_capacity(&mut self, stack: &Stack) {
+        for network in stack.networks.values() {
+            let Some(subnet) = network.subnet else { continue };
+            let members = stack.members(&network.name).count() as u64;
+            // The network, broadcast and gateway addresses are not for containers.
+            let room = (1u64 << (32 - subnet.prefix_len())).saturating_sub(3);
+            if members <= room {
+                continue;
+            }
+            let needed = (3..=30u8).rev().find(|prefix| (1u64 << (32 - prefix)) - 3 >= members);
+            let diagnostic = Diagnostic::error(
+                self.subnet_spans[&network.name],
+                format!(
+                    "subnet {subnet} of network `{}` has room for {room} container{} besides its gateway, but {members} join it",
+                    network.name,
+                    if room == 1 { "" } else { "s" }
+                ),
+                "subnet too small",
+            );
+            self.error(match needed {
+                Some(prefix) => diagnostic.with_help(format!("use a prefix of /{prefix} or shorter")),
+                None => diagnostic,
+            });
+        }
+    }
+
     pub(super) fn static_addresses(&mut self, stack: &Stack) {
         let mut first: HashMap<(&str, Ipv4Addr), &str> = HashMap::new();
         for container in self.in_file_order(stack) {
@@ -75,6 +103,11 @@ impl Checker {
     pub(super) fn publications(&mut self, stack: &Stack) {
         let mut seen: Vec<(&str, usize, &Publication)> = Vec::new();
         for container in self.in_file_order(stack) {
+            // Ports on a `none` or `host` container are an error of their own already; a
+            // warning about the same entry would only repeat it.
+            if !matches!(container.attachment, Attachment::Bridged(_)) {
+                continue;
+            }
             let spans = self.publication_spans[&container.name].clone();
             for (index, publication) in container.ports.iter().enumerate() {
                 let span = spans[index];
@@ -164,10 +197,7 @@ impl Checker {
                         None => diagnostic,
                     });
                 } else if stack.resolve(container, target).next().is_none() {
-                    self.error(
-                        Diagnostic::error(span, format!("container `{}` talks to `{target}` but shares no network with it, so it could never connect", container.name), "no shared network")
-                            .with_help("join both to one network, or run `stackctl suggest` for a layout"),
-                    );
+                    self.error(unreachable_target(stack, &container.name, target, span));
                 }
             }
         }
@@ -209,4 +239,33 @@ fn publication_text_without_ip(publication: &Publication) -> String {
     // With no host port the address still needs its colon: `127.0.0.1::443` picks one.
     let host = publication.host_ports.map_or_else(|| ":".to_owned(), |ports| format!("{ports}:"));
     format!("{host}{}/{}", publication.container_ports, publication.protocol)
+}
+
+/// Why a flow's target cannot be reached: a container that shares no network with the
+/// source, or an alias declared only on networks the source does not join.
+fn unreachable_target(stack: &Stack, source: &str, target: &str, span: Span) -> Diagnostic {
+    if stack.containers.contains_key(target) {
+        return Diagnostic::error(
+            span,
+            format!(
+                "container `{source}` talks to `{target}` but shares no network with it, so it could never connect"
+            ),
+            "no shared network",
+        )
+        .with_help("join both to one network, or run `stackctl suggest` for a layout");
+    }
+    let networks: BTreeSet<&str> = stack
+        .containers
+        .values()
+        .flat_map(|holder| holder.memberships())
+        .filter(|membership| membership.aliases.iter().any(|alias| alias == target))
+        .map(|membership| membership.network.as_str())
+        .collect();
+    let listed = networks.iter().map(|network| format!("`{network}`")).collect::<Vec<_>>().join(", ");
+    Diagnostic::error(
+        span,
+        format!("container `{source}` talks to alias `{target}`, which is declared only on {listed}, which `{source}` does not join"),
+        "alias not on a shared network",
+    )
+    .with_help(format!("join `{source}` to {listed}, or declare the alias on a network both share"))
 }
