@@ -219,8 +219,8 @@ fn main() {
             plan(&desired, &KernelState::default())
         });
         row(&format!("lower + plan against empty, {count}"), &lower_plan, &baseline, false);
-        // The graph is built by validation, lowering and review alike; its flow resolution
-        // scans every container per flow, so it is shown on its own.
+        // The graph is built by validation, lowering and review alike, so it is shown on
+        // its own.
         row(
             &format!("  of which StackGraph::build, {count}"),
             &measure(|| StackGraph::build(&stack)),

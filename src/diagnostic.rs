@@ -7,6 +7,8 @@ use miette::{LabeledSpan, NamedSource, SourceSpan};
 use serde::Serialize;
 use serde_saphyr::{Location, Spanned};
 
+use crate::spec::SourceFile;
+
 /// How bad a finding is: errors stop everything, warnings are printed and the command goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,7 +40,7 @@ impl Span {
 }
 
 /// One finding about a stack file: what is wrong, where, and how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub severity: Severity,
     /// A one-line reason, lowercase, naming the thing concerned.
@@ -47,10 +49,8 @@ pub struct Diagnostic {
     /// The text under the span, such as "unknown network" or "first published here".
     pub label: String,
     /// A fix, where there is one: "did you mean `db_nw`?".
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
     /// Other places that explain this one, such as the first of two equal addresses.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<(Span, String)>,
 }
 
@@ -91,6 +91,62 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
     (line, before[line_start..].chars().count() + 1)
+}
+
+/// The findings about one file for machines and editors: version 1 of
+/// `stackctl validate --format json`, documented in the README.
+pub fn json_report(file: &SourceFile, diagnostics: &[Diagnostic], valid: bool) -> String {
+    #[derive(Serialize)]
+    struct Place<'a> {
+        line: usize,
+        column: usize,
+        span: Span,
+        label: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Finding<'a> {
+        severity: Severity,
+        message: &'a str,
+        line: usize,
+        column: usize,
+        span: Span,
+        label: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        help: Option<&'a str>,
+        related: Vec<Place<'a>>,
+    }
+    #[derive(Serialize)]
+    struct Report<'a> {
+        format_version: u32,
+        file: &'a str,
+        valid: bool,
+        diagnostics: Vec<Finding<'a>>,
+    }
+    let diagnostics = diagnostics
+        .iter()
+        .map(|diagnostic| {
+            let (line, column) = line_column(&file.text, diagnostic.span.offset);
+            Finding {
+                severity: diagnostic.severity,
+                message: &diagnostic.message,
+                line,
+                column,
+                span: diagnostic.span,
+                label: &diagnostic.label,
+                help: diagnostic.help.as_deref(),
+                related: diagnostic
+                    .related
+                    .iter()
+                    .map(|(span, label)| {
+                        let (line, column) = line_column(&file.text, span.offset);
+                        Place { line, column, span: *span, label }
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let report = Report { format_version: 1, file: &file.name, valid, diagnostics };
+    serde_json::to_string_pretty(&report).expect("a report serializes")
 }
 
 /// A diagnostic joined to the file it concerns, ready for miette's renderer.

@@ -74,7 +74,7 @@ fn usage_errors_exit_64_and_help_exits_0() {
 }
 
 #[test]
-fn output_has_no_colour_off_a_terminal_or_with_no_color() {
+fn output_has_no_colour_off_a_terminal() {
     for no_color in [None, Some("1")] {
         let mut command = stackctl();
         command.args(["plan", "-f", "examples/port-publishing.yaml"]);

@@ -576,6 +576,18 @@ fn touches_only(plan: &Plan, allowed: impl Fn(&Operation, &Key) -> bool) -> Resu
     Ok(())
 }
 
+/// The other containers that share a network with `name` in `stack`: the only ones whose
+/// name records hold its names and aliases.
+fn neighbours(stack: &Stack, name: &str) -> BTreeSet<String> {
+    stack.containers[name]
+        .memberships()
+        .iter()
+        .flat_map(|membership| stack.members(&membership.network))
+        .filter(|member| member.name != name)
+        .map(|member| member.name.clone())
+        .collect()
+}
+
 /// The interface name and address of every link of containers other than `except`.
 fn other_links(state: &KernelState, except: &str) -> BTreeMap<Key, (String, Ipv4Net)> {
     state
@@ -647,11 +659,17 @@ proptest! {
                 membership.ipv4 = membership.ipv4.filter(|address| !taken.contains(address));
             }
         }
-        let applied = converge(&grown.stack()?, &mut kernel)?;
+        let grown = grown.stack()?;
+        let neighbours = neighbours(&grown, &added);
+        let applied = converge(&grown, &mut kernel)?;
         touches_only(&applied, |operation, key| match (operation, key) {
+            // Flows belong to their source: this arm also covers the flows the new one opens.
+            (Operation::Create { .. }, Key::Flow { source, destination, .. }) => {
+                *source == added || *destination == added
+            }
             (Operation::Create { .. }, key) if key.container() == Some(added.as_str()) => true,
-            (Operation::Update { .. }, Key::Hosts { .. }) => true,
-            (Operation::Create { .. }, Key::Flow { destination, .. }) => *destination == added,
+            // Only who shares a network with the new container resolves its names.
+            (Operation::Update { .. }, Key::Hosts { container }) => neighbours.contains(container),
             // A port picked for another container that the new one declares is picked again.
             (Operation::Update { after: Resource::Forward(forward), .. }, _) => forward.host_ports == HostPorts::Random,
             _ => false,
@@ -665,13 +683,19 @@ proptest! {
         prop_assume!(!doc.containers.is_empty());
         let index = pick % doc.containers.len();
         let removed = doc.containers[index].name.clone();
-        let mut kernel = converged(&doc.stack()?)?;
+        let full = doc.stack()?;
+        let neighbours = neighbours(&full, &removed);
+        let mut kernel = converged(&full)?;
         let before = kernel.state().clone();
         let applied = converge(&doc.without(index).stack()?, &mut kernel)?;
         touches_only(&applied, |operation, key| match (operation, key) {
+            // Flows belong to their source: this arm also covers the flows the removed one opened.
+            (Operation::Delete { .. }, Key::Flow { source, destination, .. }) => {
+                *source == removed || *destination == removed
+            }
             (Operation::Delete { .. }, key) if key.container() == Some(removed.as_str()) => true,
-            (Operation::Update { .. }, Key::Hosts { .. }) => true,
-            (Operation::Delete { .. }, Key::Flow { destination, .. }) => *destination == removed,
+            // Only who shared a network with the removed container resolved its names.
+            (Operation::Update { .. }, Key::Hosts { container }) => neighbours.contains(container),
             _ => false,
         })?;
         prop_assert_eq!(other_links(&before, &removed), other_links(kernel.state(), &removed));

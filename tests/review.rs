@@ -166,7 +166,7 @@ fn a_replacement_is_one_json_operation_with_both_sides() {
     let operations = json["plan"]["operations"].as_array().expect("operations");
     let namespace = operations.iter().find(|operation| operation["kind"] == "netns").expect("the netns changes");
     assert_eq!(namespace["action"], "replace");
-    assert_eq!(namespace["before"]["name"], "shop-web");
+    assert_eq!(namespace["before"]["name"], "shop:web");
     assert_eq!(namespace["after"]["adopted"], "/run/netns/legacy");
     let namespaces = operations.iter().filter(|operation| operation["kind"] == "netns").count();
     assert_eq!(namespaces, 1, "a replacement is not also listed as a deletion");

@@ -55,7 +55,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = crate::graph::Drawing::Mermaid)]
         format: crate::graph::Drawing,
     },
-    /// Derive the fewest networks that carry every declared flow and nothing else.
+    /// Derive a layout of few networks that carries every declared flow and nothing else.
     Suggest,
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },

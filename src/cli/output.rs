@@ -1,6 +1,7 @@
 //! How output looks: colour only on a terminal and never with `NO_COLOR`, and diagnostics
 //! through miette's renderer.
 
+use std::ffi::OsStr;
 use std::io::IsTerminal;
 
 use miette::{GraphicalReportHandler, GraphicalTheme, NamedSource};
@@ -17,12 +18,20 @@ pub struct Style {
 }
 
 impl Style {
+    /// The style for this process: its `NO_COLOR` and whether its outputs are terminals.
     pub fn detect() -> Self {
-        let allowed = std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
-        Style {
-            color_out: allowed && std::io::stdout().is_terminal(),
-            color_err: allowed && std::io::stderr().is_terminal(),
-        }
+        Style::decide(
+            std::env::var_os("NO_COLOR").as_deref(),
+            std::io::stdout().is_terminal(),
+            std::io::stderr().is_terminal(),
+        )
+    }
+
+    /// Colour goes to a terminal only, and never when `NO_COLOR` is set to anything but the
+    /// empty string (<https://no-color.org>).
+    fn decide(no_color: Option<&OsStr>, out_is_terminal: bool, err_is_terminal: bool) -> Self {
+        let allowed = no_color.is_none_or(OsStr::is_empty);
+        Style { color_out: allowed && out_is_terminal, color_err: allowed && err_is_terminal }
     }
 }
 
@@ -37,4 +46,23 @@ pub fn render_diagnostics(file: &SourceFile, diagnostics: &[Diagnostic], color: 
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_with_no_color() {
+        let cases = [
+            (None, true, false, true, false),
+            (None, false, true, false, true),
+            (Some("1"), true, true, false, false),
+            (Some(""), true, true, true, true),
+        ];
+        for (no_color, out, err, color_out, color_err) in cases {
+            let style = Style::decide(no_color.map(OsStr::new), out, err);
+            assert_eq!((style.color_out, style.color_err), (color_out, color_err), "{no_color:?} {out} {err}");
+        }
+    }
 }

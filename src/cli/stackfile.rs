@@ -2,11 +2,9 @@
 
 use std::path::Path;
 
-use serde::Serialize;
-
 use super::output::{Style, render_diagnostics};
 use super::{DiagnosticFormat, Exit};
-use crate::diagnostic::{Diagnostic, line_column};
+use crate::diagnostic::{Diagnostic, json_report};
 use crate::graph::{Drawing, StackGraph, draw, suggest as suggest_layout};
 use crate::model::{Stack, validate as validate_model};
 use crate::plan::{plan as plan_operations, render_text};
@@ -78,37 +76,11 @@ pub fn validate(path: &Path, format: DiagnosticFormat, style: Style) -> Exit {
             eprint!("{}", render_diagnostics(&loaded.file, &loaded.diagnostics, style.color_err));
             println!("{}", tally(&loaded.file.name, &loaded.diagnostics));
         }
-        DiagnosticFormat::Json => println!("{}", validation_json(&loaded)),
+        DiagnosticFormat::Json => {
+            println!("{}", json_report(&loaded.file, &loaded.diagnostics, loaded.stack.is_some()));
+        }
     }
     if loaded.stack.is_some() { Exit::Ok } else { Exit::InvalidStack }
-}
-
-/// Validation findings for machines and editors: version 1 of this format.
-fn validation_json(loaded: &Loaded) -> String {
-    #[derive(Serialize)]
-    struct Finding<'a> {
-        #[serde(flatten)]
-        diagnostic: &'a Diagnostic,
-        line: usize,
-        column: usize,
-    }
-    #[derive(Serialize)]
-    struct Report<'a> {
-        format_version: u32,
-        file: &'a str,
-        valid: bool,
-        diagnostics: Vec<Finding<'a>>,
-    }
-    let diagnostics = loaded
-        .diagnostics
-        .iter()
-        .map(|diagnostic| {
-            let (line, column) = line_column(&loaded.file.text, diagnostic.span.offset);
-            Finding { diagnostic, line, column }
-        })
-        .collect();
-    let report = Report { format_version: 1, file: &loaded.file.name, valid: loaded.stack.is_some(), diagnostics };
-    serde_json::to_string_pretty(&report).expect("validation report serializes")
 }
 
 pub fn plan(path: &Path, detailed_exitcode: bool, style: Style) -> Exit {

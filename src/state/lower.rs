@@ -194,7 +194,9 @@ fn lower_container(
     }
     state.insert(Resource::Namespace(Namespace {
         container: container.name.clone(),
-        name: container.netns.clone().unwrap_or_else(|| format!("{}-{}", stack.name, container.name)),
+        // `:` cannot appear in a name, so no two stacks' containers share a namespace name
+        // (with `-`, stack `a-b`'s container `c` would meet stack `a`'s container `b-c`).
+        name: container.netns.clone().unwrap_or_else(|| format!("{}:{}", stack.name, container.name)),
         adopted: container.netns.is_some(),
         loopback_up: true,
     }));
