@@ -7,12 +7,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 use thiserror::Error;
 
 use super::allocate::{AddressPool, auto_prefix, derived_ifname, free_subnet};
-use super::{Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Namespace, Resource, Route};
+use super::{
+    Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Namespace, Records, Resource, Route,
+};
 use crate::graph::{Grant, StackGraph};
 use crate::model::{Attachment, Container, Isolation, Publication, Stack, overlaps};
 
@@ -56,14 +59,19 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
         .flat_map(|container| container.ports.iter().copied())
         .filter(|publication| publication.host_ports.is_some())
         .collect();
+    // Containers on the same networks resolve the same names, so each set of networks has
+    // its records made once and shared: in a large stack they are most of the state.
+    let mut records_of: HashMap<Vec<&str>, Records> = HashMap::new();
     for container in stack.containers.values() {
         lower_container(stack, container, observed, &subnets, &addresses, &declared, &mut state);
         // Containers on no bridge network (`none` and `host`) resolve no names of the stack.
         if !container.memberships().is_empty() {
-            state.insert(Resource::Hosts(Hosts {
-                container: container.name.clone(),
-                records: records(stack, container, &addresses),
-            }));
+            let mut networks: Vec<&str> = container.memberships().iter().map(|m| m.network.as_str()).collect();
+            networks.sort_unstable();
+            let records = records_of
+                .entry(networks)
+                .or_insert_with_key(|networks| Arc::new(records(stack, networks, &addresses)));
+            state.insert(Resource::Hosts(Hosts { container: container.name.clone(), records: Arc::clone(records) }));
         }
     }
     let graph = StackGraph::build(stack);
@@ -304,13 +312,13 @@ fn interface_names(container: &Container, observed: &KernelState) -> BTreeMap<St
     names
 }
 
-/// The names `container` resolves: on each of its networks, every member's name and the
-/// aliases declared there, with their addresses on that network.
-fn records(stack: &Stack, container: &Container, addresses: &Addresses) -> Vec<(String, Ipv4Addr)> {
+/// The names a container on `networks` resolves: on each of them, every member's name and
+/// the aliases declared there, with their addresses on that network.
+fn records(stack: &Stack, networks: &[&str], addresses: &Addresses) -> Vec<(String, Ipv4Addr)> {
     let mut records = BTreeSet::new();
-    for membership in container.memberships() {
-        for (member, theirs) in stack.memberships_on(&membership.network) {
-            let address = addresses[&(member.name.as_str(), membership.network.as_str())];
+    for network in networks {
+        for (member, theirs) in stack.memberships_on(network) {
+            let address = addresses[&(member.name.as_str(), *network)];
             records.insert((member.name.clone(), address));
             records.extend(theirs.aliases.iter().map(|alias| (alias.clone(), address)));
         }

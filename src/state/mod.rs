@@ -8,7 +8,7 @@ mod resource;
 
 pub use allocate::{AUTO_SUBNET_POOL, derived_ifname};
 pub use lower::{HostFacts, LowerError, lower};
-pub use resource::{Bridge, Flow, Forward, HostPorts, Hosts, Key, Kind, Link, Namespace, Resource, Route};
+pub use resource::{Bridge, Flow, Forward, HostPorts, Hosts, Key, Kind, Link, Namespace, Records, Resource, Route};
 
 use std::collections::BTreeMap;
 

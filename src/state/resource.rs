@@ -1,6 +1,7 @@
 //! The kinds of kernel object a stack owns, as plain values.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
@@ -180,13 +181,16 @@ pub struct Route {
     pub ifname: String,
 }
 
+/// Name records sorted by name, then address; shared between the containers that resolve
+/// the same names.
+pub type Records = Arc<Vec<(String, Ipv4Addr)>>;
+
 /// The names a container resolves: its own and those of the containers and aliases it
 /// shares a network with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Hosts {
     pub container: String,
-    /// Sorted by name, then address.
-    pub records: Vec<(String, Ipv4Addr)>,
+    pub records: Records,
 }
 
 /// The host ports of a forward.
