@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use stackctl::graph::StackGraph;
-use stackctl::model::{Stack, validate};
+use stackctl::model::{Stack, validate_file};
 use stackctl::plan::{plan, render_text};
 use stackctl::review::{Format, Review};
 use stackctl::spec::{SourceFile, load};
@@ -155,8 +155,7 @@ fn json_text(containers: &[Container]) -> String {
 
 fn parse(text: &str) -> Stack {
     let file = SourceFile { name: "bench.yaml".to_owned(), text: text.to_owned() };
-    let spec = load(&file).expect("generated stacks parse");
-    let validated = validate(&spec);
+    let validated = validate_file(&file);
     validated.stack.unwrap_or_else(|| panic!("a generated stack is refused: {:#?}", validated.diagnostics))
 }
 

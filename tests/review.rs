@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 
 use assert_cmd::Command;
 use stackctl::graph::{AllowedFlow, Grant};
-use stackctl::model::{PortRange, Protocol, Stack, Traffic, validate};
+use stackctl::model::{PortRange, Protocol, Stack, Traffic, validate_file};
 use stackctl::review::{Format, Review};
-use stackctl::spec::{SourceFile, load};
+use stackctl::spec::SourceFile;
 
 const OLD: &str = "examples/web-app-db.yaml";
 const NEW: &str = "examples/web-app-db-v2.yaml";
@@ -15,8 +15,7 @@ const NEW: &str = "examples/web-app-db-v2.yaml";
 fn stack(path: &str) -> Stack {
     let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
     let file = SourceFile { name: path.to_owned(), text: std::fs::read_to_string(full).expect("readable example") };
-    let spec = load(&file).expect("the example parses");
-    validate(&spec).stack.expect("the example is valid")
+    validate_file(&file).stack.expect("the example is valid")
 }
 
 fn scenario_one() -> Review {
@@ -115,8 +114,7 @@ fn publishing_on_every_interface_is_flagged() {
         let text = format!(
             "name: shop\nnetworks: {{ web_nw: {{}} }}\ncontainers:\n  web:\n    networks: [web_nw]\n    ports: [{ports}]\n"
         );
-        let spec = load(&SourceFile { name: "stack.yaml".to_owned(), text }).expect("the stack parses");
-        validate(&spec).stack.expect("the stack is valid")
+        validate_file(&SourceFile { name: "stack.yaml".to_owned(), text }).stack.expect("the stack is valid")
     };
     let review = Review::between(&published("\"127.0.0.1:8080:80\""), &published("\"8080:80\"")).expect("lowers");
     let delta = review.reachability();
@@ -137,8 +135,7 @@ fn opening_a_network_allows_every_pair_once() {
             "name: shop\nnetworks: {{ web_nw: {{ isolation: {isolation} }} }}\ncontainers:\n  web:\n    \
              networks: [web_nw]\n    talks_to: [api]\n  api:\n    networks: [web_nw]\n"
         );
-        let spec = load(&SourceFile { name: "stack.yaml".to_owned(), text }).expect("the stack parses");
-        validate(&spec).stack.expect("the stack is valid")
+        validate_file(&SourceFile { name: "stack.yaml".to_owned(), text }).stack.expect("the stack is valid")
     };
     let review = Review::between(&isolated("flows"), &isolated("open")).expect("lowers");
     let allowed: Vec<(&str, &str, Grant)> = review
@@ -157,8 +154,7 @@ fn a_replacement_is_one_json_operation_with_both_sides() {
     let adopting = |netns: &str| {
         let text =
             format!("name: shop\nnetworks: {{ web_nw: {{}} }}\ncontainers:\n  web:\n    networks: [web_nw]\n{netns}");
-        let spec = load(&SourceFile { name: "stack.yaml".to_owned(), text }).expect("the stack parses");
-        validate(&spec).stack.expect("the stack is valid")
+        validate_file(&SourceFile { name: "stack.yaml".to_owned(), text }).stack.expect("the stack is valid")
     };
     let review = Review::between(&adopting(""), &adopting("    netns: /run/netns/legacy\n")).expect("lowers");
     let json: serde_json::Value =

@@ -6,10 +6,10 @@ use super::output::{Style, render_diagnostics};
 use super::{DiagnosticFormat, Exit};
 use crate::diagnostic::{Diagnostic, json_report};
 use crate::graph::{Drawing, StackGraph, draw, suggest as suggest_layout};
-use crate::model::{Stack, validate as validate_model};
+use crate::model::{Stack, validate_file};
 use crate::plan::{plan as plan_operations, render_text};
 use crate::review::{Format, Review};
-use crate::spec::{SourceFile, load};
+use crate::spec::SourceFile;
 use crate::state::{HostFacts, KernelState, lower};
 
 /// A stack file read and validated, with its warnings.
@@ -31,13 +31,8 @@ fn read(path: &Path) -> Result<SourceFile, Exit> {
 }
 
 fn check(file: SourceFile) -> Loaded {
-    match load(&file) {
-        Ok(spec) => {
-            let validated = validate_model(&spec);
-            Loaded { file, stack: validated.stack, diagnostics: validated.diagnostics }
-        }
-        Err(diagnostic) => Loaded { file, stack: None, diagnostics: vec![diagnostic] },
-    }
+    let validated = validate_file(&file);
+    Loaded { file, stack: validated.stack, diagnostics: validated.diagnostics }
 }
 
 /// Reads and validates a stack file, printing its findings; an invalid file ends the

@@ -234,13 +234,12 @@ impl<'a> StackGraph<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{PortRange, Protocol, validate};
-    use crate::spec::{SourceFile, load};
+    use crate::model::{PortRange, Protocol, validate_file};
+    use crate::spec::SourceFile;
 
     fn stack(text: &str) -> Stack {
-        let spec = load(&SourceFile { name: "test.yaml".to_owned(), text: text.to_owned() }).expect("parses");
-        let validated = validate(&spec);
-        validated.stack.unwrap_or_else(|| panic!("invalid: {:#?}", validated.diagnostics))
+        let validated = validate_file(&SourceFile { name: "test.yaml".to_owned(), text: text.to_owned() });
+        validated.stack.unwrap_or_else(|| panic!("invalid: {:#?}\n{text}", validated.diagnostics))
     }
 
     const SCENARIO_ONE: &str = "name: shop

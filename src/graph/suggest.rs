@@ -167,13 +167,12 @@ fn network_names(groups: &[Vec<usize>], names: &[&str]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::graph::StackGraph;
-    use crate::model::validate;
-    use crate::spec::{SourceFile, load};
+    use crate::model::validate_file;
+    use crate::spec::SourceFile;
 
     fn stack(text: &str) -> Stack {
-        let spec = load(&SourceFile { name: "test.yaml".to_owned(), text: text.to_owned() }).expect("readable yaml");
-        let validated = validate(&spec);
-        validated.stack.unwrap_or_else(|| panic!("invalid stack: {:?}\n{text}", validated.diagnostics))
+        let validated = validate_file(&SourceFile { name: "test.yaml".to_owned(), text: text.to_owned() });
+        validated.stack.unwrap_or_else(|| panic!("invalid: {:#?}\n{text}", validated.diagnostics))
     }
 
     /// A layout in one line per network, `network: member, member (alias)`, and one per

@@ -19,7 +19,7 @@ pub use crate::spec::Isolation;
 pub use addresses::overlaps;
 pub use names::suggest_name;
 pub use syntax::{parse_flow, parse_publication};
-pub use validate::{Validated, validate};
+pub use validate::{Validated, validate, validate_file};
 
 /// A validated stack. Maps are ordered by name, so everything derived from a stack is
 /// independent of the order of the file's entries.

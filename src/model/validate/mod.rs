@@ -13,13 +13,22 @@ use serde_saphyr::Spanned;
 use super::names::name_problem;
 use super::{Container, Network, Stack};
 use crate::diagnostic::{Diagnostic, Span};
-use crate::spec::StackSpec;
+use crate::spec::{SourceFile, StackSpec, load};
 
 /// The outcome of validation: the stack when there was no error, and every finding.
 #[derive(Debug)]
 pub struct Validated {
     pub stack: Option<Stack>,
     pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Reads and checks a stack file's text: a YAML or type error is the one finding, since
+/// nothing after it can be read; otherwise every finding of [`validate`].
+pub fn validate_file(file: &SourceFile) -> Validated {
+    match load(file) {
+        Ok(spec) => validate(&spec),
+        Err(diagnostic) => Validated { stack: None, diagnostics: vec![diagnostic] },
+    }
 }
 
 /// Checks a stack file and builds its model. Errors and warnings come back sorted by their
