@@ -22,10 +22,15 @@ pub fn load(file: &SourceFile) -> Result<StackSpec, Diagnostic> {
         return Err(Diagnostic::error(Span::default(), "the stack file is empty", "nothing here")
             .with_help("a stack file starts with `name: STACK`, then `networks:` and `containers:`"));
     }
-    serde_saphyr::from_str_with_options(&file.text, Options::default()).map_err(|error| {
+    // YAML 1.2 booleans only: editors that check the file against the schema read `yes`
+    // as a string, so stackctl must not read it as true.
+    let mut options = Options::default();
+    options.strict_booleans = true;
+    serde_saphyr::from_str_with_options(&file.text, options).map_err(|error| {
         let span = error.location().map(|location| span_in(&file.text, &location)).unwrap_or_default();
         let raw = error.without_snippet().to_string();
-        explain(strip_position(&raw), span)
+        let written = file.text.get(span.offset..span.offset + span.len).unwrap_or_default();
+        explain(strip_position(&raw), span, written)
     })
 }
 
@@ -55,7 +60,7 @@ fn strip_position(message: &str) -> &str {
 }
 
 /// Rewrites the reader's messages into stackctl's voice, with a fix where one is known.
-fn explain(message: &str, span: Span) -> Diagnostic {
+fn explain(message: &str, span: Span, written: &str) -> Diagnostic {
     if message.starts_with("cannot deserialize null into string") {
         return Diagnostic::error(span, "a value is missing", "expected a string here")
             .with_help("write the value after the colon");
@@ -87,7 +92,8 @@ fn explain(message: &str, span: Span) -> Diagnostic {
             .with_help("each key may appear once in a mapping; merge the two entries");
     }
     if message.starts_with("invalid boolean") {
-        return Diagnostic::error(span, "invalid boolean", "expected `true` or `false`");
+        return Diagnostic::error(span, format!("invalid boolean `{written}`"), "expected `true` or `false`")
+            .with_help("YAML 1.2 booleans are `true` and `false`");
     }
     if let Some(rest) = message.strip_prefix("unknown variant `") {
         let (value, expected) = rest.split_once('`').unwrap_or((rest, ""));

@@ -5,7 +5,7 @@
 //! lowest free value in name order. So adding a container never moves another's address,
 //! and lowering the same stack against its own result changes nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use super::{
     Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Namespace, Records, Resource, Route,
 };
 use crate::graph::{Grant, StackGraph};
-use crate::model::{Attachment, Container, Isolation, Publication, Stack, overlaps};
+use crate::model::{Attachment, Container, Isolation, Publication, Stack, Traffic, overlaps};
 
 /// What lowering needs to know of the host beyond the stack's own objects.
 #[derive(Debug, Clone, Default)]
@@ -75,17 +75,27 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
         }
     }
     let graph = StackGraph::build(stack);
-    for flow in graph.declared_flows().filter(|flow| flow.grant == Grant::Declared) {
+    // A pair that may exchange all traffic on a network needs no narrower rule there.
+    let flows: Vec<_> = graph.declared_flows().filter(|flow| flow.grant == Grant::Declared).collect();
+    let unrestricted: HashSet<(&str, &str, &str)> = flows
+        .iter()
+        .filter(|flow| flow.traffic == Traffic::All)
+        .map(|flow| (flow.network.as_str(), flow.source.as_str(), flow.destination.as_str()))
+        .collect();
+    for flow in &flows {
         // On open networks everything passes: a rule per flow would say nothing more.
-        if stack.networks[&flow.network].isolation == Isolation::Open {
+        if stack.networks[&flow.network].isolation == Isolation::Open
+            || (flow.traffic != Traffic::All
+                && unrestricted.contains(&(flow.network.as_str(), flow.source.as_str(), flow.destination.as_str())))
+        {
             continue;
         }
         state.insert(Resource::Flow(Flow {
             from: addresses[&(flow.source.as_str(), flow.network.as_str())],
             to: addresses[&(flow.destination.as_str(), flow.network.as_str())],
-            network: flow.network,
-            source: flow.source,
-            destination: flow.destination,
+            network: flow.network.clone(),
+            source: flow.source.clone(),
+            destination: flow.destination.clone(),
             traffic: flow.traffic,
         }));
     }
@@ -324,4 +334,56 @@ fn records(stack: &Stack, networks: &[&str], addresses: &Addresses) -> Vec<(Stri
         }
     }
     records.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::validate_file;
+    use crate::spec::SourceFile;
+    use crate::state::Kind;
+
+    fn desired(text: &str) -> Desired {
+        let validated = validate_file(&SourceFile { name: "test.yaml".to_owned(), text: text.to_owned() });
+        let stack = validated.stack.unwrap_or_else(|| panic!("invalid: {:#?}", validated.diagnostics));
+        lower(&stack, &KernelState::default(), &HostFacts::default()).expect("lowers")
+    }
+
+    fn flows(desired: &Desired) -> Vec<String> {
+        desired.state.resources.keys().filter(|key| key.kind() == Kind::Flow).map(Key::label).collect()
+    }
+
+    #[test]
+    fn a_flow_of_all_traffic_makes_narrower_ones_to_the_same_container_redundant() {
+        let desired = desired(
+            "name: s\nnetworks: { n: {} }\ncontainers:\n  a: { networks: [n], talks_to: [b, 'b:80', 'c:53/udp'] }\n  b: { networks: [n] }\n  c: { networks: [n] }\n",
+        );
+        assert_eq!(flows(&desired), ["a -> b all on n", "a -> c udp/53 on n"]);
+    }
+
+    #[test]
+    fn open_networks_need_no_flow_rules() {
+        let desired = desired(
+            "name: s\nnetworks: { n: { isolation: open } }\ncontainers:\n  a: { networks: [n], talks_to: ['b:80'] }\n  b: { networks: [n] }\n",
+        );
+        assert!(flows(&desired).is_empty());
+    }
+
+    #[test]
+    fn adding_a_container_keeps_every_other_address() {
+        let before =
+            desired("name: s\nnetworks: { n: {} }\ncontainers:\n  b: { networks: [n] }\n  d: { networks: [n] }\n");
+        let stack = validate_file(&SourceFile {
+            name: "test.yaml".to_owned(),
+            text: "name: s\nnetworks: { n: {} }\ncontainers:\n  a: { networks: [n] }\n  b: { networks: [n] }\n  d: { networks: [n] }\n".to_owned(),
+        })
+        .stack
+        .expect("valid");
+        let after = lower(&stack, &before.state, &HostFacts::default()).expect("lowers");
+        for (key, resource) in &before.state.resources {
+            if let Resource::Link(link) = resource {
+                assert_eq!(after.state.get(key), Some(&Resource::Link(link.clone())), "{}", key.label());
+            }
+        }
+    }
 }
