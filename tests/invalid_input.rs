@@ -365,7 +365,7 @@ fn warnings_do_not_fail_validation() {
             "container `web` publishes *:8080->80/tcp on all interfaces",
             8,
             13,
-            "bind it to one address, such as `127.0.0.1:8080:80/tcp`",
+            "bind it to one address, such as `127.0.0.1:8080:80`",
         ),
         (
             "warning-open-network.yaml",

@@ -18,7 +18,8 @@ use serde::Serialize;
 pub use crate::spec::Isolation;
 pub use addresses::overlaps;
 pub use names::suggest_name;
-pub use syntax::{parse_flow, parse_publication};
+pub use publish::conflicts;
+pub use syntax::{parse_flow, parse_publication, write_flow, write_publication};
 pub use validate::{Validated, validate, validate_file};
 
 /// A validated stack. Maps are ordered by name, so everything derived from a stack is

@@ -3,6 +3,7 @@
 //! (`TARGET[:PORT[-PORT]][/tcp|/udp]`). Errors are one-line reasons without a position; the
 //! caller knows where the string stands.
 
+use std::fmt::Write;
 use std::net::Ipv4Addr;
 
 use super::names::name_problem;
@@ -63,6 +64,37 @@ pub fn parse_flow(text: &str) -> Result<Flow, String> {
         }
     };
     Ok(Flow { target: target.to_owned(), traffic })
+}
+
+/// A flow in the `talks_to` syntax, `TARGET[:PORT[-PORT]][/tcp|/udp]`, written as short as
+/// it parses back to the same flow: TCP is the default of a port, so it goes unsaid.
+pub fn write_flow(flow: &Flow) -> String {
+    match flow.traffic {
+        Traffic::All => flow.target.clone(),
+        Traffic::Ports { protocol, ports } if ports == PortRange::ALL => format!("{}/{protocol}", flow.target),
+        Traffic::Ports { protocol: Protocol::Tcp, ports } => format!("{}:{ports}", flow.target),
+        Traffic::Ports { protocol: Protocol::Udp, ports } => format!("{}:{ports}/udp", flow.target),
+    }
+}
+
+/// A publication in Docker's syntax, `[HOST_IP:][HOST_PORT[-END]:]PORT[-END][/tcp|/udp]`.
+pub fn write_publication(publication: &Publication) -> String {
+    let mut text = String::new();
+    if let Some(ip) = publication.host_ip {
+        // With an address, a missing host port still takes its colon: `127.0.0.1::5432`.
+        write!(text, "{ip}:").expect("writing to a string");
+        if publication.host_ports.is_none() {
+            text.push(':');
+        }
+    }
+    if let Some(ports) = publication.host_ports {
+        write!(text, "{ports}:").expect("writing to a string");
+    }
+    write!(text, "{}", publication.container_ports).expect("writing to a string");
+    if publication.protocol == Protocol::Udp {
+        text.push_str("/udp");
+    }
+    text
 }
 
 /// "1 port", "101 ports".
@@ -196,6 +228,43 @@ mod tests {
         ];
         for (text, message) in cases {
             assert_eq!(parse_flow(text), Err(message.to_owned()), "{text}");
+        }
+    }
+
+    #[test]
+    fn flows_are_written_in_a_form_that_parses_back() {
+        let cases = [
+            ("db", "db"),
+            ("db:5432", "db:5432"),
+            ("app:5000/tcp", "app:5000"),
+            ("dns:53/udp", "dns:53/udp"),
+            ("cache/udp", "cache/udp"),
+            ("cache/tcp", "cache/tcp"),
+            ("web:8000-8100", "web:8000-8100"),
+            ("all:1-65535", "all/tcp"),
+        ];
+        for (text, expected) in cases {
+            let flow = parse_flow(text).expect("valid flow");
+            assert_eq!(write_flow(&flow), expected, "{text}");
+            assert_eq!(parse_flow(expected), Ok(flow), "{text}");
+        }
+    }
+
+    #[test]
+    fn publications_are_written_in_a_form_that_parses_back() {
+        let cases = [
+            ("443", "443"),
+            ("8080:80", "8080:80"),
+            ("127.0.0.1:9053:53/udp", "127.0.0.1:9053:53/udp"),
+            ("5000-5100:2000-2100", "5000-5100:2000-2100"),
+            ("127.0.0.1::5432", "127.0.0.1::5432"),
+            ("0.0.0.0:80:80/TCP", "80:80"),
+            ("3000/udp", "3000/udp"),
+        ];
+        for (text, expected) in cases {
+            let publication = parse_publication(text).expect("valid publication");
+            assert_eq!(write_publication(&publication), expected, "{text}");
+            assert_eq!(parse_publication(expected), Ok(publication), "{text}");
         }
     }
 }

@@ -17,7 +17,7 @@ use super::{
     Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Namespace, Records, Resource, Route,
 };
 use crate::graph::{Grant, StackGraph};
-use crate::model::{Attachment, Container, Isolation, Publication, Stack, Traffic, overlaps};
+use crate::model::{Attachment, Container, Isolation, Publication, Stack, Traffic, conflicts, overlaps};
 
 /// What lowering needs to know of the host beyond the stack's own objects.
 #[derive(Debug, Clone, Default)]
@@ -282,17 +282,15 @@ fn lower_container(
 }
 
 /// Whether the declared host ports of `publication` take any of the ports picked for
-/// `picked`: the same protocol, addresses that meet (every interface meets each one) and
-/// overlapping ranges.
+/// `picked`: the same test as between two declared publications.
 fn claims(publication: &Publication, picked: &Forward) -> bool {
-    let (Some(declared), Some(ports)) = (publication.host_ports, picked.host_ports.ports()) else {
-        return false;
+    let picked = Publication {
+        host_ip: picked.host_ip,
+        host_ports: picked.host_ports.ports(),
+        container_ports: picked.container_ports,
+        protocol: picked.protocol,
     };
-    let addresses_meet = match (publication.host_ip, picked.host_ip) {
-        (Some(a), Some(b)) => a == b,
-        _ => true,
-    };
-    publication.protocol == picked.protocol && addresses_meet && declared.overlaps(&ports)
+    conflicts(publication, &picked)
 }
 
 /// `eth0`, `eth1`, ... in the order networks are written, keeping the names the container

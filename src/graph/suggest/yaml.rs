@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::Placement;
-use crate::model::{Flow, PortRange, Protocol, Publication, Traffic};
+use crate::model::{write_flow, write_publication};
 
 pub fn render(stack: &str, networks: &[&str], placements: &[Placement]) -> String {
     let mut out = String::new();
@@ -58,46 +58,15 @@ pub fn render(stack: &str, networks: &[&str], placements: &[Placement]) -> Strin
             writeln!(out, "    netns: {}", quoted(netns)).expect("writing to a string");
         }
         if !container.talks_to.is_empty() {
-            let flows = container.talks_to.iter().map(|flow| quoted(&flow_text(flow)));
+            let flows = container.talks_to.iter().map(|flow| quoted(&write_flow(flow)));
             writeln!(out, "    talks_to: {}", list(flows)).expect("writing to a string");
         }
         if !container.ports.is_empty() {
-            let ports = container.ports.iter().map(|publication| quoted(&publication_text(publication)));
+            let ports = container.ports.iter().map(|publication| quoted(&write_publication(publication)));
             writeln!(out, "    ports: {}", list(ports)).expect("writing to a string");
         }
     }
     out
-}
-
-/// A flow in the `talks_to` syntax, `TARGET[:PORT[-PORT]][/tcp|/udp]`, written as short as
-/// it parses back to the same flow: TCP is the default of a port, so it goes unsaid.
-fn flow_text(flow: &Flow) -> String {
-    match flow.traffic {
-        Traffic::All => flow.target.clone(),
-        Traffic::Ports { protocol, ports } if ports == PortRange::ALL => format!("{}/{protocol}", flow.target),
-        Traffic::Ports { protocol: Protocol::Tcp, ports } => format!("{}:{ports}", flow.target),
-        Traffic::Ports { protocol: Protocol::Udp, ports } => format!("{}:{ports}/udp", flow.target),
-    }
-}
-
-/// A publication in Docker's syntax, `[HOST_IP:][HOST_PORT[-END]:]PORT[-END][/tcp|/udp]`.
-fn publication_text(publication: &Publication) -> String {
-    let mut text = String::new();
-    if let Some(ip) = publication.host_ip {
-        // With an address, a missing host port still takes its colon: `127.0.0.1::5432`.
-        write!(text, "{ip}:").expect("writing to a string");
-        if publication.host_ports.is_none() {
-            text.push(':');
-        }
-    }
-    if let Some(ports) = publication.host_ports {
-        write!(text, "{ports}:").expect("writing to a string");
-    }
-    write!(text, "{}", publication.container_ports).expect("writing to a string");
-    if publication.protocol == Protocol::Udp {
-        text.push_str("/udp");
-    }
-    text
 }
 
 /// A flow sequence, `[a, b]`.
@@ -128,44 +97,6 @@ fn quoted(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{parse_flow, parse_publication};
-
-    #[test]
-    fn flows_are_written_in_a_form_that_parses_back() {
-        let cases = [
-            ("db", "db"),
-            ("db:5432", "db:5432"),
-            ("app:5000/tcp", "app:5000"),
-            ("dns:53/udp", "dns:53/udp"),
-            ("cache/udp", "cache/udp"),
-            ("cache/tcp", "cache/tcp"),
-            ("web:8000-8100", "web:8000-8100"),
-            ("all:1-65535", "all/tcp"),
-        ];
-        for (text, expected) in cases {
-            let flow = parse_flow(text).expect("valid flow");
-            assert_eq!(flow_text(&flow), expected, "{text}");
-            assert_eq!(parse_flow(expected), Ok(flow), "{text}");
-        }
-    }
-
-    #[test]
-    fn publications_are_written_in_a_form_that_parses_back() {
-        let cases = [
-            ("443", "443"),
-            ("8080:80", "8080:80"),
-            ("127.0.0.1:9053:53/udp", "127.0.0.1:9053:53/udp"),
-            ("5000-5100:2000-2100", "5000-5100:2000-2100"),
-            ("127.0.0.1::5432", "127.0.0.1::5432"),
-            ("0.0.0.0:80:80/TCP", "80:80"),
-            ("3000/udp", "3000/udp"),
-        ];
-        for (text, expected) in cases {
-            let publication = parse_publication(text).expect("valid publication");
-            assert_eq!(publication_text(&publication), expected, "{text}");
-            assert_eq!(parse_publication(expected), Ok(publication), "{text}");
-        }
-    }
 
     #[test]
     fn names_are_quoted_only_when_yaml_would_misread_them() {

@@ -9,7 +9,7 @@ use crate::diagnostic::{Diagnostic, Span};
 use crate::graph::StackGraph;
 use crate::model::names::suggest_name;
 use crate::model::publish::{conflicts, same_random};
-use crate::model::{Attachment, Isolation, Publication, Stack};
+use crate::model::{Attachment, Isolation, Publication, Stack, write_publication};
 
 impl Checker {
     /// A declared subnet must hold its gateway and every member; otherwise lowering would
@@ -135,8 +135,8 @@ impl Checker {
                             "reachable from every network the host is on",
                         )
                         .with_help(format!(
-                            "bind it to one address, such as `127.0.0.1:{}`",
-                            publication_text_without_ip(publication)
+                            "bind it to one address, such as `{}`",
+                            write_publication(&Publication { host_ip: Some(Ipv4Addr::LOCALHOST), ..*publication })
                         )),
                     );
                 }
@@ -232,13 +232,6 @@ impl Checker {
             );
         }
     }
-}
-
-/// A publication written back without its host address, for the fix of a warning.
-fn publication_text_without_ip(publication: &Publication) -> String {
-    // With no host port the address still needs its colon: `127.0.0.1::443` picks one.
-    let host = publication.host_ports.map_or_else(|| ":".to_owned(), |ports| format!("{ports}:"));
-    format!("{host}{}/{}", publication.container_ports, publication.protocol)
 }
 
 /// Why a flow's target cannot be reached: a container that shares no network with the
