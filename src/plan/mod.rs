@@ -2,7 +2,7 @@
 
 mod render;
 
-pub use render::{Summary, render_text};
+pub use render::{Marks, Summary, render_operations, render_text};
 
 use std::collections::{BTreeSet, HashMap};
 

@@ -41,11 +41,26 @@ impl std::fmt::Display for Summary {
 /// The widest label column; longer labels push their attributes right.
 const LABEL_WIDTH: usize = 28;
 
+/// How the lines of a plan mark their change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marks {
+    /// Terraform's: `+`, `~`, `-` and `-/+`, right-aligned in three columns.
+    Terraform,
+    /// A unified diff's, in the first column where diff highlighting looks for them: `+`
+    /// and `-` as they are, `-/+` as a deletion, and `!` for a change in place.
+    Diff,
+}
+
 /// The plan as lines of text, one per resource, ending with the summary.
 pub fn render_text(plan: &Plan, color: bool) -> String {
     if plan.is_empty() {
         return "No changes. The kernel matches the stack.\n".to_owned();
     }
+    format!("{}\n{}\n", render_operations(plan, Marks::Terraform, color), plan.summary())
+}
+
+/// One line per changed resource, marked as `marks` says.
+pub fn render_operations(plan: &Plan, marks: Marks, color: bool) -> String {
     let replaced = plan.replaced();
     // The old value of each replaced resource, to show what forces the replacement.
     let old_values: HashMap<Key, &Resource> = plan
@@ -72,9 +87,13 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
             Operation::Update { before, after } => ("~", AnsiColor::Yellow, changed(before, after)),
         };
         let style = if color { Style::new().fg_color(Some(style.into())) } else { Style::new() };
-        let _ = writeln!(out, "{style}{symbol:>3} {:<7} {:<width$}{style:#} {detail}", key.kind().name(), key.label(),);
+        let mark = match (marks, symbol) {
+            (Marks::Terraform, symbol) => format!("{symbol:>3}"),
+            (Marks::Diff, "~") => "!  ".to_owned(),
+            (Marks::Diff, symbol) => format!("{symbol:<3}"),
+        };
+        let _ = writeln!(out, "{style}{mark} {:<7} {:<width$}{style:#} {detail}", key.kind().name(), key.label());
     }
-    let _ = writeln!(out, "\n{}", plan.summary());
     out
 }
 

@@ -9,7 +9,7 @@ use super::Review;
 use super::mermaid::flowchart;
 use super::reachability::{PublishedPort, Reachability};
 use crate::graph::{AllowedFlow, Grant};
-use crate::plan::render_text;
+use crate::plan::{Marks, render_operations};
 
 pub fn render(review: &Review, old_name: &str, new_name: &str) -> String {
     let mut out = format!("## stackctl diff: `{old_name}` → `{new_name}`\n\n");
@@ -139,27 +139,8 @@ fn plan(review: &Review) -> String {
     format!(
         "### Plan\n\n<details><summary>{}</summary>\n\n```diff\n{}```\n\n</details>\n",
         review.plan.summary(),
-        diff_lines(&render_text(&review.plan, false))
+        format!("{}\n{}\n", render_operations(&review.plan, Marks::Diff, false), review.plan.summary())
     )
-}
-
-/// The text plan with each line's symbol moved to the first column, where GitHub's `diff`
-/// highlighting looks for it: `+` is green, `-` and `-/+` red, and `~` becomes `!`, which
-/// the highlighting marks as changed. The text plan right-aligns its symbols in three
-/// columns; they are left-aligned here so the rest of each line keeps its alignment.
-fn diff_lines(plan_text: &str) -> String {
-    let mut out = String::new();
-    for line in plan_text.lines() {
-        let symbol = line.get(..3).map(str::trim_start);
-        let line = match symbol {
-            Some(symbol @ ("+" | "-" | "-/+")) => format!("{symbol:<3}{}", &line[3..]),
-            Some("~") => format!("!  {}", &line[3..]),
-            _ => line.to_owned(),
-        };
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
 }
 
 fn plural(count: usize, one: &str, many: &str) -> String {
