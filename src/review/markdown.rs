@@ -136,10 +136,10 @@ fn plan(review: &Review) -> String {
     if review.plan.is_empty() {
         return "### Plan\n\nNo changes to kernel objects.\n".to_owned();
     }
+    let summary = review.plan.summary();
+    let operations = render_operations(&review.plan, Marks::Diff, false);
     format!(
-        "### Plan\n\n<details><summary>{}</summary>\n\n```diff\n{}```\n\n</details>\n",
-        review.plan.summary(),
-        format!("{}\n{}\n", render_operations(&review.plan, Marks::Diff, false), review.plan.summary())
+        "### Plan\n\n<details><summary>{summary}</summary>\n\n```diff\n{operations}\n{summary}\n```\n\n</details>\n"
     )
 }
 
