@@ -8,8 +8,10 @@
 pub mod cli;
 pub mod diagnostic;
 pub mod graph;
+pub mod kernel;
 pub mod model;
 pub mod plan;
 pub mod review;
+pub mod show;
 pub mod spec;
 pub mod state;

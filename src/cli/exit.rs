@@ -13,6 +13,8 @@ pub enum Exit {
     Usage = 64,
     /// The stack file is invalid.
     InvalidStack = 65,
+    /// The live kernel needs root (or `CAP_NET_ADMIN` and `CAP_SYS_ADMIN`).
+    NoPrivilege = 77,
 }
 
 impl From<Exit> for ExitCode {

@@ -1,6 +1,7 @@
 //! The command line: parses arguments, reads files, calls the core, prints. Decides nothing.
 
 mod exit;
+mod live;
 mod output;
 mod stackfile;
 
@@ -20,6 +21,11 @@ pub struct Cli {
     #[arg(short, long, global = true, default_value = "stack.yaml", value_name = "FILE")]
     file: PathBuf,
 
+    /// Let a named network namespace (under /run/netns, created by apply when missing) play
+    /// the host, so that a stack can be tried without touching the machine's own network.
+    #[arg(long, global = true, env = "STACKCTL_HOST_NETNS", value_name = "NAME")]
+    host_netns: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -31,12 +37,50 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
         format: DiagnosticFormat,
     },
-    /// Show the changes that would make the kernel match the stack file.
-    #[command(after_help = "The plan is made against an empty host: stackctl does not read the live kernel yet.")]
+    /// Show the changes that would make the live kernel match the stack file, and what
+    /// changed outside stackctl since the last apply.
     Plan {
         /// Exit 2 when there are changes, 0 when there are none.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Save the plan, for `stackctl apply FILE` to apply only if nothing changed since.
+        #[arg(long, value_name = "PLAN_FILE", conflicts_with = "offline")]
+        out: Option<PathBuf>,
+        /// Plan against an empty host without reading the kernel (no root needed).
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Make the changes that make the live kernel match the stack file (or a saved plan).
+    Apply {
+        /// A plan saved by `stackctl plan --out`, applied only if the host still matches it.
+        plan: Option<PathBuf>,
+        /// Apply without asking; required when standard input is not a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// How long to wait for another apply of the same stack to finish.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        lock_timeout: std::time::Duration,
+    },
+    /// Remove everything the stack owns on this host, and nothing else.
+    Destroy {
+        /// Destroy without asking; required when standard input is not a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// How long to wait for another apply of the same stack to finish.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        lock_timeout: std::time::Duration,
+    },
+    /// Show the live topology: each network's subnet, gateway and members.
+    Show {
+        #[arg(long, value_enum, default_value_t = ShowFormat::Table)]
+        format: ShowFormat,
+    },
+    /// Run a command in a container's namespace, where the names it may reach resolve.
+    Exec {
+        container: String,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<std::ffi::OsString>,
     },
     /// Compare two stack files (two revisions) without root or kernel.
     Diff {
@@ -62,6 +106,12 @@ enum Command {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum ShowFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum DiagnosticFormat {
     Text,
     Json,
@@ -84,9 +134,18 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Exit {
     let style = output::Style::detect();
+    let host = cli.host_netns.map_or(crate::kernel::HostNamespace::Current, crate::kernel::HostNamespace::Named);
+    let live = live::Live { host, style };
     match cli.command {
         Command::Validate { format } => stackfile::validate(&cli.file, format, style),
-        Command::Plan { detailed_exitcode } => stackfile::plan(&cli.file, detailed_exitcode, style),
+        Command::Plan { detailed_exitcode, offline: true, .. } => stackfile::plan(&cli.file, detailed_exitcode, style),
+        Command::Plan { detailed_exitcode, out, offline: false } => {
+            live.plan_command(&cli.file, detailed_exitcode, out.as_deref())
+        }
+        Command::Apply { plan, yes, lock_timeout } => live.apply_command(&cli.file, plan.as_deref(), yes, lock_timeout),
+        Command::Destroy { yes, lock_timeout } => live.destroy_command(&cli.file, yes, lock_timeout),
+        Command::Show { format } => live.show_command(&cli.file, format),
+        Command::Exec { container, command } => live::exec_command(&cli.file, &container, &command, style),
         Command::Diff { old, new, format, detailed_exitcode } => {
             stackfile::diff(&old, &new, format, detailed_exitcode, style)
         }

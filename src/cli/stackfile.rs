@@ -37,7 +37,7 @@ fn check(file: SourceFile) -> Loaded {
 
 /// Reads and validates a stack file, printing its findings; an invalid file ends the
 /// command with exit 65 before anything is planned.
-fn load_stack(path: &Path, style: Style) -> Result<(SourceFile, Stack), Exit> {
+pub(super) fn load_stack(path: &Path, style: Style) -> Result<(SourceFile, Stack), Exit> {
     let loaded = check(read(path)?);
     eprint!("{}", render_diagnostics(&loaded.file, &loaded.diagnostics, style.color_err));
     match loaded.stack {

@@ -1,17 +1,23 @@
 //! The planner: the ordered operations that turn observed state into desired state.
 
+mod collision;
+mod drift;
 mod render;
+mod saved;
 
+pub use collision::{Collision, collisions};
+pub use drift::{Drift, drift, record_after, render_drift};
 pub use render::{Marks, Summary, render_operations, render_text};
+pub use saved::{SAVED_PLAN_VERSION, SavedPlan};
 
 use std::collections::{BTreeSet, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::state::{Desired, KernelState, Key, Kind, Resource};
 
 /// One change to one resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "action")]
 pub enum Operation {
     Create { resource: Resource },
@@ -30,7 +36,7 @@ impl Operation {
 
 /// Operations in the order they must run. A replacement is a delete and a later create
 /// of the same key.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub operations: Vec<Operation>,
 }

@@ -13,6 +13,7 @@ use ipnet::Ipv4Net;
 use thiserror::Error;
 
 use super::allocate::{AddressPool, auto_prefix, derived_ifname, free_subnet};
+use super::scope::namespace_name;
 use super::{
     Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Namespace, Records, Resource, Route,
 };
@@ -212,9 +213,7 @@ fn lower_container(
     }
     state.insert(Resource::Namespace(Namespace {
         container: container.name.clone(),
-        // `:` cannot appear in a name, so no two stacks' containers share a namespace name
-        // (with `-`, stack `a-b`'s container `c` would meet stack `a`'s container `b-c`).
-        name: container.netns.clone().unwrap_or_else(|| format!("{}:{}", stack.name, container.name)),
+        name: container.netns.clone().unwrap_or_else(|| namespace_name(&stack.name, &container.name)),
         adopted: container.netns.is_some(),
         loopback_up: true,
     }));

@@ -5,18 +5,24 @@
 mod allocate;
 mod lower;
 mod resource;
+mod scope;
 
 pub use allocate::{AUTO_SUBNET_POOL, derived_ifname};
 pub use lower::{HostFacts, LowerError, lower};
-pub use resource::{Bridge, Flow, Forward, HostPorts, Hosts, Key, Kind, Link, Namespace, Records, Resource, Route};
+pub use resource::{
+    Bridge, Flow, Forward, HostPorts, Hosts, Key, Kind, Link, NO_ADDRESS, Namespace, Records, Resource, Route,
+};
+pub use scope::{NamespaceName, Scope, fingerprint, namespace_name};
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A set of kernel objects of one stack, each under its [`Key`]. The keys order by kind
 /// first, in the order kinds are created.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Serialized as the list of its resources: their keys are derived from them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "Vec<Resource>", from = "Vec<Resource>")]
 pub struct KernelState {
     pub resources: BTreeMap<Key, Resource>,
 }
@@ -40,8 +46,20 @@ impl KernelState {
     }
 }
 
+impl From<KernelState> for Vec<Resource> {
+    fn from(state: KernelState) -> Self {
+        state.resources.into_values().collect()
+    }
+}
+
+impl From<Vec<Resource>> for KernelState {
+    fn from(resources: Vec<Resource>) -> Self {
+        KernelState { resources: resources.into_iter().map(|resource| (resource.key(), resource)).collect() }
+    }
+}
+
 /// The state a stack wants, and the order its containers are wired in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Desired {
     pub state: KernelState,
     /// Container names, every container after the targets of its flows.

@@ -4,13 +4,13 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use ipnet::Ipv4Net;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Isolation, PortRange, Protocol, Traffic};
 
 /// The kinds of resource, in the order they are created (and the reverse of the order they
 /// are deleted in): each kind may depend on the kinds before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Bridge,
@@ -37,7 +37,7 @@ impl Kind {
 }
 
 /// What identifies a resource across desired and observed state. Ordered by kind first.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Key {
     Bridge {
@@ -134,8 +134,20 @@ impl Key {
     }
 }
 
+/// The address of an interface that has none, as observed: an address flushed by hand is
+/// drift to repair, not a reason to pick a new one.
+pub const NO_ADDRESS: Ipv4Net = match Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 32) {
+    Ok(net) => net,
+    Err(_) => panic!("valid prefix"),
+};
+
+/// Shows an interface address, or that it has none.
+fn shown(address: Ipv4Net) -> String {
+    if address == NO_ADDRESS { "none".to_owned() } else { address.to_string() }
+}
+
 /// A Linux bridge: one network.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bridge {
     pub network: String,
     pub ifname: String,
@@ -147,7 +159,7 @@ pub struct Bridge {
 }
 
 /// A container's network namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Namespace {
     pub container: String,
     /// The name under `/run/netns`, or the path of an adopted namespace.
@@ -158,7 +170,7 @@ pub struct Namespace {
 }
 
 /// A container's membership of a network: a veth pair from the bridge into the namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
     pub container: String,
     pub network: String,
@@ -173,7 +185,7 @@ pub struct Link {
 }
 
 /// A container's default route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     pub container: String,
     pub network: String,
@@ -187,14 +199,14 @@ pub type Records = Arc<Vec<(String, Ipv4Addr)>>;
 
 /// The names a container resolves: its own and those of the containers and aliases it
 /// shares a network with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hosts {
     pub container: String,
     pub records: Records,
 }
 
 /// The host ports of a forward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "ports")]
 pub enum HostPorts {
     /// As declared.
@@ -216,7 +228,7 @@ impl HostPorts {
 }
 
 /// A published port range: host ports forwarded to a container's address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Forward {
     pub container: String,
     pub protocol: Protocol,
@@ -228,7 +240,7 @@ pub struct Forward {
 }
 
 /// A declared flow on a network with `isolation: flows`, resolved to addresses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flow {
     pub network: String,
     pub source: String,
@@ -239,7 +251,7 @@ pub struct Flow {
 }
 
 /// Any resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Resource {
     Bridge(Bridge),
@@ -307,7 +319,7 @@ impl Resource {
         match self {
             Resource::Bridge(bridge) => vec![
                 ("ifname", bridge.ifname.clone()),
-                ("address", bridge.address.to_string()),
+                ("address", shown(bridge.address)),
                 ("internal", bridge.internal.to_string()),
                 ("isolation", format!("{:?}", bridge.isolation).to_lowercase()),
                 ("state", flag(bridge.up)),
@@ -318,7 +330,7 @@ impl Resource {
             ],
             Resource::Link(link) => vec![
                 ("ifname", link.ifname.clone()),
-                ("address", link.address.to_string()),
+                ("address", shown(link.address)),
                 ("host_ifname", link.host_ifname.clone()),
                 ("bridge", if link.attached { "attached" } else { "detached" }.to_owned()),
                 ("state", flag(link.up)),

@@ -9,12 +9,9 @@
 //! or removing its last address) drops the routes through it, and deleting a bridge
 //! detaches its ports instead of deleting them.
 
-use std::net::Ipv4Addr;
-
-use ipnet::Ipv4Net;
 use stackctl::model::{PortRange, Protocol};
 use stackctl::plan::{Operation, Plan};
-use stackctl::state::{Forward, HostPorts, KernelState, Key, Kind, Resource};
+use stackctl::state::{Forward, HostPorts, KernelState, Key, Kind, NO_ADDRESS, Resource};
 
 /// Linux's default `net.ipv4.ip_local_port_range`, where the kernel picks random ports.
 const EPHEMERAL_FIRST: u32 = 32768;
@@ -292,7 +289,7 @@ impl MemKernel {
     /// way to say "no address", so the flushed link holds the unspecified address, which
     /// lies in no subnet a stack uses.
     pub fn flush_address(&mut self, pick: usize) {
-        self.change_link(pick, |link| link.address = Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 32).expect("valid prefix"));
+        self.change_link(pick, |link| link.address = NO_ADDRESS);
     }
 
     fn change_link(&mut self, pick: usize, change: impl FnOnce(&mut stackctl::state::Link)) {

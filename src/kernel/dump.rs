@@ -1,0 +1,137 @@
+//! Reading a namespace's interfaces, IPv4 addresses and IPv4 routes as plain values.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use futures_util::TryStreamExt;
+use ipnet::Ipv4Net;
+use rtnetlink::Handle;
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType};
+
+/// One interface as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Interface {
+    pub index: u32,
+    pub name: String,
+    pub alias: Option<String>,
+    pub group: u32,
+    pub up: bool,
+    pub bridge: bool,
+    /// The bridge it is a port of.
+    pub controller: Option<u32>,
+    /// For a veth end, the index of its peer (in the peer's namespace).
+    pub peer: Option<u32>,
+}
+
+/// An IPv4 route of the main table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteEntry {
+    pub destination: Ipv4Net,
+    pub gateway: Option<Ipv4Addr>,
+    pub interface: Option<u32>,
+}
+
+/// Everything read from one namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub interfaces: Vec<Interface>,
+    /// IPv4 addresses with their prefix, by interface index.
+    pub addresses: Vec<(u32, Ipv4Net)>,
+    pub routes: Vec<RouteEntry>,
+}
+
+impl Snapshot {
+    pub fn interface(&self, name: &str) -> Option<&Interface> {
+        self.interfaces.iter().find(|interface| interface.name == name)
+    }
+
+    /// The first IPv4 address of an interface.
+    pub fn address_of(&self, index: u32) -> Option<Ipv4Net> {
+        self.addresses.iter().find(|(owner, _)| *owner == index).map(|(_, address)| *address)
+    }
+}
+
+/// Reads the interfaces, addresses and main-table routes of the namespace `handle` talks to.
+pub async fn snapshot(handle: &Handle) -> Result<Snapshot, rtnetlink::Error> {
+    let links = handle.link().get().execute().map_ok(interface).try_collect::<Vec<_>>();
+    let addresses = handle.address().get().execute().try_filter_map(|message| async move { Ok(address(&message)) });
+    let routes = handle
+        .route()
+        .get(
+            rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
+                .table_id(0)
+                .protocol(RouteProtocol::Unspec)
+                .kind(RouteType::Unspec)
+                .build(),
+        )
+        .execute()
+        .try_filter_map(|message| async move { Ok(route(&message)) });
+    let (interfaces, addresses, routes) =
+        futures_util::try_join!(links, addresses.try_collect::<Vec<_>>(), routes.try_collect::<Vec<_>>())?;
+    Ok(Snapshot { interfaces, addresses, routes })
+}
+
+fn interface(message: LinkMessage) -> Interface {
+    let mut interface = Interface {
+        index: message.header.index,
+        up: message.header.flags.contains(LinkFlags::Up),
+        ..Interface::default()
+    };
+    for attribute in message.attributes {
+        match attribute {
+            LinkAttribute::IfName(name) => interface.name = name,
+            LinkAttribute::IfAlias(alias) => interface.alias = Some(alias),
+            LinkAttribute::Group(group) => interface.group = group,
+            LinkAttribute::Controller(index) => interface.controller = Some(index),
+            LinkAttribute::Link(index) => interface.peer = Some(index),
+            LinkAttribute::LinkInfo(infos) => {
+                interface.bridge = infos.iter().any(|info| matches!(info, LinkInfo::Kind(InfoKind::Bridge)));
+            }
+            _ => {}
+        }
+    }
+    interface
+}
+
+fn address(message: &AddressMessage) -> Option<(u32, Ipv4Net)> {
+    if message.header.family != AddressFamily::Inet {
+        return None;
+    }
+    message.attributes.iter().find_map(|attribute| match attribute {
+        AddressAttribute::Local(IpAddr::V4(address)) | AddressAttribute::Address(IpAddr::V4(address)) => {
+            Some((message.header.index, Ipv4Net::new(*address, message.header.prefix_len).ok()?))
+        }
+        _ => None,
+    })
+}
+
+/// Only the main table's routes: the stack's are there, and the host's routed subnets that
+/// automatic subnets must avoid.
+fn route(message: &RouteMessage) -> Option<RouteEntry> {
+    const MAIN: u8 = 254;
+    let table = message.attributes.iter().find_map(|attribute| match attribute {
+        RouteAttribute::Table(table) => Some(*table),
+        _ => None,
+    });
+    if table.unwrap_or(u32::from(message.header.table)) != u32::from(MAIN) {
+        return None;
+    }
+    let mut entry = RouteEntry {
+        destination: Ipv4Net::new(Ipv4Addr::UNSPECIFIED, message.header.destination_prefix_length).ok()?,
+        gateway: None,
+        interface: None,
+    };
+    for attribute in &message.attributes {
+        match attribute {
+            RouteAttribute::Destination(RouteAddress::Inet(address)) => {
+                entry.destination = Ipv4Net::new(*address, message.header.destination_prefix_length).ok()?;
+            }
+            RouteAttribute::Gateway(RouteAddress::Inet(address)) => entry.gateway = Some(*address),
+            RouteAttribute::Oif(index) => entry.interface = Some(*index),
+            _ => {}
+        }
+    }
+    Some(entry)
+}

@@ -1,0 +1,36 @@
+//! `stackctl exec`: running a program inside a container's namespace, the way `ip netns
+//! exec` does, with the container's hosts file in place of `/etc/hosts`.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, setns, unshare};
+
+use super::netns;
+
+/// Joins the namespace at `namespace`, binds `hosts` (when it exists) over `/etc/hosts` in
+/// a mount namespace of its own, and replaces this process with `command`. Returns only
+/// when that fails. Must run before the process starts any other thread: a process with
+/// several threads cannot take a mount namespace of its own.
+pub fn enter(namespace: &Path, hosts: &Path, command: &[OsString]) -> io::Error {
+    let prepare = || -> io::Result<()> {
+        setns(netns::open(namespace)?.as_fd(), CloneFlags::CLONE_NEWNET)?;
+        unshare(CloneFlags::CLONE_NEWNS)?;
+        // Mounts made here must not propagate back to the host.
+        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)?;
+        if hosts.exists() {
+            mount(Some(hosts), "/etc/hosts", None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+        }
+        Ok(())
+    };
+    if let Err(error) = prepare() {
+        return error;
+    }
+    let (program, arguments) = command.split_first().expect("clap requires a command");
+    Command::new(program).args(arguments).exec()
+}

@@ -1,0 +1,292 @@
+//! Making one operation of a plan: the netlink requests and file writes it takes.
+//!
+//! Each creation ends by labelling the object, together with setting it up, so that an
+//! object without its label is one whose creation was interrupted: it is down, and the
+//! next plan changes it in place. Deleting what is already gone counts as done.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use futures_util::TryStreamExt;
+use ipnet::Ipv4Net;
+use rtnetlink::packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
+};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use sha2::{Digest, Sha256};
+
+use super::error::{KernelError, io_error, is_absent};
+use super::{Connected, Kernel, hosts_file, label, netns};
+use crate::plan::Operation;
+use crate::state::{Bridge, Hosts, Link, NO_ADDRESS, Namespace, Resource, Route, Scope};
+
+pub struct Executor<'k> {
+    pub kernel: &'k Kernel,
+    pub scope: &'k Scope,
+}
+
+type Outcome = Result<(), io::Error>;
+
+impl Executor<'_> {
+    /// Makes one operation, naming it and its object when the kernel refuses.
+    pub async fn run(&self, operation: &Operation) -> Result<(), KernelError> {
+        let (verb, resource) = match operation {
+            Operation::Create { resource } => ("create", resource),
+            Operation::Update { after, .. } => ("change", after),
+            Operation::Delete { resource } => ("delete", resource),
+        };
+        let outcome = match operation {
+            Operation::Create { resource } => self.create(resource).await,
+            Operation::Update { before, after } => self.update(before, after).await,
+            Operation::Delete { resource } => match self.delete(resource).await {
+                Err(error) if is_absent(&error) => Ok(()),
+                outcome => outcome,
+            },
+        };
+        outcome.map_err(|error| KernelError::new(format!("{verb} {}", resource.kind().name()), object(resource), error))
+    }
+
+    async fn create(&self, resource: &Resource) -> Outcome {
+        match resource {
+            Resource::Bridge(bridge) => self.create_bridge(bridge).await,
+            Resource::Namespace(namespace) => self.create_namespace(namespace).await,
+            Resource::Link(link) => self.create_link(link).await,
+            Resource::Route(route) => self.set_route(route).await,
+            Resource::Hosts(hosts) => self.write_hosts(hosts),
+            Resource::Forward(_) | Resource::Flow(_) => Err(not_enforced()),
+        }
+    }
+
+    async fn update(&self, before: &Resource, after: &Resource) -> Outcome {
+        match (before, after) {
+            (Resource::Bridge(before), Resource::Bridge(after)) => {
+                let index = index_of(&self.kernel.host, &after.ifname).await?;
+                replace_address(&self.kernel.host, index, before.address, after.address).await?;
+                self.label_bridge(after).await
+            }
+            (Resource::Namespace(_), Resource::Namespace(namespace)) => {
+                let connected = self.namespace(&namespace.container).await?;
+                set_up(&connected.handle, 1).await
+            }
+            (Resource::Link(before), Resource::Link(after)) => {
+                if !before.attached {
+                    let bridge = index_of(&self.kernel.host, &self.bridge_ifname(&after.network)).await?;
+                    let message = LinkUnspec::new_with_name(&after.host_ifname).controller(bridge).build();
+                    self.kernel.host.link().set(message).execute().await.map_err(io_error)?;
+                }
+                let connected = self.namespace(&after.container).await?;
+                let index = index_of(&connected.handle, &after.ifname).await?;
+                replace_address(&connected.handle, index, before.address, after.address).await?;
+                set_up(&connected.handle, index).await?;
+                self.label_link(after).await
+            }
+            (Resource::Route(_), Resource::Route(route)) => self.set_route(route).await,
+            (Resource::Hosts(_), Resource::Hosts(hosts)) => self.write_hosts(hosts),
+            _ => Err(not_enforced()),
+        }
+    }
+
+    async fn delete(&self, resource: &Resource) -> Outcome {
+        match resource {
+            Resource::Bridge(Bridge { ifname, .. }) | Resource::Link(Link { host_ifname: ifname, .. }) => {
+                let message = LinkUnspec::new_with_name(ifname).build();
+                self.kernel.host.link().del_with_message(message).execute().await.map_err(io_error)
+            }
+            Resource::Namespace(namespace) => {
+                self.kernel.forget(&namespace.container);
+                // An adopted namespace belongs to whoever made it: it is released, never deleted.
+                if namespace.adopted {
+                    return Ok(());
+                }
+                netns::delete(&self.kernel.places.netns.join(&namespace.name))
+            }
+            Resource::Route(route) => {
+                let Some(connected) = self.kernel.connection(&route.container) else { return Ok(()) };
+                let message = RouteMessageBuilder::<Ipv4Addr>::new().gateway(route.gateway).build();
+                connected.handle.route().del(message).execute().await.map_err(io_error)
+            }
+            Resource::Hosts(hosts) => {
+                let path = self.kernel.places.hosts_file(self.scope, &hosts.container);
+                std::fs::remove_file(&path)?;
+                // The directory holds only the hosts file; another tool's files keep it.
+                if let Some(directory) = path.parent() {
+                    let _ = std::fs::remove_dir(directory);
+                }
+                Ok(())
+            }
+            Resource::Forward(_) | Resource::Flow(_) => Err(not_enforced()),
+        }
+    }
+
+    async fn create_bridge(&self, bridge: &Bridge) -> Outcome {
+        let host = &self.kernel.host;
+        // Created down and without IPv6 addresses; a pinned MAC address keeps the bridge's
+        // address stable as ports come and go (a changing bridge MAC stalls ARP).
+        let message = LinkMessageBuilder::<LinkBridge>::new(&bridge.ifname)
+            .link_group(self.scope.group)
+            .address(mac_address(&bridge.ifname))
+            .build();
+        host.link().add(message).execute().await.map_err(io_error)?;
+        no_ipv6_addresses(host, &bridge.ifname).await?;
+        let index = index_of(host, &bridge.ifname).await?;
+        replace_address(host, index, NO_ADDRESS, bridge.address).await?;
+        self.label_bridge(bridge).await
+    }
+
+    async fn label_bridge(&self, bridge: &Bridge) -> Outcome {
+        let label = label::bridge_label(&self.scope.stack, &bridge.network, bridge.internal, bridge.isolation);
+        let message = LinkUnspec::new_with_name(&bridge.ifname).alias(label).up().build();
+        self.kernel.host.link().set(message).execute().await.map_err(io_error)
+    }
+
+    async fn create_namespace(&self, namespace: &Namespace) -> Outcome {
+        let runtime = self.kernel.runtime.handle();
+        let (file, handle) = if namespace.adopted {
+            netns::connect(netns::open(std::path::Path::new(&namespace.name))?, runtime).await?
+        } else {
+            netns::create(&self.kernel.places.netns.join(&namespace.name), runtime).await?
+        };
+        let connected = self.kernel.remember(&namespace.container, Connected { file, handle });
+        // The loopback interface is always index 1 in a network namespace.
+        set_up(&connected.handle, 1).await
+    }
+
+    async fn create_link(&self, link: &Link) -> Outcome {
+        let host = &self.kernel.host;
+        let connected = self.namespace(&link.container).await?;
+        let bridge = index_of(host, &self.bridge_ifname(&link.network)).await?;
+        // The peer is made directly inside the container's namespace. Neither end can be
+        // set up in this message: the peer is not ready yet.
+        let peer =
+            LinkUnspec::new_with_name(&link.ifname).setns_by_fd(std::os::fd::AsRawFd::as_raw_fd(&connected.file));
+        let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(link.host_ifname.clone())
+            .link_group(self.scope.group)
+            .controller(bridge)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
+            .build();
+        host.link().add(message).execute().await.map_err(io_error)?;
+        let index = index_of(&connected.handle, &link.ifname).await?;
+        replace_address(&connected.handle, index, NO_ADDRESS, link.address).await?;
+        set_up(&connected.handle, index).await?;
+        no_ipv6_addresses(host, &link.host_ifname).await?;
+        self.label_link(link).await
+    }
+
+    async fn label_link(&self, link: &Link) -> Outcome {
+        let label = label::link_label(&self.scope.stack, &link.container, &link.network);
+        let message = LinkUnspec::new_with_name(&link.host_ifname).alias(label).up().build();
+        self.kernel.host.link().set(message).execute().await.map_err(io_error)
+    }
+
+    async fn set_route(&self, route: &Route) -> Outcome {
+        let connected = self.namespace(&route.container).await?;
+        let index = index_of(&connected.handle, &route.ifname).await?;
+        let message = RouteMessageBuilder::<Ipv4Addr>::new().gateway(route.gateway).output_interface(index).build();
+        connected.handle.route().add(message).replace().execute().await.map_err(io_error)
+    }
+
+    fn write_hosts(&self, hosts: &Hosts) -> Outcome {
+        let path = self.kernel.places.hosts_file(self.scope, &hosts.container);
+        let directory = path.parent().expect("a hosts file is in a directory");
+        std::fs::create_dir_all(directory)?;
+        // Written aside and renamed over, so that a reader never sees half a file.
+        let partial = directory.join(".hosts.partial");
+        std::fs::write(&partial, hosts_file::render(&hosts.records))?;
+        std::fs::rename(&partial, &path)
+    }
+
+    /// The connection to a container's namespace: opened while observing or creating it, or
+    /// now, for a namespace that appeared since.
+    async fn namespace(&self, container: &str) -> io::Result<Arc<Connected>> {
+        if let Some(connected) = self.kernel.connection(container) {
+            return Ok(connected);
+        }
+        let name =
+            self.scope.namespaces.get(container).ok_or_else(|| io::Error::other("the stack has no such container"))?;
+        let path = self.kernel.places.namespace(name);
+        let (file, handle) = netns::connect(netns::open(&path)?, self.kernel.runtime.handle()).await?;
+        Ok(self.kernel.remember(container, Connected { file, handle }))
+    }
+
+    fn bridge_ifname(&self, network: &str) -> String {
+        let key = crate::state::Key::Bridge { network: network.to_owned() };
+        self.scope
+            .interfaces
+            .iter()
+            .find_map(|(ifname, owner)| (*owner == key).then(|| ifname.clone()))
+            .unwrap_or_default()
+    }
+}
+
+/// How the plan names a resource, with the kernel name that errors should show.
+fn object(resource: &Resource) -> String {
+    let key = resource.key();
+    let kernel_name = match resource {
+        Resource::Bridge(bridge) => Some(bridge.ifname.as_str()),
+        Resource::Link(link) => Some(link.host_ifname.as_str()),
+        Resource::Namespace(namespace) => Some(namespace.name.as_str()),
+        _ => None,
+    };
+    match kernel_name {
+        Some(name) => format!("`{}` ({name})", key.label()),
+        None => format!("`{}`", key.label()),
+    }
+}
+
+fn not_enforced() -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, "published ports and flow rules are not enforced by this version")
+}
+
+async fn index_of(handle: &Handle, name: &str) -> io::Result<u32> {
+    let mut links = handle.link().get().match_name(name.to_owned()).execute();
+    match links.try_next().await.map_err(io_error)? {
+        Some(link) => Ok(link.header.index),
+        None => Err(io::Error::from_raw_os_error(nix::errno::Errno::ENODEV as i32)),
+    }
+}
+
+async fn set_up(handle: &Handle, index: u32) -> Outcome {
+    handle.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await.map_err(io_error)
+}
+
+/// Turns off IPv6 address generation on a host-side interface before it goes up: each
+/// link-local address and its duplicate detection costs more than the rest of the wiring.
+async fn no_ipv6_addresses(handle: &Handle, name: &str) -> Outcome {
+    let mode =
+        LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)])]);
+    let message = LinkUnspec::new_with_name(name).append_extra_attribute(mode).build();
+    match handle.link().set(message).execute().await.map_err(io_error) {
+        // A host without IPv6 has nothing to turn off.
+        Err(error) if error.raw_os_error() == Some(nix::errno::Errno::EAFNOSUPPORT as i32) => Ok(()),
+        outcome => outcome,
+    }
+}
+
+/// Swaps an interface's IPv4 address `before` (none: `NO_ADDRESS`) for `after`.
+async fn replace_address(handle: &Handle, index: u32, before: Ipv4Net, after: Ipv4Net) -> Outcome {
+    if before == after {
+        return Ok(());
+    }
+    if before != NO_ADDRESS {
+        let mut addresses = handle.address().get().set_link_index_filter(index).execute();
+        while let Some(address) = addresses.try_next().await.map_err(io_error)? {
+            if address.header.prefix_len == before.prefix_len()
+                && address.attributes.iter().any(|attribute| {
+                    matches!(attribute, rtnetlink::packet_route::address::AddressAttribute::Local(ip) if *ip == std::net::IpAddr::V4(before.addr()))
+                })
+            {
+                handle.address().del(address).execute().await.map_err(io_error)?;
+                break;
+            }
+        }
+    }
+    handle.address().add(index, after.addr().into(), after.prefix_len()).replace().execute().await.map_err(io_error)
+}
+
+/// A locally administered unicast MAC address derived from the interface name.
+fn mac_address(ifname: &str) -> Vec<u8> {
+    let digest = Sha256::digest(ifname.as_bytes());
+    vec![0x02, digest[0], digest[1], digest[2], digest[3], digest[4]]
+}

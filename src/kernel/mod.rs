@@ -1,0 +1,283 @@
+//! The kernel adapters: the imperative shell that observes the stack's objects on the live
+//! kernel and makes a plan's operations, through rtnetlink, namespaces and a few files.
+//! They make no decisions: what to create, change or delete comes from the planner.
+
+mod dump;
+mod enter;
+mod error;
+mod execute;
+mod hosts_file;
+mod label;
+mod lock;
+mod netns;
+mod observe;
+mod privilege;
+mod record;
+
+pub use enter::enter;
+pub use error::KernelError;
+pub use lock::{ApplyLock, LockError};
+pub use observe::Observation;
+pub use privilege::has_privileges;
+pub use record::{read_record, write_record};
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use rtnetlink::Handle;
+
+use crate::plan::{Operation, Plan};
+use crate::state::{Kind, NamespaceName, Scope};
+use error::io_error;
+use observe::NamespaceView;
+
+/// The kinds of resource this version makes in the kernel. Published ports and flow rules
+/// (nftables) are planned, and shown by `diff`, but not enforced yet.
+pub const ENFORCED: [Kind; 5] = [Kind::Bridge, Kind::Namespace, Kind::Link, Kind::Route, Kind::Hosts];
+
+/// How many requests are in flight at once, when observing namespaces or making operations
+/// that do not depend on each other.
+const IN_FLIGHT: usize = 64;
+
+/// Where stackctl keeps what lives outside the kernel.
+#[derive(Debug, Clone)]
+pub struct Places {
+    /// Named network namespaces, as `ip netns` keeps them.
+    pub netns: PathBuf,
+    /// Per-namespace files (`hosts`), as `ip netns exec` reads them.
+    pub etc_netns: PathBuf,
+    /// Locks and apply records.
+    pub state: PathBuf,
+}
+
+impl Places {
+    pub fn system() -> Places {
+        Places {
+            netns: PathBuf::from("/run/netns"),
+            etc_netns: PathBuf::from("/etc/netns"),
+            state: PathBuf::from("/run/stackctl"),
+        }
+    }
+
+    /// The path of a namespace: under `/run/netns` for those stackctl creates.
+    pub fn namespace(&self, name: &NamespaceName) -> PathBuf {
+        match name {
+            NamespaceName::Created(name) => self.netns.join(name),
+            NamespaceName::Adopted(path) => PathBuf::from(path),
+        }
+    }
+
+    /// The hosts file of a container.
+    pub fn hosts_file(&self, scope: &Scope, container: &str) -> PathBuf {
+        self.etc_netns.join(crate::state::namespace_name(&scope.stack, container)).join("hosts")
+    }
+}
+
+/// Which namespace plays the host: the process's own, or a named one (a scratch host that
+/// keeps a trial away from the machine's own network).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostNamespace {
+    Current,
+    Named(String),
+}
+
+impl HostNamespace {
+    /// A name for the host in file names: locks and records are per host.
+    pub fn tag(&self) -> String {
+        match self {
+            HostNamespace::Current => "host".to_owned(),
+            HostNamespace::Named(name) => format!("netns-{name}"),
+        }
+    }
+}
+
+/// A connection to one namespace: its file (which keeps it alive and is handed to the
+/// kernel to place veth peers) and an rtnetlink handle inside it.
+struct Connected {
+    file: File,
+    handle: Handle,
+}
+
+/// The live kernel, as seen from the host namespace.
+pub struct Kernel {
+    runtime: tokio::runtime::Runtime,
+    host: Handle,
+    places: Places,
+    /// Connections to the stack's namespaces, by container, opened while observing and
+    /// when creating them.
+    namespaces: Mutex<HashMap<String, Arc<Connected>>>,
+}
+
+impl Kernel {
+    /// Connects to the host namespace. A named host namespace is created when missing and
+    /// `create` is set; otherwise a missing one is an error.
+    pub fn connect(host: &HostNamespace, places: Places, create: bool) -> Result<Kernel, KernelError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_io()
+            .build()
+            .map_err(|error| KernelError::new("start", "the netlink runtime", error))?;
+        let handle = match host {
+            HostNamespace::Current => netns::connect_current(runtime.handle())
+                .map_err(|error| KernelError::new("open", "a netlink socket", error))?,
+            HostNamespace::Named(name) => {
+                let path = places.netns.join(name);
+                let object = format!("host namespace `{name}` ({})", path.display());
+                match netns::open(&path) {
+                    Ok(file) => netns::connect_all(vec![file], runtime.handle())
+                        .pop()
+                        .expect("one connection per namespace")
+                        .map_err(|error| KernelError::new("connect to", &object, error))?,
+                    Err(_) if create => {
+                        let created = runtime.block_on(netns::create(&path, runtime.handle()));
+                        created.map_err(|error| KernelError::new("create", &object, error))?.1
+                    }
+                    Err(error) => return Err(KernelError::new("open", object, error)),
+                }
+            }
+        };
+        Ok(Kernel { runtime, host: handle, places, namespaces: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn places(&self) -> &Places {
+        &self.places
+    }
+
+    /// Reads the stack's objects and what the rest of the host holds.
+    pub fn observe(&self, scope: &Scope) -> Result<Observation, KernelError> {
+        let host = self
+            .runtime
+            .block_on(dump::snapshot(&self.host))
+            .map_err(|error| KernelError::new("read", "the host namespace", io_error(error)))?;
+
+        let mut found: Vec<(String, NamespaceName, File)> = Vec::new();
+        for (container, name) in self.namespace_names(scope)? {
+            if let Ok(file) = netns::open(&self.places.namespace(&name)) {
+                found.push((container, name, file));
+            }
+        }
+        let files = found.iter().map(|(_, _, file)| file.try_clone()).collect::<Result<Vec<_>, _>>();
+        let files = files.map_err(|error| KernelError::new("open", "the stack's namespaces", error))?;
+        let handles = netns::connect_all(files, self.runtime.handle());
+        let mut connected = Vec::with_capacity(found.len());
+        for ((container, name, file), handle) in found.into_iter().zip(handles) {
+            let object = format!("namespace of `{container}`");
+            let handle = handle.map_err(|error| KernelError::new("connect to", object, error))?;
+            connected.push((container, name, Arc::new(Connected { file, handle })));
+        }
+
+        let snapshots = self.runtime.block_on(
+            futures_util::stream::iter(connected.iter().map(|(_, _, connected)| dump::snapshot(&connected.handle)))
+                .buffered(IN_FLIGHT)
+                .collect::<Vec<_>>(),
+        );
+        let mut views = Vec::with_capacity(connected.len());
+        let mut namespaces = self.namespaces.lock().expect("namespace map");
+        for ((container, name, connection), snapshot) in connected.into_iter().zip(snapshots) {
+            let snapshot = snapshot
+                .map_err(|error| KernelError::new("read", format!("namespace of `{container}`"), io_error(error)))?;
+            let hosts = std::fs::read_to_string(self.places.hosts_file(scope, &container)).ok();
+            namespaces.insert(container.clone(), connection);
+            views.push(NamespaceView { container, name, snapshot, hosts });
+        }
+        Ok(observe::read(scope, &host, &views))
+    }
+
+    /// The namespaces to look at: those the stack declares, and those under `/run/netns`
+    /// that carry the stack's prefix (containers since removed from the stack).
+    fn namespace_names(&self, scope: &Scope) -> Result<Vec<(String, NamespaceName)>, KernelError> {
+        let mut names: Vec<(String, NamespaceName)> =
+            scope.namespaces.iter().map(|(container, name)| (container.clone(), name.clone())).collect();
+        let prefix = scope.namespace_prefix();
+        let entries = match std::fs::read_dir(&self.places.netns) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(names),
+            Err(error) => return Err(KernelError::new("list", self.places.netns.display().to_string(), error)),
+        };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(container) = file_name.strip_prefix(&prefix)
+                && !scope.namespaces.contains_key(container)
+            {
+                names.push((container.to_owned(), NamespaceName::Created(file_name.clone())));
+            }
+        }
+        Ok(names)
+    }
+
+    /// Makes the operations of `plan` in order, those of one stage side by side. Stops
+    /// after the first stage in which one fails; `done` holds every operation that was
+    /// made, also when one failed.
+    pub fn apply(&self, scope: &Scope, plan: &Plan, mut progress: impl FnMut(&Operation)) -> Applied {
+        let executor = execute::Executor { kernel: self, scope };
+        let mut done = Vec::new();
+        for stage in stages(&plan.operations) {
+            let results = self.runtime.block_on(
+                futures_util::stream::iter(stage.iter().map(|operation| executor.run(operation)))
+                    .buffered(IN_FLIGHT)
+                    .collect::<Vec<_>>(),
+            );
+            let mut failed = None;
+            for (operation, result) in stage.iter().zip(results) {
+                match result {
+                    Ok(()) => {
+                        progress(operation);
+                        done.push(operation.clone());
+                    }
+                    Err(error) if failed.is_none() => failed = Some((operation.clone(), error)),
+                    Err(_) => {}
+                }
+            }
+            if let Some(failure) = failed {
+                return Applied { done, failed: Some(failure) };
+            }
+        }
+        Applied { done, failed: None }
+    }
+
+    fn connection(&self, container: &str) -> Option<Arc<Connected>> {
+        self.namespaces.lock().expect("namespace map").get(container).cloned()
+    }
+
+    fn remember(&self, container: &str, connected: Connected) -> Arc<Connected> {
+        let connected = Arc::new(connected);
+        self.namespaces.lock().expect("namespace map").insert(container.to_owned(), Arc::clone(&connected));
+        connected
+    }
+
+    fn forget(&self, container: &str) {
+        self.namespaces.lock().expect("namespace map").remove(container);
+    }
+}
+
+/// What apply made, and the operation that failed, if one did.
+pub struct Applied {
+    pub done: Vec<Operation>,
+    pub failed: Option<(Operation, KernelError)>,
+}
+
+/// The plan cut into stages: runs of operations of one kind and one action. The planner
+/// orders operations so that each depends only on earlier kinds (or, for deletes, later
+/// ones), so the operations of a stage are independent of each other.
+fn stages(operations: &[Operation]) -> Vec<&[Operation]> {
+    let class = |operation: &Operation| (operation.key().kind(), std::mem::discriminant(operation));
+    let mut stages = Vec::new();
+    let mut start = 0;
+    for index in 1..=operations.len() {
+        if index == operations.len() || class(&operations[index]) != class(&operations[start]) {
+            if start < index {
+                stages.push(&operations[start..index]);
+            }
+            start = index;
+        }
+    }
+    stages
+}
+
+/// Whether a path names an existing network namespace.
+pub fn is_namespace(path: &Path) -> bool {
+    netns::open(path).is_ok()
+}

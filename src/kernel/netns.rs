@@ -1,0 +1,126 @@
+//! Network namespaces: creating and deleting named ones, and opening rtnetlink connections
+//! inside them.
+//!
+//! A netlink socket talks to the namespace of the thread that opened it, and namespace
+//! membership belongs to a thread. So every socket for another namespace is opened on a
+//! dedicated std thread that joins the namespace first; tokio's own threads never change
+//! namespace.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::statfs::{NSFS_MAGIC, fstatfs};
+use rtnetlink::Handle;
+use tokio::runtime::Handle as Runtime;
+
+/// Opens an rtnetlink connection on the current thread, driven by `runtime`.
+fn connect_here(runtime: &Runtime) -> io::Result<Handle> {
+    let _entered = runtime.enter();
+    let (connection, handle, _) = rtnetlink::new_connection_with_strict_check()?;
+    runtime.spawn(connection);
+    Ok(handle)
+}
+
+/// Whether `file` is a network namespace (and not, say, the empty file left by a creation
+/// that was interrupted before its bind mount).
+pub fn is_namespace(file: &File) -> bool {
+    fstatfs(file).is_ok_and(|stat| stat.filesystem_type() == NSFS_MAGIC)
+}
+
+/// Opens the namespace at `path`, failing when it is not one.
+pub fn open(path: &Path) -> io::Result<File> {
+    let file = File::open(path)?;
+    if is_namespace(&file) {
+        Ok(file)
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidInput, "not a network namespace"))
+    }
+}
+
+/// Opens an rtnetlink connection in the current namespace of this process.
+pub fn connect_current(runtime: &Runtime) -> io::Result<Handle> {
+    connect_here(runtime)
+}
+
+/// Opens one rtnetlink connection in each of `namespaces`, in order, from one thread that
+/// moves from namespace to namespace.
+pub fn connect_all(namespaces: Vec<File>, runtime: &Runtime) -> Vec<io::Result<Handle>> {
+    let runtime = runtime.clone();
+    std::thread::spawn(move || {
+        namespaces
+            .iter()
+            .map(|namespace| {
+                setns(namespace.as_fd(), CloneFlags::CLONE_NEWNET)?;
+                connect_here(&runtime)
+            })
+            .collect()
+    })
+    .join()
+    .unwrap_or_else(|_| vec![Err(io::Error::other("the namespace thread panicked"))])
+}
+
+/// Runs `work` on a fresh std thread, which may change namespace, and awaits its result.
+async fn on_own_thread<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(work());
+    });
+    receiver.await.unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")))
+}
+
+/// Opens a connection inside the namespace `file`.
+pub async fn connect(file: File, runtime: &Runtime) -> io::Result<(File, Handle)> {
+    let runtime = runtime.clone();
+    on_own_thread(move || {
+        setns(file.as_fd(), CloneFlags::CLONE_NEWNET)?;
+        let handle = connect_here(&runtime)?;
+        Ok((file, handle))
+    })
+    .await
+}
+
+/// Creates the named namespace at `path` with IPv6 off (the stack is IPv4, and IPv6
+/// link-local addresses and their duplicate detection cost more than the rest of a
+/// container's wiring), and opens a connection in it. A file left by an interrupted
+/// creation is reused.
+pub async fn create(path: &Path, runtime: &Runtime) -> io::Result<(File, Handle)> {
+    let path: PathBuf = path.to_owned();
+    let runtime = runtime.clone();
+    on_own_thread(move || {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        match File::create_new(&path) {
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists && open(&path).is_err() => {}
+            Err(error) => return Err(error),
+        }
+        unshare(CloneFlags::CLONE_NEWNET)?;
+        for scope in ["all", "default"] {
+            std::fs::write(format!("/proc/sys/net/ipv6/conf/{scope}/disable_ipv6"), "1")?;
+        }
+        mount(Some("/proc/thread-self/ns/net"), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+        let handle = connect_here(&runtime)?;
+        Ok((open(&path)?, handle))
+    })
+    .await
+}
+
+/// Deletes the named namespace at `path`. The kernel frees it, and the interfaces in it,
+/// once no process is left inside.
+pub fn delete(path: &Path) -> io::Result<()> {
+    match umount2(path, MntFlags::MNT_DETACH) {
+        // Not mounted: the file of an interrupted creation.
+        Ok(()) | Err(nix::Error::EINVAL) => {}
+        Err(nix::Error::ENOENT) => return Ok(()),
+        Err(error) => return Err(error.into()),
+    }
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,155 @@
+//! Turning what the kernel reports into the stack's observed state: which objects are the
+//! stack's, what they are, and what the rest of the host occupies.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use ipnet::Ipv4Net;
+
+use super::dump::{Interface, Snapshot};
+use super::{hosts_file, label};
+use crate::model::Isolation;
+use crate::state::{
+    Bridge, HostFacts, Hosts, KernelState, Key, Link, NO_ADDRESS, Namespace, NamespaceName, Resource, Route, Scope,
+};
+
+/// What was read from one of the stack's namespaces.
+#[derive(Debug, Clone)]
+pub struct NamespaceView {
+    pub container: String,
+    pub name: NamespaceName,
+    pub snapshot: Snapshot,
+    /// The text of the container's hosts file, when there is one.
+    pub hosts: Option<String>,
+}
+
+/// The stack's objects as they are, and what the rest of the host holds.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    pub state: KernelState,
+    pub host: HostFacts,
+    /// Names of the interfaces in the host namespace that the stack does not own.
+    pub foreign: BTreeSet<String>,
+}
+
+/// An interface of the host namespace that belongs to the stack, and what it is.
+struct Owned<'a> {
+    interface: &'a Interface,
+    key: Key,
+    label: Option<label::Label>,
+}
+
+/// Reads the stack's state out of the host's snapshot and its namespaces' snapshots.
+///
+/// An interface is the stack's when it carries the stack's group. Its label says which
+/// resource it is; an interface that has the group but no label yet (apply was stopped
+/// between creating and labelling it) is known by its derived name. Everything else is
+/// foreign: observed only so that nothing of the stack's collides with it.
+pub fn read(scope: &Scope, host: &Snapshot, namespaces: &[NamespaceView]) -> Observation {
+    let mut owned = Vec::new();
+    let mut foreign = BTreeSet::new();
+    for interface in &host.interfaces {
+        let labelled = interface.alias.as_deref().and_then(label::parse).filter(|label| label.stack == scope.stack);
+        let key =
+            labelled.as_ref().map(|label| label.key.clone()).or_else(|| scope.interfaces.get(&interface.name).cloned());
+        match key {
+            Some(key) if interface.group == scope.group => owned.push(Owned { interface, key, label: labelled }),
+            _ => {
+                foreign.insert(interface.name.clone());
+            }
+        }
+    }
+
+    let mut state = KernelState::default();
+    let mut bridges: HashMap<&str, u32> = HashMap::new();
+    for Owned { interface, key, label } in &owned {
+        if let Key::Bridge { network } = key {
+            bridges.insert(network, interface.index);
+            state.insert(Resource::Bridge(Bridge {
+                network: network.clone(),
+                ifname: interface.name.clone(),
+                address: host.address_of(interface.index).unwrap_or(NO_ADDRESS),
+                internal: label.as_ref().is_some_and(|label| label.internal),
+                isolation: label.as_ref().map_or(Isolation::default(), |label| label.isolation),
+                up: interface.up,
+            }));
+        }
+    }
+
+    // Which network each container interface is on, for the default routes.
+    let mut networks: HashMap<(String, String), String> = HashMap::new();
+    let views: HashMap<&str, &NamespaceView> = namespaces.iter().map(|view| (view.container.as_str(), view)).collect();
+    for Owned { interface: host_end, key, .. } in &owned {
+        let Key::Link { container, network } = key else { continue };
+        let peer =
+            views.get(container.as_str()).and_then(|view| Some((view, host_end.peer?))).and_then(|(view, peer)| {
+                view.snapshot.interfaces.iter().find(|interface| interface.index == peer).map(|peer| (view, peer))
+            });
+        let ifname = peer.map_or_else(String::new, |(_, peer)| peer.name.clone());
+        networks.insert((container.clone(), ifname.clone()), network.clone());
+        state.insert(Resource::Link(Link {
+            container: container.clone(),
+            network: network.clone(),
+            ifname,
+            host_ifname: host_end.name.clone(),
+            address: peer.and_then(|(view, peer)| view.snapshot.address_of(peer.index)).unwrap_or(NO_ADDRESS),
+            attached: host_end.controller.is_some() && host_end.controller == bridges.get(network.as_str()).copied(),
+            up: host_end.up && peer.is_some_and(|(_, peer)| peer.up),
+        }));
+    }
+
+    for view in namespaces {
+        read_namespace(view, &networks, &mut state);
+    }
+
+    let used_subnets = used_subnets(host, &owned);
+    Observation { state, host: HostFacts { used_subnets }, foreign }
+}
+
+/// The namespace itself, its default route and its hosts file.
+fn read_namespace(view: &NamespaceView, networks: &HashMap<(String, String), String>, state: &mut KernelState) {
+    let (name, adopted) = match &view.name {
+        NamespaceName::Created(name) => (name.clone(), false),
+        NamespaceName::Adopted(path) => (path.clone(), true),
+    };
+    state.insert(Resource::Namespace(Namespace {
+        container: view.container.clone(),
+        name,
+        adopted,
+        loopback_up: view.snapshot.interface("lo").is_some_and(|lo| lo.up),
+    }));
+    let default = view.snapshot.routes.iter().find(|route| route.destination.prefix_len() == 0);
+    if let Some((gateway, index)) = default.and_then(|route| Some((route.gateway?, route.interface?))) {
+        let ifname = view
+            .snapshot
+            .interfaces
+            .iter()
+            .find(|interface| interface.index == index)
+            .map_or_else(String::new, |interface| interface.name.clone());
+        // A route through an interface that is not the stack's belongs to no network.
+        let network = networks.get(&(view.container.clone(), ifname.clone())).cloned().unwrap_or_default();
+        state.insert(Resource::Route(Route { container: view.container.clone(), network, gateway, ifname }));
+    }
+    if let Some(records) = view.hosts.as_deref().and_then(hosts_file::parse) {
+        state.insert(Resource::Hosts(Hosts { container: view.container.clone(), records: Arc::new(records) }));
+    }
+}
+
+/// The subnets that anything but the stack routes or addresses on the host.
+fn used_subnets(host: &Snapshot, owned: &[Owned]) -> Vec<Ipv4Net> {
+    let ours: BTreeSet<u32> = owned.iter().map(|owned| owned.interface.index).collect();
+    let mut used: BTreeSet<Ipv4Net> = host
+        .routes
+        .iter()
+        .filter(|route| route.destination.prefix_len() > 0)
+        .filter(|route| !route.interface.is_some_and(|index| ours.contains(&index)))
+        .map(|route| route.destination.trunc())
+        .collect();
+    used.extend(
+        host.addresses
+            .iter()
+            .filter(|(index, address)| !ours.contains(index) && !address.addr().is_loopback())
+            .map(|(_, address)| address.trunc()),
+    );
+    used.into_iter().collect()
+}

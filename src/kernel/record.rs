@@ -1,0 +1,33 @@
+//! The apply record: the state each apply left, kept to tell drift (changes made outside
+//! stackctl) from changes to the stack file. It lives in `/run`, like the objects it
+//! describes, which do not survive a reboot either.
+
+use std::io;
+use std::path::PathBuf;
+
+use super::{HostNamespace, Places};
+use crate::state::KernelState;
+
+fn path(places: &Places, host: &HostNamespace, stack: &str) -> PathBuf {
+    places.state.join(host.tag()).join(format!("{stack}.record.json"))
+}
+
+/// The state the last apply of `stack` left, if there was one.
+pub fn read_record(places: &Places, host: &HostNamespace, stack: &str) -> Option<KernelState> {
+    serde_json::from_slice(&std::fs::read(path(places, host, stack)).ok()?).ok()
+}
+
+/// Keeps the state an apply left; an empty state removes the record.
+pub fn write_record(places: &Places, host: &HostNamespace, stack: &str, state: &KernelState) -> io::Result<()> {
+    let path = path(places, host, stack);
+    if state.is_empty() {
+        return match std::fs::remove_file(&path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        };
+    }
+    std::fs::create_dir_all(path.parent().expect("the record is in a directory"))?;
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, serde_json::to_vec(state).map_err(io::Error::other)?)?;
+    std::fs::rename(&partial, &path)
+}

@@ -1,0 +1,68 @@
+//! Drift: what changed on the host outside stackctl since its last apply, found by
+//! comparing the live state with the record that apply keeps of what it left.
+
+use std::fmt::Write;
+
+use super::Operation;
+use crate::state::{KernelState, Key, Resource};
+
+/// One object that is no longer as the last apply left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    pub recorded: Resource,
+    /// `None` when it was deleted.
+    pub observed: Option<Resource>,
+}
+
+/// The recorded objects that the live state no longer matches, in key order.
+pub fn drift(recorded: &KernelState, observed: &KernelState) -> Vec<Drift> {
+    recorded
+        .resources
+        .iter()
+        .filter(|(key, resource)| observed.get(key) != Some(*resource))
+        .map(|(key, resource)| Drift { recorded: resource.clone(), observed: observed.get(key).cloned() })
+        .collect()
+}
+
+/// The record after the operations `done` were made on a host whose objects were
+/// `observed`: what apply leaves behind, even when it stops early.
+pub fn record_after<'a>(observed: &KernelState, done: impl IntoIterator<Item = &'a Operation>) -> KernelState {
+    let mut record = observed.clone();
+    for operation in done {
+        match operation {
+            Operation::Create { resource } | Operation::Update { after: resource, .. } => {
+                record.insert(resource.clone())
+            }
+            Operation::Delete { resource } => {
+                record.resources.remove(&resource.key());
+            }
+        }
+    }
+    record
+}
+
+/// Drift as text, before the plan that repairs it.
+pub fn render_drift(drift: &[Drift]) -> String {
+    if drift.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("Changed outside stackctl since the last apply:\n");
+    for change in drift {
+        let key: Key = change.recorded.key();
+        let what = match &change.observed {
+            None => "deleted".to_owned(),
+            Some(observed) => change
+                .recorded
+                .attributes()
+                .into_iter()
+                .zip(observed.attributes())
+                .filter(|(was, is)| was != is)
+                .map(|((name, was), (_, is))| format!("{name}: {was} -> {is}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let _ = writeln!(out, "  {:<7} {}: {what}", key.kind().name(), key.label());
+    }
+    out.push('\n');
+    out
+}

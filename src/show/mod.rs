@@ -1,0 +1,120 @@
+//! `stackctl show`: the live topology of a stack, from its observed state and the names the
+//! stack file gives, as a table or as versioned JSON.
+
+mod table;
+
+pub use table::render_table;
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+use crate::model::Stack;
+use crate::state::{KernelState, Key, NO_ADDRESS, Resource};
+
+/// The version of the JSON format; it changes only when a field changes meaning or goes.
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Topology {
+    pub format_version: u32,
+    pub stack: String,
+    pub networks: Vec<NetworkView>,
+    pub containers: Vec<ContainerView>,
+}
+
+/// A network as it is on the host; `None` where the object is missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkView {
+    pub name: String,
+    pub bridge: Option<String>,
+    pub subnet: Option<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+    pub up: bool,
+    pub members: Vec<MemberView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberView {
+    pub container: String,
+    pub aliases: Vec<String>,
+    pub address: Option<Ipv4Addr>,
+    /// The interface inside the container.
+    pub ifname: Option<String>,
+    /// The veth end on the bridge.
+    pub host_ifname: Option<String>,
+    pub up: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerView {
+    pub name: String,
+    /// The namespace's name under `/run/netns`, or the adopted path; `None` when missing
+    /// (or for a container on the host's network).
+    pub netns: Option<String>,
+    pub default_route: Option<String>,
+}
+
+impl Topology {
+    /// The stack's networks and containers, with what `observed` holds of each.
+    pub fn read(stack: &Stack, observed: &KernelState) -> Topology {
+        let networks = stack
+            .networks
+            .values()
+            .map(|network| {
+                let bridge = match observed.get(&Key::Bridge { network: network.name.clone() }) {
+                    Some(Resource::Bridge(bridge)) => Some(bridge),
+                    _ => None,
+                };
+                let address = bridge.map(|bridge| bridge.address).filter(|address| *address != NO_ADDRESS);
+                let members = stack
+                    .memberships_on(&network.name)
+                    .map(|(container, membership)| {
+                        let key = Key::Link { container: container.name.clone(), network: network.name.clone() };
+                        let link = match observed.get(&key) {
+                            Some(Resource::Link(link)) => Some(link),
+                            _ => None,
+                        };
+                        MemberView {
+                            container: container.name.clone(),
+                            aliases: membership.aliases.clone(),
+                            address: link.map(|link| link.address).filter(|a| *a != NO_ADDRESS).map(|a| a.addr()),
+                            ifname: link.map(|link| link.ifname.clone()).filter(|name| !name.is_empty()),
+                            host_ifname: link.map(|link| link.host_ifname.clone()),
+                            up: link.is_some_and(|link| link.up && link.attached),
+                        }
+                    })
+                    .collect();
+                NetworkView {
+                    name: network.name.clone(),
+                    bridge: bridge.map(|bridge| bridge.ifname.clone()),
+                    subnet: address.map(|address| address.trunc()),
+                    gateway: address.map(|address| address.addr()),
+                    up: bridge.is_some_and(|bridge| bridge.up),
+                    members,
+                }
+            })
+            .collect();
+        let containers = stack
+            .containers
+            .values()
+            .map(|container| {
+                let namespace = match observed.get(&Key::Namespace { container: container.name.clone() }) {
+                    Some(Resource::Namespace(namespace)) => Some(namespace.name.clone()),
+                    _ => None,
+                };
+                let default_route = match observed.get(&Key::Route { container: container.name.clone() }) {
+                    Some(Resource::Route(route)) => Some(format!("via {} dev {}", route.gateway, route.ifname)),
+                    _ => None,
+                };
+                ContainerView { name: container.name.clone(), netns: namespace, default_route }
+            })
+            .collect();
+        Topology { format_version: FORMAT_VERSION, stack: stack.name.clone(), networks, containers }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a topology serializes") + "\n"
+    }
+}

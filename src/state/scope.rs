@@ -1,0 +1,89 @@
+//! What a stack owns on a host, derived from the stack alone: where observation looks, and
+//! how it tells the stack's objects from everyone else's.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::allocate::derived_ifname;
+use super::{KernelState, Key};
+use crate::model::{Attachment, Stack};
+
+/// The stack's ownership marks and the names it derives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    pub stack: String,
+    /// The interface group that marks the stack's interfaces. The kernel sets a group in
+    /// the same message that creates the interface, so an interface is marked from its
+    /// first moment, even when apply is killed before it can label it.
+    pub group: u32,
+    /// Every interface name the stack derives, with the resource it belongs to: bridges
+    /// and the host ends of veth pairs.
+    pub interfaces: BTreeMap<String, Key>,
+    /// The containers' namespaces: the name under `/run/netns` for those stackctl creates,
+    /// the path for those adopted from `netns:`.
+    pub namespaces: BTreeMap<String, NamespaceName>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
+pub enum NamespaceName {
+    Created(String),
+    Adopted(String),
+}
+
+impl Scope {
+    pub fn of(stack: &Stack) -> Scope {
+        let mut interfaces = BTreeMap::new();
+        for network in stack.networks.keys() {
+            interfaces.insert(derived_ifname("stb", &[&stack.name, network]), Key::Bridge { network: network.clone() });
+        }
+        let mut namespaces = BTreeMap::new();
+        for container in stack.containers.values() {
+            if container.attachment == Attachment::Host {
+                continue;
+            }
+            namespaces.insert(
+                container.name.clone(),
+                match &container.netns {
+                    Some(path) => NamespaceName::Adopted(path.clone()),
+                    None => NamespaceName::Created(namespace_name(&stack.name, &container.name)),
+                },
+            );
+            for membership in container.memberships() {
+                interfaces.insert(
+                    derived_ifname("stv", &[&stack.name, &container.name, &membership.network]),
+                    Key::Link { container: container.name.clone(), network: membership.network.clone() },
+                );
+            }
+        }
+        Scope { stack: stack.name.clone(), group: group_of(&stack.name), interfaces, namespaces }
+    }
+
+    /// The prefix of the names of the namespaces that stackctl creates for this stack.
+    pub fn namespace_prefix(&self) -> String {
+        format!("{}:", self.stack)
+    }
+}
+
+/// The name under `/run/netns` of a container's namespace. `:` cannot appear in a name, so
+/// no two stacks' containers share a namespace name (with `-`, stack `a-b`'s container `c`
+/// would meet stack `a`'s container `b-c`).
+pub fn namespace_name(stack: &str, container: &str) -> String {
+    format!("{stack}:{container}")
+}
+
+/// A stack's interface group: a hash of its name, with the top bit set so that it never
+/// meets the small numbers people give groups by hand (0 is every interface's default).
+fn group_of(stack: &str) -> u32 {
+    let digest = Sha256::new().chain_update(b"stackctl group\0").chain_update(stack.as_bytes()).finalize();
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) | 0x8000_0000
+}
+
+/// A digest of a state: a saved plan applies only while the state it was made against is
+/// still the one observed.
+pub fn fingerprint(state: &KernelState) -> String {
+    let json = serde_json::to_vec(state).expect("kernel state serializes");
+    Sha256::digest(json).iter().map(|byte| format!("{byte:02x}")).collect()
+}

@@ -1,0 +1,224 @@
+//! A sandbox for tests and benchmarks that touch the kernel: a new network and mount
+//! namespace, with private tmpfs over `/run` (so `/run/netns` and stackctl's lock and
+//! record files) and a copy-on-write overlay over `/etc` (so `/etc/netns`). Everything a
+//! test creates lives and dies in it; the machine's own network is never touched.
+//!
+//! The sandbox is a `sleep` process started by `unshare`; commands join its namespaces with
+//! `nsenter`, and threads of the test process join a namespace inside it with `setns`.
+//! Dropping the sandbox kills that one process, by its pid; the kernel then takes the mount
+//! namespace down, and with it every network namespace bound under its `/run/netns`.
+
+#![allow(dead_code)] // Each test binary uses its own part of the helpers.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nix::sched::{CloneFlags, setns};
+
+/// Set by CI, which runs as root: there a test that cannot make its sandbox fails instead
+/// of skipping.
+const REQUIRED: &str = "STACKCTL_KERNEL_TESTS";
+
+const SETUP: &str = r#"
+set -e
+mount -t tmpfs stackctl-sandbox-run /run
+mkdir -p /run/netns /run/.etc/upper /run/.etc/work
+mount -t overlay stackctl-sandbox-etc -o lowerdir=/etc,upperdir=/run/.etc/upper,workdir=/run/.etc/work /etc
+mkdir -p /etc/netns
+ip link set lo up
+echo ready
+exec sleep infinity
+"#;
+
+pub struct Sandbox {
+    child: Child,
+}
+
+impl Sandbox {
+    /// A new sandbox, or `None` (after saying why) when this process may not make one and
+    /// CI did not require it.
+    pub fn new() -> Option<Sandbox> {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(std::env::var_os(REQUIRED).is_none(), "{REQUIRED} is set, but the tests do not run as root");
+            eprintln!("skipped: kernel tests need root (CI sets {REQUIRED} and runs them as root)");
+            return None;
+        }
+        let mut child = Command::new("unshare")
+            .args(["--net", "--mount", "--propagation", "private", "--", "sh", "-c", SETUP])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start unshare for a sandbox");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).expect("read sandbox set-up");
+        if line.trim() != "ready" {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the sandbox did not set up: {line:?}");
+        }
+        Some(Sandbox { child })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A command that runs `program` inside the sandbox's network and mount namespaces.
+    /// `nsenter` execs the program, so the spawned child's pid is the program's.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("nsenter");
+        command.args(["-t", &self.pid().to_string(), "--net", "--mount", "--"]).arg(program);
+        command
+    }
+
+    /// `stackctl` inside the sandbox.
+    pub fn stackctl(&self) -> Command {
+        let mut command = self.command(env!("CARGO_BIN_EXE_stackctl"));
+        command.env("NO_COLOR", "1").stdin(Stdio::null());
+        command
+    }
+
+    /// Runs a shell script inside the sandbox and returns its output, failing the test when
+    /// the script fails.
+    pub fn sh(&self, script: &str) -> String {
+        let output = self.command("sh").args(["-ec", script]).output().expect("run sh in the sandbox");
+        assert_success(&output, script);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// The path of a named network namespace of the sandbox, as this process sees it.
+    pub fn netns_path(&self, name: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root/run/netns/{name}", self.pid()))
+    }
+
+    /// Whether a named network namespace exists in the sandbox.
+    pub fn has_netns(&self, name: &str) -> bool {
+        self.netns_path(name).exists()
+    }
+
+    /// Runs `f` on a thread that has joined the named network namespace of the sandbox
+    /// (`None`: the sandbox's own, which plays the host).
+    pub fn in_netns<T: Send + 'static>(&self, netns: Option<&str>, f: impl FnOnce() -> T + Send + 'static) -> T {
+        self.spawn_in_netns(netns, f).join().expect("thread in a namespace")
+    }
+
+    fn spawn_in_netns<T: Send + 'static>(
+        &self,
+        netns: Option<&str>,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> JoinHandle<T> {
+        let path = match netns {
+            Some(name) => self.netns_path(name),
+            None => PathBuf::from(format!("/proc/{}/ns/net", self.pid())),
+        };
+        let file = File::open(&path).unwrap_or_else(|error| panic!("open {}: {error}", path.display()));
+        std::thread::spawn(move || {
+            setns(file.as_fd(), CloneFlags::CLONE_NEWNET).expect("join the namespace");
+            f()
+        })
+    }
+
+    /// A TCP listener on `port` of every address of a namespace, answering each connection
+    /// with `reply` and a newline, until dropped.
+    pub fn listen(&self, netns: &str, port: u16, reply: &str) -> Listener {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let reply = format!("{reply}\n");
+        let thread = {
+            let stop = Arc::clone(&stop);
+            self.spawn_in_netns(Some(netns), move || {
+                let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind a test listener");
+                listener.set_nonblocking(true).expect("non-blocking listener");
+                ready_tx.send(()).expect("report the listener ready");
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((mut stream, _)) => {
+                            let _ = stream.set_nonblocking(false);
+                            let _ = stream.write_all(reply.as_bytes());
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        };
+        ready_rx.recv().expect("listener started");
+        Listener { stop, thread: Some(thread) }
+    }
+
+    /// Connects from a namespace to an address and reads the first line the peer sends.
+    pub fn connect(&self, netns: &str, to: SocketAddr) -> std::io::Result<String> {
+        self.in_netns(Some(netns), move || {
+            let mut stream = TcpStream::connect_timeout(&to, Duration::from_secs(1))?;
+            stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+            let mut line = String::new();
+            BufReader::new(&mut stream).read_line(&mut line)?;
+            Ok(line.trim_end().to_owned())
+        })
+    }
+
+    /// Connects from a container to `name:port` the way its programs would: through
+    /// `stackctl exec`, whose resolver reads the container's hosts file. Returns the first
+    /// line the peer sent, or the error output.
+    pub fn connect_by_name(&self, file: &str, container: &str, name: &str, port: u16) -> Result<String, String> {
+        let script = format!("exec 3<>/dev/tcp/{name}/{port} && head -n 1 <&3");
+        let output = self
+            .stackctl()
+            .args(["-f", file, "exec", container, "--", "timeout", "3", "bash", "-c", &script])
+            .output()
+            .expect("run stackctl exec");
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).trim_end().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running test listener; dropping it stops it.
+pub struct Listener {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Fails with the command's output when it did not succeed.
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Reads a whole stream into a string, for children whose output is piped.
+pub fn read_all(mut reader: impl Read) -> String {
+    let mut text = String::new();
+    let _ = reader.read_to_string(&mut text);
+    text
+}
