@@ -54,9 +54,17 @@ impl Snapshot {
 }
 
 /// Reads the interfaces, addresses and main-table routes of the namespace `handle` talks to.
+/// The three dumps run one after the other: a netlink socket holds one dump at a time, and
+/// answers a second with `EBUSY`.
 pub async fn snapshot(handle: &Handle) -> Result<Snapshot, rtnetlink::Error> {
-    let links = handle.link().get().execute().map_ok(interface).try_collect::<Vec<_>>();
-    let addresses = handle.address().get().execute().try_filter_map(|message| async move { Ok(address(&message)) });
+    let interfaces = handle.link().get().execute().map_ok(interface).try_collect::<Vec<_>>().await?;
+    let addresses = handle
+        .address()
+        .get()
+        .execute()
+        .try_filter_map(|message| async move { Ok(address(&message)) })
+        .try_collect::<Vec<_>>()
+        .await?;
     let routes = handle
         .route()
         .get(
@@ -67,9 +75,9 @@ pub async fn snapshot(handle: &Handle) -> Result<Snapshot, rtnetlink::Error> {
                 .build(),
         )
         .execute()
-        .try_filter_map(|message| async move { Ok(route(&message)) });
-    let (interfaces, addresses, routes) =
-        futures_util::try_join!(links, addresses.try_collect::<Vec<_>>(), routes.try_collect::<Vec<_>>())?;
+        .try_filter_map(|message| async move { Ok(route(&message)) })
+        .try_collect::<Vec<_>>()
+        .await?;
     Ok(Snapshot { interfaces, addresses, routes })
 }
 

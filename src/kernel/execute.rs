@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
+use rtnetlink::packet_core::DefaultNla;
 use rtnetlink::packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
 };
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use sha2::{Digest, Sha256};
@@ -78,7 +79,9 @@ impl Executor<'_> {
                 let connected = self.namespace(&after.container).await?;
                 let index = index_of(&connected.handle, &after.ifname).await?;
                 replace_address(&connected.handle, index, before.address, after.address).await?;
-                set_up(&connected.handle, index).await?;
+                let message =
+                    LinkUnspec::new_with_index(index).address(container_mac(after.address.addr())).up().build();
+                connected.handle.link().set(message).execute().await.map_err(io_error)?;
                 self.label_link(after).await
             }
             (Resource::Route(_), Resource::Route(route)) => self.set_route(route).await,
@@ -134,9 +137,16 @@ impl Executor<'_> {
         self.label_bridge(bridge).await
     }
 
+    /// Labels the bridge and sets it up, with IPv4 forwarding off for what enters through
+    /// it: a container reaches the members of its own networks and nothing routed beyond
+    /// them, even on a host that forwards.
     async fn label_bridge(&self, bridge: &Bridge) -> Outcome {
         let label = label::bridge_label(&self.scope.stack, &bridge.network, bridge.internal, bridge.isolation);
-        let message = LinkUnspec::new_with_name(&bridge.ifname).alias(label).up().build();
+        let message = LinkUnspec::new_with_name(&bridge.ifname)
+            .alias(label)
+            .up()
+            .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![no_forwarding()])]))
+            .build();
         self.kernel.host.link().set(message).execute().await.map_err(io_error)
     }
 
@@ -158,8 +168,9 @@ impl Executor<'_> {
         let bridge = index_of(host, &self.bridge_ifname(&link.network)).await?;
         // The peer is made directly inside the container's namespace. Neither end can be
         // set up in this message: the peer is not ready yet.
-        let peer =
-            LinkUnspec::new_with_name(&link.ifname).setns_by_fd(std::os::fd::AsRawFd::as_raw_fd(&connected.file));
+        let peer = LinkUnspec::new_with_name(&link.ifname)
+            .address(container_mac(link.address.addr()))
+            .setns_by_fd(std::os::fd::AsRawFd::as_raw_fd(&connected.file));
         let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(link.host_ifname.clone())
             .link_group(self.scope.group)
@@ -264,6 +275,20 @@ async fn no_ipv6_addresses(handle: &Handle, name: &str) -> Outcome {
     }
 }
 
+/// `net.ipv4.conf.<interface>.forwarding = 0`, as a netlink attribute. The crate's typed
+/// request leaves out values of 0, so the nested attribute is written out here:
+/// `IFLA_INET_CONF` holding `IPV4_DEVCONF_FORWARDING` (1) = 0.
+fn no_forwarding() -> AfSpecInet {
+    const IFLA_INET_CONF: u16 = 1;
+    const NLA_F_NESTED: u16 = 0x8000;
+    const IPV4_DEVCONF_FORWARDING: u16 = 1;
+    let mut value = Vec::with_capacity(8);
+    value.extend_from_slice(&8u16.to_ne_bytes());
+    value.extend_from_slice(&IPV4_DEVCONF_FORWARDING.to_ne_bytes());
+    value.extend_from_slice(&0u32.to_ne_bytes());
+    AfSpecInet::Other(DefaultNla::new(IFLA_INET_CONF | NLA_F_NESTED, value))
+}
+
 /// Swaps an interface's IPv4 address `before` (none: `NO_ADDRESS`) for `after`.
 async fn replace_address(handle: &Handle, index: u32, before: Ipv4Net, after: Ipv4Net) -> Outcome {
     if before == after {
@@ -283,6 +308,15 @@ async fn replace_address(handle: &Handle, index: u32, before: Ipv4Net, after: Ip
         }
     }
     handle.address().add(index, after.addr().into(), after.prefix_len()).replace().execute().await.map_err(io_error)
+}
+
+/// The MAC address of a container interface, derived from its IPv4 address as Docker
+/// does: neighbours that cached an address keep a valid entry when the container is
+/// disconnected and connected again, or replaced by one that takes its address. A new
+/// random MAC address would leave them sending to the old one for seconds.
+fn container_mac(address: Ipv4Addr) -> Vec<u8> {
+    let [a, b, c, d] = address.octets();
+    vec![0x02, 0x5c, a, b, c, d]
 }
 
 /// A locally administered unicast MAC address derived from the interface name.

@@ -154,6 +154,50 @@ impl Sandbox {
         Listener { stop, thread: Some(thread) }
     }
 
+    /// A TCP listener that echoes back every line it receives, on each connection, until
+    /// dropped: the other end of a long-lived connection.
+    pub fn listen_echo(&self, netns: &str, port: u16) -> Listener {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = {
+            let stop = Arc::clone(&stop);
+            self.spawn_in_netns(Some(netns), move || {
+                let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind an echo listener");
+                listener.set_nonblocking(true).expect("non-blocking listener");
+                ready_tx.send(()).expect("report the listener ready");
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let _ = stream.set_nonblocking(false);
+                            std::thread::spawn(move || {
+                                let mut writer = stream.try_clone().expect("clone a stream");
+                                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                                    if writeln!(writer, "{line}").is_err() {
+                                        break;
+                                    }
+                                }
+                            });
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        };
+        ready_rx.recv().expect("listener started");
+        Listener { stop, thread: Some(thread) }
+    }
+
+    /// Opens a TCP connection from a namespace, to keep open across changes.
+    pub fn open(&self, netns: &str, to: SocketAddr) -> Connection {
+        let stream = self
+            .in_netns(Some(netns), move || TcpStream::connect_timeout(&to, Duration::from_secs(1)))
+            .unwrap_or_else(|error| panic!("connect from {netns} to {to}: {error}"));
+        stream.set_read_timeout(Some(Duration::from_secs(2))).expect("read timeout");
+        let connection = Connection { stream };
+        connection.assert_alive("when opened");
+        connection
+    }
+
     /// Connects from a namespace to an address and reads the first line the peer sends.
     pub fn connect(&self, netns: &str, to: SocketAddr) -> std::io::Result<String> {
         self.in_netns(Some(netns), move || {
@@ -202,6 +246,21 @@ impl Drop for Listener {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// An open TCP connection to an echo listener.
+pub struct Connection {
+    stream: TcpStream,
+}
+
+impl Connection {
+    /// Sends a line and expects it back on the same connection.
+    pub fn assert_alive(&self, when: &str) {
+        (&self.stream).write_all(b"ping\n").unwrap_or_else(|error| panic!("the open connection broke {when}: {error}"));
+        let mut line = String::new();
+        BufReader::new(&self.stream).read_line(&mut line).unwrap_or_else(|error| panic!("no echo {when}: {error}"));
+        assert_eq!(line, "ping\n", "the open connection broke {when}");
     }
 }
 

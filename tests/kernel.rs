@@ -1,0 +1,513 @@
+//! The live kernel, always in a sandbox (`support::sandbox`): each example of the scenarios
+//! is applied and its reachability proved with real TCP connections from inside the
+//! containers' namespaces, by name and by address; plans are idempotent, drift is repaired,
+//! saved plans go stale, hot connects keep other connections up, killed applies converge,
+//! and destroy removes the stack's objects and nothing else.
+
+#[path = "support/sandbox.rs"]
+mod sandbox;
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sandbox::{Sandbox, assert_success};
+use serde_json::Value;
+use stackctl::model::{Attachment, Stack, validate_file};
+use stackctl::spec::SourceFile;
+use stackctl::state::derived_ifname;
+
+/// The port every test listener takes in every container; it answers with the container's name.
+const PORT: u16 = 7000;
+
+fn example(name: &str) -> String {
+    format!("{}/examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn stack_of(path: &str) -> Stack {
+    let text = std::fs::read_to_string(path).expect("read stack file");
+    validate_file(&SourceFile { name: path.to_owned(), text }).stack.expect("a valid stack")
+}
+
+/// A stack file written for one test, in a directory the sandbox sees too.
+fn write_stack(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write stack file");
+    path.display().to_string()
+}
+
+fn run(sandbox: &Sandbox, args: &[&str]) -> Output {
+    sandbox.stackctl().args(args).output().expect("run stackctl")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn apply(sandbox: &Sandbox, file: &str) -> String {
+    let output = run(sandbox, &["-f", file, "apply", "--yes"]);
+    assert_success(&output, &format!("apply {file}"));
+    stdout(&output)
+}
+
+/// `plan --detailed-exitcode`'s code and text.
+fn plan(sandbox: &Sandbox, file: &str) -> (i32, String) {
+    let output = run(sandbox, &["-f", file, "plan", "--detailed-exitcode"]);
+    (output.status.code().unwrap_or(-1), stdout(&output))
+}
+
+fn assert_converged(sandbox: &Sandbox, file: &str) {
+    let (code, text) = plan(sandbox, file);
+    assert_eq!((code, text.as_str()), (0, "No changes. The kernel matches the stack.\n"), "{file} has not converged");
+}
+
+/// `show --format json`.
+fn topology(sandbox: &Sandbox, file: &str) -> Value {
+    let output = run(sandbox, &["-f", file, "show", "--format", "json"]);
+    assert_success(&output, "show");
+    serde_json::from_slice(&output.stdout).expect("show prints JSON")
+}
+
+/// Each member's address on each network: (container, network, address).
+fn addresses(topology: &Value) -> Vec<(String, String, Ipv4Addr)> {
+    let mut addresses = Vec::new();
+    for network in topology["networks"].as_array().expect("networks") {
+        for member in network["members"].as_array().expect("members") {
+            let address = member["address"].as_str().expect("every member has an address").parse().expect("IPv4");
+            addresses.push((
+                member["container"].as_str().expect("name").to_owned(),
+                network["name"].as_str().expect("name").to_owned(),
+                address,
+            ));
+        }
+    }
+    addresses
+}
+
+fn namespace(stack: &Stack, container: &str) -> String {
+    format!("{}:{container}", stack.name)
+}
+
+/// The containers with a namespace of their own.
+fn namespaced(stack: &Stack) -> Vec<&str> {
+    stack
+        .containers
+        .values()
+        .filter(|container| container.attachment != Attachment::Host)
+        .map(|container| container.name.as_str())
+        .collect()
+}
+
+fn networks_of<'a>(stack: &'a Stack, container: &str) -> BTreeSet<&'a str> {
+    stack.containers[container].memberships().iter().map(|membership| membership.network.as_str()).collect()
+}
+
+/// Proves the reachability of an applied stack with real connections: every container
+/// reaches, by name and by each address, exactly the containers it shares a network with;
+/// an alias reaches one of the containers that carry it.
+fn assert_reachability(sandbox: &Sandbox, file: &str) {
+    let stack = stack_of(file);
+    let containers = namespaced(&stack);
+    let _listeners: Vec<_> =
+        containers.iter().map(|name| sandbox.listen(&namespace(&stack, name), PORT, name)).collect();
+    let addresses = addresses(&topology(sandbox, file));
+
+    // Connections by address are made side by side: the blocked ones wait for a timeout.
+    let mut attempts = Vec::new();
+    for source in &containers {
+        for (target, network, address) in &addresses {
+            if target != source {
+                let reachable = networks_of(&stack, source).contains(network.as_str());
+                attempts.push((source.to_string(), target.clone(), *address, reachable));
+            }
+        }
+    }
+    let by_address: Vec<_> = std::thread::scope(|scope| {
+        let threads: Vec<_> = attempts
+            .into_iter()
+            .map(|(source, target, address, reachable)| {
+                let netns = namespace(&stack, &source);
+                scope.spawn(move || {
+                    let result = sandbox.connect(&netns, SocketAddr::from((address, PORT)));
+                    (source, target, address, reachable, result)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|thread| thread.join().expect("connect thread")).collect()
+    });
+    for (source, target, address, reachable, result) in by_address {
+        match (reachable, result) {
+            (true, Ok(reply)) => assert_eq!(reply, target, "{source} reached the wrong container at {address}"),
+            (true, Err(error)) => panic!("{source} cannot reach {target} at {address}: {error}"),
+            (false, Ok(_)) => panic!("{source} reaches {target} at {address} without a shared network"),
+            (false, Err(_)) => {}
+        }
+    }
+
+    // By name, side by side too: a name that is not in the container's hosts file goes on
+    // to the host's resolver, which the container cannot reach, and fails by timeout.
+    let pairs: Vec<(&str, &str)> = containers
+        .iter()
+        .flat_map(|source| {
+            containers.iter().filter(move |target| *target != source).map(move |target| (*source, *target))
+        })
+        .collect();
+    let by_name: Vec<_> = std::thread::scope(|scope| {
+        let threads: Vec<_> = pairs
+            .iter()
+            .map(|(source, target)| scope.spawn(move || sandbox.connect_by_name(file, source, target, PORT)))
+            .collect();
+        threads.into_iter().map(|thread| thread.join().expect("connect thread")).collect()
+    });
+    for ((source, target), result) in pairs.iter().zip(by_name) {
+        let shared = !networks_of(&stack, source).is_disjoint(&networks_of(&stack, target));
+        match (shared, result) {
+            (true, Ok(reply)) => assert_eq!(&reply, target, "{source} resolved {target} to another container"),
+            (true, Err(error)) => panic!("{source} cannot reach {target} by name: {error}"),
+            (false, Ok(_)) => panic!("{source} reaches {target} by name without a shared network"),
+            (false, Err(_)) => {}
+        }
+    }
+
+    for source in &containers {
+        for membership in stack.containers[*source].memberships() {
+            for (carrier, theirs) in stack.memberships_on(&membership.network) {
+                for alias in &theirs.aliases {
+                    let reply = sandbox.connect_by_name(file, source, alias, PORT);
+                    let carriers: Vec<&str> = stack
+                        .memberships_on(&membership.network)
+                        .filter(|(_, m)| m.aliases.contains(alias))
+                        .map(|(c, _)| c.name.as_str())
+                        .collect();
+                    let reply = reply.unwrap_or_else(|error| panic!("{source} cannot reach alias {alias}: {error}"));
+                    assert!(
+                        carriers.contains(&reply.as_str()),
+                        "{source}: alias {alias} of {} reached {reply}",
+                        carrier.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn scenario(name: &str) {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example(name);
+    let text = apply(&sandbox, &file);
+    assert!(text.contains("Apply complete"), "{text}");
+    assert_converged(&sandbox, &file);
+    assert_reachability(&sandbox, &file);
+}
+
+#[test]
+fn scenario_1_web_app_db() {
+    scenario("web-app-db");
+}
+
+#[test]
+fn scenario_2_reverse_proxy() {
+    scenario("reverse-proxy");
+}
+
+#[test]
+fn scenario_3_pets_tenants() {
+    scenario("pets-tenants");
+}
+
+#[test]
+fn scenario_5_hot_connect() {
+    scenario("hot-connect");
+}
+
+#[test]
+fn a_second_apply_changes_nothing_and_writes_nothing() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    apply(&sandbox, &file);
+    // Every netlink change in the host namespace and the containers' would show here.
+    let mut monitors: Vec<_> = [None, Some("shop:nginx"), Some("shop:flaskapp"), Some("shop:db")]
+        .into_iter()
+        .map(|netns| {
+            let mut command = sandbox.command("ip");
+            if let Some(netns) = netns {
+                command.args(["-n", netns]);
+            }
+            command.args(["monitor", "link", "address", "route"]).stdout(Stdio::piped()).spawn().expect("ip monitor")
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let second = apply(&sandbox, &file);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut events = String::new();
+    for monitor in &mut monitors {
+        monitor.kill().expect("stop ip monitor");
+        events += &sandbox::read_all(monitor.stdout.take().expect("piped"));
+        let _ = monitor.wait();
+    }
+    assert_eq!(second, "No changes. The kernel matches the stack.\n");
+    assert!(events.trim().is_empty(), "the second apply changed the kernel:\n{events}");
+}
+
+#[test]
+fn drift_is_shown_and_repaired() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    apply(&sandbox, &file);
+    let nginx = derived_ifname("stv", &["shop", "nginx", "web_nw"]);
+    let flaskapp_db = derived_ifname("stv", &["shop", "flaskapp", "db_nw"]);
+    sandbox.sh(&format!(
+        "ip link del {flaskapp_db}; ip link set {nginx} down; ip netns exec shop:db ip addr flush dev eth0"
+    ));
+    let (code, text) = plan(&sandbox, &file);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("Changed outside stackctl since the last apply:"), "{text}");
+    assert!(text.contains("link    flaskapp@db_nw: deleted"), "{text}");
+    assert!(text.contains("link    nginx@web_nw: state: up -> down"), "{text}");
+    assert!(text.contains("link    db@db_nw: address: 10.20.0.2/24 -> none"), "{text}");
+    assert!(text.contains("Plan: 1 to add, 2 to change, 0 to destroy."), "{text}");
+    apply(&sandbox, &file);
+    assert_converged(&sandbox, &file);
+    assert_reachability(&sandbox, &file);
+}
+
+#[test]
+fn a_saved_plan_applies_only_to_the_state_it_was_made_against() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let saved = dir.path().join("plan.json").display().to_string();
+    let output = run(&sandbox, &["-f", &file, "plan", "--out", &saved]);
+    assert_success(&output, "plan --out");
+    // Something changes between plan and apply: a bridge of the stack appears.
+    apply(
+        &sandbox,
+        &write_stack(
+            dir.path(),
+            "db-only.yaml",
+            "name: shop\nnetworks:\n  db_nw: { subnet: 10.20.0.0/24, internal: true }\n",
+        ),
+    );
+    let output = run(&sandbox, &["apply", "--yes", &saved]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("stale plan"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!sandbox.has_netns("shop:nginx"), "a stale plan changed the host");
+
+    let output = run(&sandbox, &["-f", &file, "plan", "--out", &saved]);
+    assert_success(&output, "plan --out");
+    let output = run(&sandbox, &["apply", "--yes", &saved]);
+    assert_success(&output, "apply of a fresh saved plan");
+    assert_converged(&sandbox, &file);
+}
+
+#[test]
+fn hot_connect_and_disconnect_keep_other_connections_up() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let apart = "name: micro\nnetworks:\n  custom-network: {}\n  other: {}\ncontainers:\n  vault-ms:\n    networks: [other]\n  security-processor:\n    networks: [custom-network]\n  peer:\n    networks: [custom-network]\n";
+    let together = "name: micro\nnetworks:\n  custom-network: {}\n  other: {}\ncontainers:\n  vault-ms:\n    networks: [other, custom-network]\n  security-processor:\n    networks: [custom-network]\n  peer:\n    networks: [custom-network]\n";
+    let apart = write_stack(dir.path(), "apart.yaml", apart);
+    let together = write_stack(dir.path(), "together.yaml", together);
+    apply(&sandbox, &apart);
+    let _listeners: Vec<_> = ["vault-ms", "security-processor", "peer"]
+        .iter()
+        .map(|name| sandbox.listen(&format!("micro:{name}"), PORT, name))
+        .collect();
+    let _echo = sandbox.listen_echo("micro:peer", 7001);
+    let namespace_inode = |name: &str| sandbox.sh(&format!("stat -L -c %i /run/netns/{name}"));
+    let inode = namespace_inode("micro:security-processor");
+
+    let before = sandbox.connect_by_name(&apart, "security-processor", "vault-ms", PORT);
+    assert!(before.is_err(), "vault-ms resolves before it shares a network: {before:?}");
+    // A long-lived connection on the network that stays.
+    let peer = addresses(&topology(&sandbox, &apart)).into_iter().find(|(c, _, _)| c == "peer").expect("peer").2;
+    let connection = sandbox.open("micro:security-processor", SocketAddr::from((peer, 7001)));
+
+    let (code, text) = plan(&sandbox, &together);
+    assert_eq!(code, 2);
+    let changes: Vec<&str> = text.lines().filter(|line| line.starts_with("  ")).collect();
+    assert!(changes.iter().all(|line| line.contains(" link ") || line.contains(" hosts ")), "{text}");
+    assert_eq!(changes.iter().filter(|line| line.contains(" link ")).count(), 1, "{text}");
+    apply(&sandbox, &together);
+    connection.assert_alive("after connecting vault-ms");
+    assert_eq!(sandbox.connect_by_name(&together, "security-processor", "vault-ms", PORT).as_deref(), Ok("vault-ms"));
+    assert_eq!(namespace_inode("micro:security-processor"), inode, "the namespace was replaced");
+
+    apply(&sandbox, &apart);
+    connection.assert_alive("after disconnecting vault-ms");
+    assert!(sandbox.connect_by_name(&apart, "security-processor", "vault-ms", PORT).is_err());
+    apply(&sandbox, &together);
+    connection.assert_alive("after reconnecting vault-ms");
+    assert_eq!(sandbox.connect_by_name(&together, "security-processor", "vault-ms", PORT).as_deref(), Ok("vault-ms"));
+}
+
+/// A stack big enough that apply takes a while, so that kills land inside it.
+fn many_containers(count: usize) -> String {
+    let mut text = String::from("name: many\nnetworks:\n  front: {}\n  back: { internal: true }\ncontainers:\n");
+    for index in 0..count {
+        let networks = if index % 3 == 0 {
+            "[front, back]"
+        } else if index % 3 == 1 {
+            "[front]"
+        } else {
+            "[back]"
+        };
+        text.push_str(&format!("  c{index}:\n    networks: {networks}\n"));
+    }
+    text
+}
+
+#[test]
+fn apply_killed_at_any_moment_converges_on_the_next_apply() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = write_stack(dir.path(), "many.yaml", &many_containers(30));
+    let start = Instant::now();
+    apply(&sandbox, &file);
+    let full = start.elapsed();
+    let output = run(&sandbox, &["-f", &file, "destroy", "--yes"]);
+    assert_success(&output, "destroy");
+
+    const POINTS: u32 = 16;
+    for point in 0..POINTS {
+        let delay = full * point / POINTS;
+        let mut child = sandbox
+            .stackctl()
+            .args(["-f", &file, "apply", "--yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start apply");
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        let output = run(&sandbox, &["-f", &file, "apply", "--yes"]);
+        assert_success(&output, &format!("apply after a kill at {delay:?}"));
+        assert_converged(&sandbox, &file);
+        let output = run(&sandbox, &["-f", &file, "destroy", "--yes"]);
+        assert_success(&output, "destroy");
+    }
+    // And a kill during destroy.
+    apply(&sandbox, &file);
+    let mut child =
+        sandbox.stackctl().args(["-f", &file, "destroy", "--yes"]).stdout(Stdio::null()).spawn().expect("destroy");
+    std::thread::sleep(full / 3);
+    let _ = child.kill();
+    let _ = child.wait();
+    apply(&sandbox, &file);
+    assert_converged(&sandbox, &file);
+}
+
+#[test]
+fn destroy_removes_what_the_stack_owns_and_nothing_else() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("hot-connect");
+    sandbox.sh(
+        "ip link add keep0 type bridge; ip netns add keep; mkdir -p /etc/netns/keep; echo x > /etc/netns/keep/hosts",
+    );
+    apply(&sandbox, &example("web-app-db"));
+    apply(&sandbox, &file);
+    let output = run(&sandbox, &["-f", &file, "destroy", "--yes"]);
+    assert_success(&output, "destroy");
+    assert!(stdout(&output).contains("Destroy complete"), "{}", stdout(&output));
+    let links = sandbox.sh("ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1");
+    let namespaces = sandbox.sh("ls /run/netns");
+    // The other stack and the foreign objects are untouched.
+    for name in ["keep0", "lo"] {
+        assert!(links.lines().any(|link| link == name), "{name} is gone: {links}");
+    }
+    let others = links.lines().filter(|link| link.starts_with("stb") || link.starts_with("stv")).count();
+    assert_eq!(others, 6, "only web-app-db's 2 bridges and 4 veth ends stay: {links}");
+    assert_eq!(namespaces.lines().collect::<Vec<_>>(), ["keep", "shop:db", "shop:flaskapp", "shop:nginx"]);
+    assert_eq!(sandbox.sh("ls /etc/netns").lines().filter(|name| name.starts_with("micro")).count(), 0);
+    assert_eq!(sandbox.sh("cat /etc/netns/keep/hosts"), "x\n");
+    // Destroying again finds nothing.
+    let output = run(&sandbox, &["-f", &file, "destroy", "--yes"]);
+    assert_success(&output, "second destroy");
+    assert_eq!(stdout(&output), "No changes. The kernel matches the stack.\n");
+}
+
+#[test]
+fn a_foreign_interface_with_a_colliding_name_is_left_untouched() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    let name = derived_ifname("stb", &["shop", "web_nw"]);
+    sandbox.sh(&format!("ip link add {name} type bridge; ip addr add 192.0.2.1/24 dev {name}"));
+    let output = run(&sandbox, &["-f", &file, "apply", "--yes"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("interface name `{name}`")) && stderr.contains("untouched"), "{stderr}");
+    assert!(sandbox.sh(&format!("ip -br addr show {name}")).contains("192.0.2.1/24"), "the foreign bridge changed");
+    assert!(sandbox.sh("ls /run/netns").is_empty(), "apply went ahead");
+    let output = run(&sandbox, &["-f", &file, "destroy", "--yes"]);
+    assert_success(&output, "destroy");
+    assert!(sandbox.sh(&format!("ip -br link show {name}")).contains(&name), "destroy removed a foreign bridge");
+}
+
+#[test]
+fn a_scratch_namespace_can_play_the_host() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    let output = run(&sandbox, &["--host-netns", "scratch", "-f", &file, "apply", "--yes"]);
+    assert_success(&output, "apply in a scratch host");
+    assert!(!sandbox.sh("ip -o link show").contains("stb"), "bridges in the sandbox's own namespace");
+    assert_eq!(sandbox.sh("ip -n scratch -o link show type bridge | wc -l").trim(), "2");
+    let output =
+        sandbox.stackctl().env("STACKCTL_HOST_NETNS", "scratch").args(["-f", &file, "show"]).output().expect("show");
+    assert_success(&output, "show");
+    assert!(stdout(&output).contains("network web_nw  subnet 10.89.0.0/24  gateway 10.89.0.1"), "{}", stdout(&output));
+    let _listener = sandbox.listen("shop:flaskapp", PORT, "flaskapp");
+    assert_eq!(sandbox.connect_by_name(&file, "nginx", "flaskapp", PORT).as_deref(), Ok("flaskapp"));
+    let output = run(&sandbox, &["--host-netns", "scratch", "-f", &file, "destroy", "--yes"]);
+    assert_success(&output, "destroy");
+    assert_eq!(sandbox.sh("ls /run/netns"), "scratch\n");
+}
+
+#[test]
+fn a_second_apply_waits_for_the_lock() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    sandbox.sh("mkdir -p /run/stackctl/host");
+    let mut holder = sandbox
+        .command("flock")
+        .args(["--exclusive", "/run/stackctl/host/shop.lock", "sleep", "30"])
+        .spawn()
+        .expect("hold the lock");
+    sandbox.sh("for i in $(seq 50); do [ -e /run/stackctl/host/shop.lock ] && break; sleep 0.1; done");
+    std::thread::sleep(Duration::from_millis(200));
+    let output = run(&sandbox, &["-f", &file, "apply", "--yes", "--lock-timeout", "500ms"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("waiting for another apply of stack `shop`"), "{stderr}");
+    assert!(stderr.contains("still holds the lock"), "{stderr}");
+    assert!(!sandbox.has_netns("shop:nginx"));
+    apply(&sandbox, &file);
+}
+
+#[test]
+fn without_privileges_commands_exit_77() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    for command in
+        [&["plan"][..], &["apply", "--yes"], &["show"], &["destroy", "--yes"], &["exec", "nginx", "--", "true"]]
+    {
+        let output = sandbox
+            .command("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+            .arg(env!("CARGO_BIN_EXE_stackctl"))
+            .args(["-f", &file])
+            .args(command)
+            .output()
+            .expect("run setpriv");
+        assert_eq!(output.status.code(), Some(77), "{command:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("needs root"), "{command:?}");
+    }
+}
