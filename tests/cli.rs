@@ -24,7 +24,7 @@ fn every_example_validates_and_plans() {
     for name in examples() {
         let path = format!("examples/{name}");
         stackctl().args(["validate", "-f", &path]).assert().success();
-        let output = stackctl().args(["plan", "-f", &path]).output().expect("plan runs");
+        let output = stackctl().args(["plan", "--offline", "-f", &path]).output().expect("plan runs");
         assert!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
         let plan = String::from_utf8(output.stdout).expect("utf-8 plan");
         assert!(plan.contains("Plan: "), "{name}: {plan}");
@@ -34,20 +34,26 @@ fn every_example_validates_and_plans() {
 
 #[test]
 fn plans_are_byte_identical_across_runs() {
-    let run = || stackctl().args(["plan", "-f", "examples/hot-connect.yaml"]).output().expect("plan runs").stdout;
+    let run = || {
+        stackctl().args(["plan", "--offline", "-f", "examples/hot-connect.yaml"]).output().expect("plan runs").stdout
+    };
     assert_eq!(run(), run());
 }
 
 #[test]
 fn detailed_exitcode_tells_changes_from_none() {
-    stackctl().args(["plan", "--detailed-exitcode", "-f", "examples/web-app-db.yaml"]).assert().code(2);
+    stackctl().args(["plan", "--offline", "--detailed-exitcode", "-f", "examples/web-app-db.yaml"]).assert().code(2);
     let empty = tempfile::NamedTempFile::new().expect("temporary file");
     std::fs::write(empty.path(), "name: empty\n").expect("write stack file");
-    let output = stackctl().args(["plan", "--detailed-exitcode", "-f"]).arg(empty.path()).output().expect("plan runs");
+    let output = stackctl()
+        .args(["plan", "--offline", "--detailed-exitcode", "-f"])
+        .arg(empty.path())
+        .output()
+        .expect("plan runs");
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "No changes. The kernel matches the stack.\n");
     // Without the flag, changes are no failure.
-    stackctl().args(["plan", "-f", "examples/web-app-db.yaml"]).assert().code(0);
+    stackctl().args(["plan", "--offline", "-f", "examples/web-app-db.yaml"]).assert().code(0);
 }
 
 #[test]
@@ -77,7 +83,7 @@ fn usage_errors_exit_64_and_help_exits_0() {
 fn output_has_no_colour_off_a_terminal() {
     for no_color in [None, Some("1")] {
         let mut command = stackctl();
-        command.args(["plan", "-f", "examples/port-publishing.yaml"]);
+        command.args(["plan", "--offline", "-f", "examples/port-publishing.yaml"]);
         if let Some(value) = no_color {
             command.env("NO_COLOR", value);
         }
@@ -106,6 +112,6 @@ fn empty_sections_and_lists_mean_none() {
     std::fs::write(&path, text).expect("write stack file");
     stackctl().args(["validate", "-f"]).arg(&path).assert().success();
     std::fs::write(&path, "name: s\nnetworks:\ncontainers:\n").expect("write stack file");
-    let output = stackctl().args(["plan", "-f"]).arg(&path).output().expect("plan runs");
+    let output = stackctl().args(["plan", "--offline", "-f"]).arg(&path).output().expect("plan runs");
     assert_eq!(String::from_utf8_lossy(&output.stdout), "No changes. The kernel matches the stack.\n");
 }

@@ -153,3 +153,64 @@ fn used_subnets(host: &Snapshot, owned: &[Owned]) -> Vec<Ipv4Net> {
     );
     used.into_iter().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::validate_file;
+    use crate::spec::SourceFile;
+    use crate::state::derived_ifname;
+
+    fn scope() -> Scope {
+        let text = "name: s\nnetworks: { n: {} }\ncontainers:\n  a: { networks: [n] }\n";
+        let stack =
+            validate_file(&SourceFile { name: "s.yaml".to_owned(), text: text.to_owned() }).stack.expect("valid");
+        Scope::of(&stack)
+    }
+
+    fn interface(index: u32, name: &str, group: u32, alias: Option<String>) -> Interface {
+        Interface { index, name: name.to_owned(), group, alias, up: is_up(index), ..Interface::default() }
+    }
+
+    /// Interfaces 1 and 2 are up in these cases, others down.
+    fn is_up(index: u32) -> bool {
+        index <= 2
+    }
+
+    #[test]
+    fn an_interface_is_the_stacks_only_with_its_group() {
+        let scope = scope();
+        let bridge = derived_ifname("stb", &["s", "n"]);
+        let host = Snapshot {
+            interfaces: vec![interface(1, &bridge, 7, None), interface(2, "eth0", 0, None)],
+            ..Snapshot::default()
+        };
+        let observation = read(&scope, &host, &[]);
+        assert!(observation.state.is_empty());
+        assert_eq!(observation.foreign, BTreeSet::from([bridge, "eth0".to_owned()]));
+    }
+
+    #[test]
+    fn an_interrupted_creation_is_known_by_its_derived_name_and_seen_down() {
+        let scope = scope();
+        let bridge = derived_ifname("stb", &["s", "n"]);
+        let labelled = Some(label::bridge_label("s", "n", true, Isolation::Open));
+        let host = Snapshot { interfaces: vec![interface(3, &bridge, scope.group, None)], ..Snapshot::default() };
+        let Some(Resource::Bridge(observed)) =
+            read(&scope, &host, &[]).state.get(&Key::Bridge { network: "n".to_owned() }).cloned()
+        else {
+            panic!("the bridge is the stack's");
+        };
+        assert!(!observed.up);
+        assert_eq!(observed.address, NO_ADDRESS);
+
+        let host = Snapshot { interfaces: vec![interface(1, &bridge, scope.group, labelled)], ..Snapshot::default() };
+        let Some(Resource::Bridge(observed)) =
+            read(&scope, &host, &[]).state.get(&Key::Bridge { network: "n".to_owned() }).cloned()
+        else {
+            panic!("the bridge is the stack's");
+        };
+        assert!(observed.up && observed.internal);
+        assert_eq!(observed.isolation, Isolation::Open);
+    }
+}
