@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::Operation;
+use super::render::changed;
 use crate::state::{KernelState, Key, Resource};
 
 /// One object that is no longer as the last apply left it.
@@ -51,15 +52,7 @@ pub fn render_drift(drift: &[Drift]) -> String {
         let key: Key = change.recorded.key();
         let what = match &change.observed {
             None => "deleted".to_owned(),
-            Some(observed) => change
-                .recorded
-                .attributes()
-                .into_iter()
-                .zip(observed.attributes())
-                .filter(|(was, is)| was != is)
-                .map(|((name, was), (_, is))| format!("{name}: {was} -> {is}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            Some(observed) => changed(&change.recorded, observed),
         };
         let _ = writeln!(out, "  {:<7} {}: {what}", key.kind().name(), key.label());
     }

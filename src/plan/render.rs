@@ -113,7 +113,7 @@ fn replacement(before: &Resource, after: &Resource) -> String {
 }
 
 /// The attributes that differ, as `name: old -> new`.
-fn changed(before: &Resource, after: &Resource) -> String {
+pub(super) fn changed(before: &Resource, after: &Resource) -> String {
     before
         .attributes()
         .into_iter()

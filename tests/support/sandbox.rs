@@ -130,9 +130,32 @@ impl Sandbox {
     /// A TCP listener on `port` of every address of a namespace, answering each connection
     /// with `reply` and a newline, until dropped.
     pub fn listen(&self, netns: &str, port: u16, reply: &str) -> Listener {
+        let reply = format!("{reply}\n");
+        self.serve(netns, port, move |mut stream| {
+            let _ = stream.write_all(reply.as_bytes());
+        })
+    }
+
+    /// A TCP listener that echoes back every line it receives, on each connection, until
+    /// dropped: the other end of a long-lived connection.
+    pub fn listen_echo(&self, netns: &str, port: u16) -> Listener {
+        self.serve(netns, port, |stream| {
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().expect("clone a stream");
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if writeln!(writer, "{line}").is_err() {
+                        break;
+                    }
+                }
+            });
+        })
+    }
+
+    /// Accepts connections on `port` in a namespace and hands each to `serve`, until the
+    /// listener is dropped.
+    fn serve(&self, netns: &str, port: u16, serve: impl Fn(TcpStream) + Send + 'static) -> Listener {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let reply = format!("{reply}\n");
         let thread = {
             let stop = Arc::clone(&stop);
             self.spawn_in_netns(Some(netns), move || {
@@ -141,42 +164,9 @@ impl Sandbox {
                 ready_tx.send(()).expect("report the listener ready");
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
-                        Ok((mut stream, _)) => {
-                            let _ = stream.set_nonblocking(false);
-                            let _ = stream.write_all(reply.as_bytes());
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
-            })
-        };
-        ready_rx.recv().expect("listener started");
-        Listener { stop, thread: Some(thread) }
-    }
-
-    /// A TCP listener that echoes back every line it receives, on each connection, until
-    /// dropped: the other end of a long-lived connection.
-    pub fn listen_echo(&self, netns: &str, port: u16) -> Listener {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = {
-            let stop = Arc::clone(&stop);
-            self.spawn_in_netns(Some(netns), move || {
-                let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind an echo listener");
-                listener.set_nonblocking(true).expect("non-blocking listener");
-                ready_tx.send(()).expect("report the listener ready");
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
                         Ok((stream, _)) => {
                             let _ = stream.set_nonblocking(false);
-                            std::thread::spawn(move || {
-                                let mut writer = stream.try_clone().expect("clone a stream");
-                                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                                    if writeln!(writer, "{line}").is_err() {
-                                        break;
-                                    }
-                                }
-                            });
+                            serve(stream);
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
                     }
