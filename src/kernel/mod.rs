@@ -30,7 +30,7 @@ use futures_util::StreamExt;
 use rtnetlink::Handle;
 
 use crate::plan::{Operation, Plan};
-use crate::state::{Kind, NamespaceName, Scope};
+use crate::state::{Kind, NamespaceName, Records, Scope};
 use error::io_error;
 use observe::NamespaceView;
 
@@ -106,8 +106,8 @@ pub struct Kernel {
     runtime: tokio::runtime::Runtime,
     host: Handle,
     places: Places,
-    /// Connections to the stack's namespaces, by container, opened while observing and
-    /// when creating them.
+    /// Connections to the stack's namespaces, by container, opened when apply first needs
+    /// them.
     namespaces: Mutex<HashMap<String, Arc<Connected>>>,
 }
 
@@ -159,29 +159,39 @@ impl Kernel {
                 found.push((container, name, file));
             }
         }
-        let files = found.iter().map(|(_, _, file)| file.try_clone()).collect::<Result<Vec<_>, _>>();
-        let files = files.map_err(|error| KernelError::new("open", "the stack's namespaces", error))?;
-        let handles = netns::connect_all(files, self.runtime.handle());
-        let mut connected = Vec::with_capacity(found.len());
-        for ((container, name, file), handle) in found.into_iter().zip(handles) {
-            let object = format!("namespace of `{container}`");
-            let handle = handle.map_err(|error| KernelError::new("connect to", object, error))?;
-            connected.push((container, name, Arc::new(Connected { file, handle })));
-        }
-
-        let snapshots = self.runtime.block_on(
-            futures_util::stream::iter(connected.iter().map(|(_, _, connected)| dump::snapshot(&connected.handle)))
-                .buffered(IN_FLIGHT)
-                .collect::<Vec<_>>(),
-        );
-        let mut views = Vec::with_capacity(connected.len());
-        let mut namespaces = self.namespaces.lock().expect("namespace map");
-        for ((container, name, connection), snapshot) in connected.into_iter().zip(snapshots) {
-            let snapshot = snapshot
-                .map_err(|error| KernelError::new("read", format!("namespace of `{container}`"), io_error(error)))?;
-            let hosts = std::fs::read_to_string(self.places.hosts_file(scope, &container)).ok();
-            namespaces.insert(container.clone(), connection);
-            views.push(NamespaceView { container, name, snapshot, hosts });
+        // A connection holds a 64 KiB receive buffer, so namespaces are read a batch at a
+        // time, and their connections closed after; apply opens the few it needs again.
+        let mut views = Vec::with_capacity(found.len());
+        // Containers on the same networks have the same hosts file: each text is parsed
+        // once, and its records shared, as `lower` shares them.
+        let mut records: HashMap<String, Option<Records>> = HashMap::new();
+        let mut found = found.into_iter().peekable();
+        while found.peek().is_some() {
+            let batch: Vec<_> = found.by_ref().take(IN_FLIGHT).collect();
+            let (names, files): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|(container, name, file)| ((container, name), file)).unzip();
+            let handles = netns::connect_all(files, self.runtime.handle());
+            let mut connected = Vec::with_capacity(handles.len());
+            for ((container, name), handle) in names.into_iter().zip(handles) {
+                let object = format!("namespace of `{container}`");
+                connected.push((
+                    container,
+                    name,
+                    handle.map_err(|error| KernelError::new("connect to", object, error))?,
+                ));
+            }
+            let snapshots = self.runtime.block_on(futures_util::future::join_all(
+                connected.iter().map(|(_, _, handle)| dump::snapshot(handle)),
+            ));
+            for ((container, name, _), snapshot) in connected.into_iter().zip(snapshots) {
+                let snapshot = snapshot.map_err(|error| {
+                    KernelError::new("read", format!("namespace of `{container}`"), io_error(error))
+                })?;
+                let hosts = std::fs::read_to_string(self.places.hosts_file(scope, &container)).ok().and_then(|text| {
+                    records.entry(text).or_insert_with_key(|text| hosts_file::parse(text).map(Arc::new)).clone()
+                });
+                views.push(NamespaceView { container, name, snapshot, hosts });
+            }
         }
         Ok(observe::read(scope, &host, &views))
     }

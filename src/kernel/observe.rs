@@ -7,10 +7,11 @@ use std::sync::Arc;
 use ipnet::Ipv4Net;
 
 use super::dump::{Interface, Snapshot};
-use super::{hosts_file, label};
+use super::label;
 use crate::model::Isolation;
 use crate::state::{
-    Bridge, HostFacts, Hosts, KernelState, Key, Link, NO_ADDRESS, Namespace, NamespaceName, Resource, Route, Scope,
+    Bridge, HostFacts, Hosts, KernelState, Key, Link, NO_ADDRESS, Namespace, NamespaceName, Records, Resource, Route,
+    Scope,
 };
 
 /// What was read from one of the stack's namespaces.
@@ -19,8 +20,8 @@ pub struct NamespaceView {
     pub container: String,
     pub name: NamespaceName,
     pub snapshot: Snapshot,
-    /// The text of the container's hosts file, when there is one.
-    pub hosts: Option<String>,
+    /// The records of the container's hosts file, when stackctl wrote one.
+    pub hosts: Option<Records>,
 }
 
 /// The stack's objects as they are, and what the rest of the host holds.
@@ -130,8 +131,8 @@ fn read_namespace(view: &NamespaceView, networks: &HashMap<(String, String), Str
         let network = networks.get(&(view.container.clone(), ifname.clone())).cloned().unwrap_or_default();
         state.insert(Resource::Route(Route { container: view.container.clone(), network, gateway, ifname }));
     }
-    if let Some(records) = view.hosts.as_deref().and_then(hosts_file::parse) {
-        state.insert(Resource::Hosts(Hosts { container: view.container.clone(), records: Arc::new(records) }));
+    if let Some(records) = &view.hosts {
+        state.insert(Resource::Hosts(Hosts { container: view.container.clone(), records: Arc::clone(records) }));
     }
 }
 

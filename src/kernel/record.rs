@@ -14,7 +14,10 @@ fn path(places: &Places, host: &HostNamespace, stack: &str) -> PathBuf {
 
 /// The state the last apply of `stack` left, if there was one.
 pub fn read_record(places: &Places, host: &HostNamespace, stack: &str) -> Option<KernelState> {
-    serde_json::from_slice(&std::fs::read(path(places, host, stack)).ok()?).ok()
+    let file = std::io::BufReader::new(std::fs::File::open(path(places, host, stack)).ok()?);
+    let mut record: KernelState = serde_json::from_reader(file).ok()?;
+    record.share_records();
+    Some(record)
 }
 
 /// Keeps the state an apply left; an empty state removes the record.

@@ -40,6 +40,22 @@ impl KernelState {
         self.resources.is_empty()
     }
 
+    /// Makes equal name records one shared value, as `lower` makes them: a state read from a
+    /// file holds a copy per container, which in a large stack is most of its memory.
+    pub fn share_records(&mut self) {
+        let mut shared: std::collections::HashSet<Records> = std::collections::HashSet::new();
+        for resource in self.resources.values_mut() {
+            if let Resource::Hosts(hosts) = resource {
+                match shared.get(&hosts.records) {
+                    Some(records) => hosts.records = std::sync::Arc::clone(records),
+                    None => {
+                        shared.insert(std::sync::Arc::clone(&hosts.records));
+                    }
+                }
+            }
+        }
+    }
+
     /// The resources of one kind, in key order.
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Resource> {
         self.resources.values().filter(move |resource| resource.kind() == kind)
