@@ -17,7 +17,7 @@ use sandbox::{Sandbox, assert_success};
 use serde_json::Value;
 use stackctl::model::{Attachment, Stack, validate_file};
 use stackctl::spec::SourceFile;
-use stackctl::state::derived_ifname;
+use stackctl::state::{bridge_ifname, veth_ifname};
 
 /// The port every test listener takes in every container; it answers with the container's name.
 const PORT: u16 = 7000;
@@ -256,8 +256,8 @@ fn drift_is_shown_and_repaired() {
     let Some(sandbox) = Sandbox::new() else { return };
     let file = example("web-app-db");
     apply(&sandbox, &file);
-    let nginx = derived_ifname("stv", &["shop", "nginx", "web_nw"]);
-    let flaskapp_db = derived_ifname("stv", &["shop", "flaskapp", "db_nw"]);
+    let nginx = veth_ifname("shop", "nginx", "web_nw");
+    let flaskapp_db = veth_ifname("shop", "flaskapp", "db_nw");
     sandbox.sh(&format!(
         "ip link del {flaskapp_db}; ip link set {nginx} down; ip netns exec shop:db ip addr flush dev eth0"
     ));
@@ -437,7 +437,7 @@ fn destroy_removes_what_the_stack_owns_and_nothing_else() {
 fn a_foreign_interface_with_a_colliding_name_is_left_untouched() {
     let Some(sandbox) = Sandbox::new() else { return };
     let file = example("web-app-db");
-    let name = derived_ifname("stb", &["shop", "web_nw"]);
+    let name = bridge_ifname("shop", "web_nw");
     sandbox.sh(&format!("ip link add {name} type bridge; ip addr add 192.0.2.1/24 dev {name}"));
     let output = run(&sandbox, &["-f", &file, "apply", "--yes"]);
     assert_eq!(output.status.code(), Some(1));

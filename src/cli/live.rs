@@ -84,7 +84,7 @@ impl Live {
                  version; `stackctl diff` and `plan --offline` show them"
             );
         }
-        let desired = enforced(desired);
+        let desired = desired.restricted_to(&ENFORCED);
         let plan = plan_operations(&desired, &observation.state);
         refuse_collisions(&plan, &observation)?;
         Ok((observation, plan))
@@ -105,6 +105,7 @@ impl Live {
             let scope = Scope::of(&stack);
             let (observation, plan) = self.plan(&kernel, &stack, &scope)?;
             self.print_plan(&kernel, &scope, &observation.state, &plan);
+            let changes = !plan.is_empty();
             if let Some(out) = out {
                 let saved = SavedPlan {
                     format_version: SAVED_PLAN_VERSION,
@@ -121,9 +122,8 @@ impl Live {
                 std::fs::write(out, json)
                     .map_err(|error| fail(format!("cannot write plan `{}`: {error}", out.display())))?;
                 println!("Saved the plan to {}; `stackctl apply {}` applies it.", out.display(), out.display());
-                return Ok(if detailed_exitcode && !saved.plan.is_empty() { Exit::Changes } else { Exit::Ok });
             }
-            Ok(if detailed_exitcode && !plan.is_empty() { Exit::Changes } else { Exit::Ok })
+            Ok(if detailed_exitcode && changes { Exit::Changes } else { Exit::Ok })
         };
         run().unwrap_or_else(|exit| exit)
     }
@@ -219,7 +219,7 @@ impl Live {
         if !yes {
             confirm(verb)?;
         }
-        let applied = kernel.apply(scope, plan, |_| {});
+        let applied = kernel.apply(scope, plan);
         let record = record_after(observed, &applied.done);
         if let Err(error) = write_record(kernel.places(), &self.host, &scope.stack, &record) {
             eprintln!("warning: cannot keep the apply record of stack `{}`: {error}", scope.stack);
@@ -292,13 +292,6 @@ pub fn exec_command(file: &Path, container: &str, command: &[OsString], style: S
         )))
     };
     run().unwrap_or_else(|exit| exit)
-}
-
-/// Only the kinds this version makes in the kernel.
-fn enforced(desired: Desired) -> Desired {
-    let Desired { mut state, wiring_order } = desired;
-    state.resources.retain(|key, _| ENFORCED.contains(&key.kind()));
-    Desired { state, wiring_order }
 }
 
 fn refuse_collisions(plan: &Plan, observation: &Observation) -> Outcome<()> {

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use super::error::{KernelError, io_error, is_absent};
 use super::{Connected, Kernel, hosts_file, label, netns};
 use crate::plan::Operation;
-use crate::state::{Bridge, Hosts, Link, NO_ADDRESS, Namespace, Resource, Route, Scope};
+use crate::state::{Bridge, Hosts, Link, NO_ADDRESS, Namespace, Resource, Route, Scope, bridge_ifname};
 
 pub struct Executor<'k> {
     pub kernel: &'k Kernel,
@@ -72,7 +72,7 @@ impl Executor<'_> {
             }
             (Resource::Link(before), Resource::Link(after)) => {
                 if !before.attached {
-                    let bridge = index_of(&self.kernel.host, &self.bridge_ifname(&after.network)).await?;
+                    let bridge = index_of(&self.kernel.host, &bridge_ifname(&self.scope.stack, &after.network)).await?;
                     let message = LinkUnspec::new_with_name(&after.host_ifname).controller(bridge).build();
                     self.kernel.host.link().set(message).execute().await.map_err(io_error)?;
                 }
@@ -165,7 +165,7 @@ impl Executor<'_> {
     async fn create_link(&self, link: &Link) -> Outcome {
         let host = &self.kernel.host;
         let connected = self.namespace(&link.container).await?;
-        let bridge = index_of(host, &self.bridge_ifname(&link.network)).await?;
+        let bridge = index_of(host, &bridge_ifname(&self.scope.stack, &link.network)).await?;
         // The peer is made directly inside the container's namespace. Neither end can be
         // set up in this message: the peer is not ready yet.
         let peer = LinkUnspec::new_with_name(&link.ifname)
@@ -219,15 +219,6 @@ impl Executor<'_> {
         let path = self.kernel.places.namespace(name);
         let (file, handle) = netns::connect(netns::open(&path)?, self.kernel.runtime.handle()).await?;
         Ok(self.kernel.remember(container, Connected { file, handle }))
-    }
-
-    fn bridge_ifname(&self, network: &str) -> String {
-        let key = crate::state::Key::Bridge { network: network.to_owned() };
-        self.scope
-            .interfaces
-            .iter()
-            .find_map(|(ifname, owner)| (*owner == key).then(|| ifname.clone()))
-            .unwrap_or_default()
     }
 }
 

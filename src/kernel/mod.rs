@@ -23,7 +23,7 @@ pub use record::{read_record, write_record};
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
@@ -121,7 +121,7 @@ impl Kernel {
             .build()
             .map_err(|error| KernelError::new("start", "the netlink runtime", error))?;
         let handle = match host {
-            HostNamespace::Current => netns::connect_current(runtime.handle())
+            HostNamespace::Current => netns::connect_here(runtime.handle())
                 .map_err(|error| KernelError::new("open", "a netlink socket", error))?,
             HostNamespace::Named(name) => {
                 let path = places.netns.join(name);
@@ -221,7 +221,7 @@ impl Kernel {
     /// Makes the operations of `plan` in order, those of one stage side by side. Stops
     /// after the first stage in which one fails; `done` holds every operation that was
     /// made, also when one failed.
-    pub fn apply(&self, scope: &Scope, plan: &Plan, mut progress: impl FnMut(&Operation)) -> Applied {
+    pub fn apply(&self, scope: &Scope, plan: &Plan) -> Applied {
         let executor = execute::Executor { kernel: self, scope };
         let mut done = Vec::new();
         for stage in stages(&plan.operations) {
@@ -233,10 +233,7 @@ impl Kernel {
             let mut failed = None;
             for (operation, result) in stage.iter().zip(results) {
                 match result {
-                    Ok(()) => {
-                        progress(operation);
-                        done.push(operation.clone());
-                    }
+                    Ok(()) => done.push(operation.clone()),
                     Err(error) if failed.is_none() => failed = Some((operation.clone(), error)),
                     Err(_) => {}
                 }
@@ -285,9 +282,4 @@ fn stages(operations: &[Operation]) -> Vec<&[Operation]> {
         }
     }
     stages
-}
-
-/// Whether a path names an existing network namespace.
-pub fn is_namespace(path: &Path) -> bool {
-    netns::open(path).is_ok()
 }

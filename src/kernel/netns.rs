@@ -17,8 +17,8 @@ use nix::sys::statfs::{NSFS_MAGIC, fstatfs};
 use rtnetlink::Handle;
 use tokio::runtime::Handle as Runtime;
 
-/// Opens an rtnetlink connection on the current thread, driven by `runtime`.
-fn connect_here(runtime: &Runtime) -> io::Result<Handle> {
+/// Opens an rtnetlink connection in the current thread's namespace, driven by `runtime`.
+pub fn connect_here(runtime: &Runtime) -> io::Result<Handle> {
     let _entered = runtime.enter();
     let (connection, handle, _) = rtnetlink::new_connection_with_strict_check()?;
     runtime.spawn(connection);
@@ -27,7 +27,7 @@ fn connect_here(runtime: &Runtime) -> io::Result<Handle> {
 
 /// Whether `file` is a network namespace (and not, say, the empty file left by a creation
 /// that was interrupted before its bind mount).
-pub fn is_namespace(file: &File) -> bool {
+fn is_namespace(file: &File) -> bool {
     fstatfs(file).is_ok_and(|stat| stat.filesystem_type() == NSFS_MAGIC)
 }
 
@@ -39,11 +39,6 @@ pub fn open(path: &Path) -> io::Result<File> {
     } else {
         Err(io::Error::new(io::ErrorKind::InvalidInput, "not a network namespace"))
     }
-}
-
-/// Opens an rtnetlink connection in the current namespace of this process.
-pub fn connect_current(runtime: &Runtime) -> io::Result<Handle> {
-    connect_here(runtime)
 }
 
 /// Opens one rtnetlink connection in each of `namespaces`, in order, from one thread that

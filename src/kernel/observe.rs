@@ -160,7 +160,7 @@ mod tests {
     use super::*;
     use crate::model::validate_file;
     use crate::spec::SourceFile;
-    use crate::state::derived_ifname;
+    use crate::state::bridge_ifname;
 
     fn scope() -> Scope {
         let text = "name: s\nnetworks: { n: {} }\ncontainers:\n  a: { networks: [n] }\n";
@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn an_interface_is_the_stacks_only_with_its_group() {
         let scope = scope();
-        let bridge = derived_ifname("stb", &["s", "n"]);
+        let bridge = bridge_ifname("s", "n");
         let host = Snapshot {
             interfaces: vec![interface(1, &bridge, 7, None), interface(2, "eth0", 0, None)],
             ..Snapshot::default()
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn an_interrupted_creation_is_known_by_its_derived_name_and_seen_down() {
         let scope = scope();
-        let bridge = derived_ifname("stb", &["s", "n"]);
+        let bridge = bridge_ifname("s", "n");
         let labelled = Some(label::bridge_label("s", "n", true, Isolation::Open));
         let host = Snapshot { interfaces: vec![interface(3, &bridge, scope.group, None)], ..Snapshot::default() };
         let Some(Resource::Bridge(observed)) =

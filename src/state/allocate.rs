@@ -21,7 +21,7 @@ const AUTO_PREFIX: u8 = 24;
 /// An interface name derived from the stack and the object's names: a prefix and ten hex
 /// digits of a hash, 13 bytes, within the kernel's 15. Deriving it (rather than numbering)
 /// keeps it stable whatever else the stack holds.
-pub fn derived_ifname(prefix: &str, parts: &[&str]) -> String {
+fn derived_ifname(prefix: &str, parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part.as_bytes());
@@ -30,6 +30,16 @@ pub fn derived_ifname(prefix: &str, parts: &[&str]) -> String {
     let digest = hasher.finalize();
     let hex: String = digest.iter().take(5).map(|byte| format!("{byte:02x}")).collect();
     format!("{prefix}{hex}")
+}
+
+/// The name of a network's bridge.
+pub fn bridge_ifname(stack: &str, network: &str) -> String {
+    derived_ifname("stb", &[stack, network])
+}
+
+/// The name of the host end of a container's veth pair on a network.
+pub fn veth_ifname(stack: &str, container: &str, network: &str) -> String {
+    derived_ifname("stv", &[stack, container, network])
 }
 
 /// The prefix of an automatic subnet that holds `members` containers and the gateway.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use ipnet::Ipv4Net;
 use thiserror::Error;
 
-use super::allocate::{AddressPool, auto_prefix, derived_ifname, free_subnet};
+use super::allocate::{AddressPool, auto_prefix, bridge_ifname, free_subnet, veth_ifname};
 use super::scope::namespace_name;
 use super::{
     Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Namespace, Records, Resource, Route,
@@ -45,7 +45,7 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
         let (subnet, gateway) = subnets[&network.name];
         state.insert(Resource::Bridge(Bridge {
             network: network.name.clone(),
-            ifname: derived_ifname("stb", &[&stack.name, &network.name]),
+            ifname: bridge_ifname(&stack.name, &network.name),
             address: with_prefix(gateway, subnet),
             internal: network.internal,
             isolation: network.isolation,
@@ -229,7 +229,7 @@ fn lower_container(
             container: container.name.clone(),
             network: membership.network.clone(),
             ifname: ifnames[&membership.network].clone(),
-            host_ifname: derived_ifname("stv", &[&stack.name, &container.name, &membership.network]),
+            host_ifname: veth_ifname(&stack.name, &container.name, &membership.network),
             address: with_prefix(address(&membership.network), subnet),
             attached: true,
             up: true,

@@ -7,7 +7,7 @@ mod lower;
 mod resource;
 mod scope;
 
-pub use allocate::{AUTO_SUBNET_POOL, derived_ifname};
+pub use allocate::{AUTO_SUBNET_POOL, bridge_ifname, veth_ifname};
 pub use lower::{HostFacts, LowerError, lower};
 pub use resource::{
     Bridge, Flow, Forward, HostPorts, Hosts, Key, Kind, Link, NO_ADDRESS, Namespace, Records, Resource, Route,
@@ -80,4 +80,12 @@ pub struct Desired {
     pub state: KernelState,
     /// Container names, every container after the targets of its flows.
     pub wiring_order: Vec<String>,
+}
+
+impl Desired {
+    /// Only the resources of `kinds`: what a kernel that makes only those can converge to.
+    pub fn restricted_to(mut self, kinds: &[Kind]) -> Desired {
+        self.state.resources.retain(|key, _| kinds.contains(&key.kind()));
+        self
+    }
 }

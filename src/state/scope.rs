@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::allocate::derived_ifname;
+use super::allocate::{bridge_ifname, veth_ifname};
 use super::{KernelState, Key};
 use crate::model::{Attachment, Stack};
 
@@ -37,7 +37,7 @@ impl Scope {
     pub fn of(stack: &Stack) -> Scope {
         let mut interfaces = BTreeMap::new();
         for network in stack.networks.keys() {
-            interfaces.insert(derived_ifname("stb", &[&stack.name, network]), Key::Bridge { network: network.clone() });
+            interfaces.insert(bridge_ifname(&stack.name, network), Key::Bridge { network: network.clone() });
         }
         let mut namespaces = BTreeMap::new();
         for container in stack.containers.values() {
@@ -53,7 +53,7 @@ impl Scope {
             );
             for membership in container.memberships() {
                 interfaces.insert(
-                    derived_ifname("stv", &[&stack.name, &container.name, &membership.network]),
+                    veth_ifname(&stack.name, &container.name, &membership.network),
                     Key::Link { container: container.name.clone(), network: membership.network.clone() },
                 );
             }
