@@ -5,8 +5,10 @@
 //! ([`state`]) and plans the operations from one state to another ([`plan`]); [`review`]
 //! compares two stack files. None of these modules does I/O: see ARCHITECTURE.md.
 
+pub mod check;
 pub mod cli;
 pub mod diagnostic;
+pub mod firewall;
 pub mod graph;
 pub mod kernel;
 pub mod model;

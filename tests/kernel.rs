@@ -6,6 +6,8 @@
 
 #[path = "support/sandbox.rs"]
 mod sandbox;
+#[path = "support/stacks.rs"]
+mod stacks;
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -14,81 +16,17 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use sandbox::{Sandbox, assert_success};
+use stacks::{
+    addresses, apply, assert_converged, example, namespace, plan, run, stack_of, stdout, topology, write_stack,
+};
 use serde_json::Value;
-use stackctl::model::{Attachment, Stack, validate_file};
+use stackctl::graph::StackGraph;
+use stackctl::model::{Attachment, Protocol, Stack, Traffic, validate_file};
 use stackctl::spec::SourceFile;
 use stackctl::state::{bridge_ifname, veth_ifname};
 
 /// The port every test listener takes in every container; it answers with the container's name.
 const PORT: u16 = 7000;
-
-fn example(name: &str) -> String {
-    format!("{}/examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn stack_of(path: &str) -> Stack {
-    let text = std::fs::read_to_string(path).expect("read stack file");
-    validate_file(&SourceFile { name: path.to_owned(), text }).stack.expect("a valid stack")
-}
-
-/// A stack file written for one test, in a directory the sandbox sees too.
-fn write_stack(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write stack file");
-    path.display().to_string()
-}
-
-fn run(sandbox: &Sandbox, args: &[&str]) -> Output {
-    sandbox.stackctl().args(args).output().expect("run stackctl")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn apply(sandbox: &Sandbox, file: &str) -> String {
-    let output = run(sandbox, &["-f", file, "apply", "--yes"]);
-    assert_success(&output, &format!("apply {file}"));
-    stdout(&output)
-}
-
-/// `plan --detailed-exitcode`'s code and text.
-fn plan(sandbox: &Sandbox, file: &str) -> (i32, String) {
-    let output = run(sandbox, &["-f", file, "plan", "--detailed-exitcode"]);
-    (output.status.code().unwrap_or(-1), stdout(&output))
-}
-
-fn assert_converged(sandbox: &Sandbox, file: &str) {
-    let (code, text) = plan(sandbox, file);
-    assert_eq!((code, text.as_str()), (0, "No changes. The kernel matches the stack.\n"), "{file} has not converged");
-}
-
-/// `show --format json`.
-fn topology(sandbox: &Sandbox, file: &str) -> Value {
-    let output = run(sandbox, &["-f", file, "show", "--format", "json"]);
-    assert_success(&output, "show");
-    serde_json::from_slice(&output.stdout).expect("show prints JSON")
-}
-
-/// Each member's address on each network: (container, network, address).
-fn addresses(topology: &Value) -> Vec<(String, String, Ipv4Addr)> {
-    let mut addresses = Vec::new();
-    for network in topology["networks"].as_array().expect("networks") {
-        for member in network["members"].as_array().expect("members") {
-            let address = member["address"].as_str().expect("every member has an address").parse().expect("IPv4");
-            addresses.push((
-                member["container"].as_str().expect("name").to_owned(),
-                network["name"].as_str().expect("name").to_owned(),
-                address,
-            ));
-        }
-    }
-    addresses
-}
-
-fn namespace(stack: &Stack, container: &str) -> String {
-    format!("{}:{container}", stack.name)
-}
 
 /// The containers with a namespace of their own.
 fn namespaced(stack: &Stack) -> Vec<&str> {
@@ -104,68 +42,108 @@ fn networks_of<'a>(stack: &'a Stack, container: &str) -> BTreeSet<&'a str> {
     stack.containers[container].memberships().iter().map(|membership| membership.network.as_str()).collect()
 }
 
+/// The TCP port a probe from `source` to `target` on `network` uses when the pair has a
+/// declared flow there (a flow of all traffic takes `PORT`), with whether it is allowed.
+fn allowed_port(stack: &Stack, source: &str, target: &str, network: &str) -> Option<u16> {
+    StackGraph::build(stack)
+        .allowed_flows()
+        .into_iter()
+        .filter(|flow| flow.source == source && flow.destination == target && flow.network == network)
+        .find_map(|flow| match flow.traffic {
+            Traffic::All => Some(PORT),
+            Traffic::Ports { protocol: Protocol::Tcp, ports } => Some(ports.first),
+            Traffic::Ports { .. } => None,
+        })
+}
+
 /// Proves the reachability of an applied stack with real connections: every container
-/// reaches, by name and by each address, exactly the containers it shares a network with;
-/// an alias reaches one of the containers that carry it.
+/// reaches, by name and by each address, exactly what the least-privilege graph allows it
+/// (its declared flows, and everything on open networks), and nothing else: not
+/// `PORT` of a member of its network it has no flow to, and nothing on another network.
+/// An alias reaches one of the containers that carry it.
 fn assert_reachability(sandbox: &Sandbox, file: &str) {
     let stack = stack_of(file);
     let containers = namespaced(&stack);
+    let mut ports: BTreeSet<(&str, u16)> = containers.iter().map(|name| (*name, PORT)).collect();
+    for flow in StackGraph::build(&stack).allowed_flows() {
+        if let Traffic::Ports { protocol: Protocol::Tcp, ports: range } = flow.traffic
+            && let Some(target) = containers.iter().find(|name| **name == flow.destination)
+        {
+            ports.insert((target, range.first));
+        }
+    }
     let _listeners: Vec<_> =
-        containers.iter().map(|name| sandbox.listen(&namespace(&stack, name), PORT, name)).collect();
+        ports.iter().map(|(name, port)| sandbox.listen(&namespace(&stack, name), *port, name)).collect();
     let addresses = addresses(&topology(sandbox, file));
 
     // Connections by address are made side by side: the blocked ones wait for a timeout.
     let mut attempts = Vec::new();
     for source in &containers {
         for (target, network, address) in &addresses {
-            if target != source {
-                let reachable = networks_of(&stack, source).contains(network.as_str());
-                attempts.push((source.to_string(), target.clone(), *address, reachable));
+            if target == source {
+                continue;
+            }
+            let allowed = networks_of(&stack, source)
+                .contains(network.as_str())
+                .then(|| allowed_port(&stack, source, target, network))
+                .flatten();
+            // An allowed flow's port must connect; `PORT` must not, unless it is that port.
+            if let Some(port) = allowed {
+                attempts.push((source.to_string(), target.clone(), *address, port, true));
+            }
+            if allowed != Some(PORT) {
+                attempts.push((source.to_string(), target.clone(), *address, PORT, false));
             }
         }
     }
     let by_address: Vec<_> = std::thread::scope(|scope| {
         let threads: Vec<_> = attempts
             .into_iter()
-            .map(|(source, target, address, reachable)| {
+            .map(|(source, target, address, port, reachable)| {
                 let netns = namespace(&stack, &source);
                 scope.spawn(move || {
-                    let result = sandbox.connect(&netns, SocketAddr::from((address, PORT)));
-                    (source, target, address, reachable, result)
+                    let result = sandbox.connect(&netns, SocketAddr::from((address, port)));
+                    (source, target, address, port, reachable, result)
                 })
             })
             .collect();
         threads.into_iter().map(|thread| thread.join().expect("connect thread")).collect()
     });
-    for (source, target, address, reachable, result) in by_address {
+    for (source, target, address, port, reachable, result) in by_address {
         match (reachable, result) {
             (true, Ok(reply)) => assert_eq!(reply, target, "{source} reached the wrong container at {address}"),
-            (true, Err(error)) => panic!("{source} cannot reach {target} at {address}: {error}"),
-            (false, Ok(_)) => panic!("{source} reaches {target} at {address} without a shared network"),
+            (true, Err(error)) => panic!("{source} cannot reach {target} at {address}:{port}: {error}"),
+            (false, Ok(_)) => panic!("{source} reaches {target} at {address}:{port}, which it may not"),
             (false, Err(_)) => {}
         }
     }
 
-    // By name, side by side too: a name that is not in the container's hosts file goes on
-    // to the host's resolver, which the container cannot reach, and fails by timeout.
-    let pairs: Vec<(&str, &str)> = containers
-        .iter()
-        .flat_map(|source| {
-            containers.iter().filter(move |target| *target != source).map(move |target| (*source, *target))
-        })
-        .collect();
+    // By name, side by side too, on the port of an allowed flow: a name resolves only on a
+    // shared network. A name that is not in the container's hosts file goes on to the
+    // host's resolver, which the container cannot reach, and fails by timeout.
+    let mut pairs: Vec<(&str, &str, u16, bool)> = Vec::new();
+    for source in &containers {
+        for target in containers.iter().filter(|target| *target != source) {
+            let shared: Vec<&str> =
+                networks_of(&stack, source).intersection(&networks_of(&stack, target)).copied().collect();
+            match shared.iter().find_map(|network| allowed_port(&stack, source, target, network)) {
+                Some(port) => pairs.push((source, target, port, true)),
+                None if shared.is_empty() => pairs.push((source, target, PORT, false)),
+                None => {}
+            }
+        }
+    }
     let by_name: Vec<_> = std::thread::scope(|scope| {
         let threads: Vec<_> = pairs
             .iter()
-            .map(|(source, target)| scope.spawn(move || sandbox.connect_by_name(file, source, target, PORT)))
+            .map(|(source, target, port, _)| scope.spawn(move || sandbox.connect_by_name(file, source, target, *port)))
             .collect();
         threads.into_iter().map(|thread| thread.join().expect("connect thread")).collect()
     });
-    for ((source, target), result) in pairs.iter().zip(by_name) {
-        let shared = !networks_of(&stack, source).is_disjoint(&networks_of(&stack, target));
-        match (shared, result) {
+    for ((source, target, port, reachable), result) in pairs.iter().zip(by_name) {
+        match (reachable, result) {
             (true, Ok(reply)) => assert_eq!(&reply, target, "{source} resolved {target} to another container"),
-            (true, Err(error)) => panic!("{source} cannot reach {target} by name: {error}"),
+            (true, Err(error)) => panic!("{source} cannot reach {target}:{port} by name: {error}"),
             (false, Ok(_)) => panic!("{source} reaches {target} by name without a shared network"),
             (false, Err(_)) => {}
         }
@@ -174,8 +152,9 @@ fn assert_reachability(sandbox: &Sandbox, file: &str) {
     for source in &containers {
         for membership in stack.containers[*source].memberships() {
             for (carrier, theirs) in stack.memberships_on(&membership.network) {
+                let Some(port) = allowed_port(&stack, source, &carrier.name, &membership.network) else { continue };
                 for alias in &theirs.aliases {
-                    let reply = sandbox.connect_by_name(file, source, alias, PORT);
+                    let reply = sandbox.connect_by_name(file, source, alias, port);
                     let carriers: Vec<&str> = stack
                         .memberships_on(&membership.network)
                         .filter(|(_, m)| m.aliases.contains(alias))
@@ -310,8 +289,9 @@ fn a_saved_plan_applies_only_to_the_state_it_was_made_against() {
 fn hot_connect_and_disconnect_keep_other_connections_up() {
     let Some(sandbox) = Sandbox::new() else { return };
     let dir = tempfile::tempdir().expect("temporary directory");
-    let apart = "name: micro\nnetworks:\n  custom-network: {}\n  other: {}\ncontainers:\n  vault-ms:\n    networks: [other]\n  security-processor:\n    networks: [custom-network]\n  peer:\n    networks: [custom-network]\n";
-    let together = "name: micro\nnetworks:\n  custom-network: {}\n  other: {}\ncontainers:\n  vault-ms:\n    networks: [other, custom-network]\n  security-processor:\n    networks: [custom-network]\n  peer:\n    networks: [custom-network]\n";
+    // An open network, as Docker's are: members reach each other on every port.
+    let apart = "name: micro\nnetworks:\n  custom-network: { isolation: open }\n  other: {}\ncontainers:\n  vault-ms:\n    networks: [other]\n  security-processor:\n    networks: [custom-network]\n  peer:\n    networks: [custom-network]\n";
+    let together = "name: micro\nnetworks:\n  custom-network: { isolation: open }\n  other: {}\ncontainers:\n  vault-ms:\n    networks: [other, custom-network]\n  security-processor:\n    networks: [custom-network]\n  peer:\n    networks: [custom-network]\n";
     let apart = write_stack(dir.path(), "apart.yaml", apart);
     let together = write_stack(dir.path(), "together.yaml", together);
     apply(&sandbox, &apart);
@@ -332,7 +312,11 @@ fn hot_connect_and_disconnect_keep_other_connections_up() {
     let (code, text) = plan(&sandbox, &together);
     assert_eq!(code, 2);
     let changes: Vec<&str> = text.lines().filter(|line| line.starts_with("  ")).collect();
-    assert!(changes.iter().all(|line| line.contains(" link ") || line.contains(" hosts ")), "{text}");
+    // The link, the names, and the network's policy, which lists its members.
+    assert!(
+        changes.iter().all(|line| line.contains(" link ") || line.contains(" hosts ") || line.contains(" policy ")),
+        "{text}"
+    );
     assert_eq!(changes.iter().filter(|line| line.contains(" link ")).count(), 1, "{text}");
     apply(&sandbox, &together);
     connection.assert_alive("after connecting vault-ms");
@@ -427,6 +411,8 @@ fn destroy_removes_what_the_stack_owns_and_nothing_else() {
     assert_eq!(namespaces.lines().collect::<Vec<_>>(), ["keep", "shop:db", "shop:flaskapp", "shop:nginx"]);
     assert_eq!(sandbox.sh("ls /etc/netns").lines().filter(|name| name.starts_with("micro")).count(), 0);
     assert_eq!(sandbox.sh("cat /etc/netns/keep/hosts"), "x\n");
+    let tables = sandbox.sh("nft list tables");
+    assert_eq!(tables, "table inet stackctl-shop\ntable bridge stackctl-shop\n", "only web-app-db's tables stay");
     // Destroying again finds nothing.
     let output = run(&sandbox, &["-f", &file, "destroy", "--yes"]);
     assert_success(&output, "second destroy");
@@ -462,8 +448,10 @@ fn a_scratch_namespace_can_play_the_host() {
         sandbox.stackctl().env("STACKCTL_HOST_NETNS", "scratch").args(["-f", &file, "show"]).output().expect("show");
     assert_success(&output, "show");
     assert!(stdout(&output).contains("network web_nw  subnet 10.89.0.0/24  gateway 10.89.0.1"), "{}", stdout(&output));
-    let _listener = sandbox.listen("shop:flaskapp", PORT, "flaskapp");
-    assert_eq!(sandbox.connect_by_name(&file, "nginx", "flaskapp", PORT).as_deref(), Ok("flaskapp"));
+    // nginx talks to flaskapp on 5000, and the scratch host's firewall lets it.
+    let _listener = sandbox.listen("shop:flaskapp", 5000, "flaskapp");
+    assert_eq!(sandbox.connect_by_name(&file, "nginx", "flaskapp", 5000).as_deref(), Ok("flaskapp"));
+    assert!(sandbox.sh("nft list tables").is_empty(), "rules in the sandbox's own namespace");
     let output = run(&sandbox, &["--host-netns", "scratch", "-f", &file, "destroy", "--yes"]);
     assert_success(&output, "destroy");
     assert_eq!(sandbox.sh("ls /run/netns"), "scratch\n");

@@ -10,7 +10,7 @@ use super::output::Style;
 use super::stackfile::load_stack;
 use super::{Exit, ShowFormat};
 use crate::kernel::{
-    ApplyLock, ENFORCED, HostNamespace, Kernel, KernelError, Observation, Places, enter, has_privileges, read_record,
+    ApplyLock, HostNamespace, Kernel, KernelError, Observation, Places, enter, has_privileges, read_record,
     write_record,
 };
 use crate::model::{Attachment, Stack};
@@ -19,7 +19,7 @@ use crate::plan::{
     render_operations, render_text,
 };
 use crate::show::{Topology, render_table};
-use crate::state::{Desired, KernelState, Kind, Scope, fingerprint, lower};
+use crate::state::{Desired, KernelState, Scope, fingerprint, lower};
 
 /// What the live commands share: where the host is, and how long to wait for the lock.
 pub struct Live {
@@ -73,18 +73,6 @@ impl Live {
     fn plan(&self, kernel: &Kernel, stack: &Stack, scope: &Scope) -> Outcome<(Observation, Plan)> {
         let observation = kernel.observe(scope).map_err(kernel_error)?;
         let desired = lower(stack, &observation.state, &observation.host).map_err(fail)?;
-        let unenforced = desired.state.resources.keys().filter(|key| !ENFORCED.contains(&key.kind()));
-        let (ports, flows) = unenforced.fold((0, 0), |(ports, flows), key| match key.kind() {
-            Kind::Forward => (ports + 1, flows),
-            _ => (ports, flows + 1),
-        });
-        if ports + flows > 0 {
-            eprintln!(
-                "note: {ports} published port(s) and {flows} flow rule(s) are not enforced on the live kernel by this \
-                 version; `stackctl diff` and `plan --offline` show them"
-            );
-        }
-        let desired = desired.restricted_to(&ENFORCED);
         let plan = plan_operations(&desired, &observation.state);
         refuse_collisions(&plan, &observation)?;
         Ok((observation, plan))
@@ -219,7 +207,7 @@ impl Live {
         if !yes {
             confirm(verb)?;
         }
-        let applied = kernel.apply(scope, plan);
+        let applied = kernel.apply(scope, observed, plan);
         let record = record_after(observed, &applied.done);
         if let Err(error) = write_record(kernel.places(), &self.host, &scope.stack, &record) {
             eprintln!("warning: cannot keep the apply record of stack `{}`: {error}", scope.stack);

@@ -1,5 +1,6 @@
 //! The command line: parses arguments, reads files, calls the core, prints. Decides nothing.
 
+mod check;
 mod exit;
 mod live;
 mod output;

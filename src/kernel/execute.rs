@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{KernelError, io_error, is_absent};
 use super::{Connected, Kernel, hosts_file, label, netns};
+use crate::model::Isolation;
 use crate::plan::Operation;
 use crate::state::{Bridge, Hosts, Link, NO_ADDRESS, Namespace, Resource, Route, Scope, bridge_ifname};
 
@@ -55,7 +56,7 @@ impl Executor<'_> {
             Resource::Link(link) => self.create_link(link).await,
             Resource::Route(route) => self.set_route(route).await,
             Resource::Hosts(hosts) => self.write_hosts(hosts),
-            Resource::Forward(_) | Resource::Flow(_) => Err(not_enforced()),
+            Resource::Policy(_) | Resource::Forward(_) | Resource::Flow(_) => Err(one_transaction()),
         }
     }
 
@@ -86,7 +87,7 @@ impl Executor<'_> {
             }
             (Resource::Route(_), Resource::Route(route)) => self.set_route(route).await,
             (Resource::Hosts(_), Resource::Hosts(hosts)) => self.write_hosts(hosts),
-            _ => Err(not_enforced()),
+            _ => Err(one_transaction()),
         }
     }
 
@@ -118,7 +119,7 @@ impl Executor<'_> {
                 }
                 Ok(())
             }
-            Resource::Forward(_) | Resource::Flow(_) => Err(not_enforced()),
+            Resource::Policy(_) | Resource::Forward(_) | Resource::Flow(_) => Err(one_transaction()),
         }
     }
 
@@ -137,17 +138,22 @@ impl Executor<'_> {
         self.label_bridge(bridge).await
     }
 
-    /// Labels the bridge and sets it up, with IPv4 forwarding off for what enters through
-    /// it: a container reaches the members of its own networks and nothing routed beyond
-    /// them, even on a host that forwards.
+    /// Labels the bridge and sets it up, with the IPv4 settings its network's policy needs
+    /// (see `bridge_settings`). The stack's firewall is in place before this runs: the
+    /// planner makes rules before the objects they govern.
     async fn label_bridge(&self, bridge: &Bridge) -> Outcome {
         let label = label::bridge_label(&self.scope.stack, &bridge.network, bridge.internal, bridge.isolation);
+        let settings = bridge_settings(bridge.isolation == Isolation::Flows);
         let message = LinkUnspec::new_with_name(&bridge.ifname)
             .alias(label)
             .up()
-            .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![no_forwarding()])]))
+            .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![settings])]))
             .build();
-        self.kernel.host.link().set(message).execute().await.map_err(io_error)
+        self.kernel.host.link().set(message).execute().await.map_err(io_error)?;
+        // Proxy ARP answers after a random delay of up to 0.8 s by default, which would
+        // stall every first connection between members of an isolated network.
+        let path = format!("/proc/sys/net/ipv4/neigh/{}/proxy_delay", bridge.ifname);
+        super::nft::in_host(self.kernel.host_file.as_ref(), || std::fs::write(&path, "0"))
     }
 
     async fn create_namespace(&self, namespace: &Namespace) -> Outcome {
@@ -237,8 +243,9 @@ fn object(resource: &Resource) -> String {
     }
 }
 
-fn not_enforced() -> io::Error {
-    io::Error::new(io::ErrorKind::Unsupported, "published ports and flow rules are not enforced by this version")
+/// The firewall's resources are made together, by `Kernel::apply`, never one by one.
+fn one_transaction() -> io::Error {
+    io::Error::other("firewall rules are made in one transaction with the others, not one by one")
 }
 
 async fn index_of(handle: &Handle, name: &str) -> io::Result<u32> {
@@ -266,17 +273,32 @@ async fn no_ipv6_addresses(handle: &Handle, name: &str) -> Outcome {
     }
 }
 
-/// `net.ipv4.conf.<interface>.forwarding = 0`, as a netlink attribute. The crate's typed
-/// request leaves out values of 0, so the nested attribute is written out here:
-/// `IFLA_INET_CONF` holding `IPV4_DEVCONF_FORWARDING` (1) = 0.
-fn no_forwarding() -> AfSpecInet {
+/// A bridge's `net.ipv4.conf.<bridge>` settings, as one netlink attribute:
+/// - `forwarding` on: the host routes between the bridge and the rest (the firewall decides
+///   what passes);
+/// - `send_redirects` off: the host forwards between members of an isolated network on
+///   the same interface, and must not tell them to go around it;
+/// - `route_localnet` on: connections from 127.0.0.1 to published ports can be forwarded
+///   (the firewall drops loopback addresses coming from containers);
+/// - `proxy_arp_pvlan` on for isolated networks: the host answers ARP for every member, so
+///   that members talk through it.
+///
+/// The crate's typed request leaves out values of 0, so `IFLA_INET_CONF` is written out
+/// here: nested (id, u32 value) pairs.
+fn bridge_settings(isolated: bool) -> AfSpecInet {
     const IFLA_INET_CONF: u16 = 1;
     const NLA_F_NESTED: u16 = 0x8000;
-    const IPV4_DEVCONF_FORWARDING: u16 = 1;
-    let mut value = Vec::with_capacity(8);
-    value.extend_from_slice(&8u16.to_ne_bytes());
-    value.extend_from_slice(&IPV4_DEVCONF_FORWARDING.to_ne_bytes());
-    value.extend_from_slice(&0u32.to_ne_bytes());
+    const FORWARDING: u16 = 1;
+    const SEND_REDIRECTS: u16 = 6;
+    const PROXY_ARP_PVLAN: u16 = 25;
+    const ROUTE_LOCALNET: u16 = 26;
+    let settings = [(FORWARDING, 1), (SEND_REDIRECTS, 0), (PROXY_ARP_PVLAN, u32::from(isolated)), (ROUTE_LOCALNET, 1)];
+    let mut value = Vec::with_capacity(8 * settings.len());
+    for (id, setting) in settings {
+        value.extend_from_slice(&8u16.to_ne_bytes());
+        value.extend_from_slice(&id.to_ne_bytes());
+        value.extend_from_slice(&u32::to_ne_bytes(setting));
+    }
     AfSpecInet::Other(DefaultNla::new(IFLA_INET_CONF | NLA_F_NESTED, value))
 }
 

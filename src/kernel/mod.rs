@@ -10,8 +10,11 @@ mod hosts_file;
 mod label;
 mod lock;
 mod netns;
+mod nft;
 mod observe;
+mod ports;
 mod privilege;
+mod probe;
 mod record;
 
 pub use enter::enter;
@@ -29,14 +32,12 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use rtnetlink::Handle;
 
-use crate::plan::{Operation, Plan};
-use crate::state::{Kind, NamespaceName, Records, Scope};
+use crate::firewall::{Found, recognise, table_name};
+use crate::plan::{Operation, Plan, record_after};
+use crate::state::{KernelState, NamespaceName, Records, Scope};
 use error::io_error;
+use nft::Nft;
 use observe::NamespaceView;
-
-/// The kinds of resource this version makes in the kernel. Published ports and flow rules
-/// (nftables) are planned, and shown by `diff`, but not enforced yet.
-pub const ENFORCED: [Kind; 5] = [Kind::Bridge, Kind::Namespace, Kind::Link, Kind::Route, Kind::Hosts];
 
 /// How many requests are in flight at once, when observing namespaces or making operations
 /// that do not depend on each other.
@@ -105,6 +106,10 @@ struct Connected {
 pub struct Kernel {
     runtime: tokio::runtime::Runtime,
     host: Handle,
+    host_namespace: HostNamespace,
+    /// The named host namespace, for the work that joins it (`nft`, `/proc`); `None` for
+    /// the process's own.
+    host_file: Option<File>,
     places: Places,
     /// Connections to the stack's namespaces, by container, opened when apply first needs
     /// them.
@@ -120,13 +125,16 @@ impl Kernel {
             .enable_io()
             .build()
             .map_err(|error| KernelError::new("start", "the netlink runtime", error))?;
-        let handle = match host {
-            HostNamespace::Current => netns::connect_here(runtime.handle())
-                .map_err(|error| KernelError::new("open", "a netlink socket", error))?,
+        let (handle, host_file) = match host {
+            HostNamespace::Current => (
+                netns::connect_here(runtime.handle())
+                    .map_err(|error| KernelError::new("open", "a netlink socket", error))?,
+                None,
+            ),
             HostNamespace::Named(name) => {
                 let path = places.netns.join(name);
                 let object = format!("host namespace `{name}` ({})", path.display());
-                match netns::open(&path) {
+                let handle = match netns::open(&path) {
                     Ok(file) => netns::connect_all(vec![file], runtime.handle())
                         .pop()
                         .expect("one connection per namespace")
@@ -136,10 +144,22 @@ impl Kernel {
                         created.map_err(|error| KernelError::new("create", &object, error))?.1
                     }
                     Err(error) => return Err(KernelError::new("open", object, error)),
-                }
+                };
+                (handle, Some(netns::open(&path).map_err(|error| KernelError::new("open", object, error))?))
             }
         };
-        Ok(Kernel { runtime, host: handle, places, namespaces: Mutex::new(HashMap::new()) })
+        Ok(Kernel {
+            runtime,
+            host: handle,
+            host_namespace: host.clone(),
+            host_file,
+            places,
+            namespaces: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn nft(&self) -> Nft<'_> {
+        Nft { namespace: self.host_file.as_ref() }
     }
 
     pub fn places(&self) -> &Places {
@@ -147,7 +167,35 @@ impl Kernel {
     }
 
     /// Reads the stack's objects and what the rest of the host holds.
+    ///
+    /// The firewall's resources are those of the last apply's record whose rules the
+    /// stack's tables hold whole: a rule tells which resource it was made for, but not all
+    /// of what that resource is.
     pub fn observe(&self, scope: &Scope) -> Result<Observation, KernelError> {
+        let mut observation = self.observe_interfaces(scope)?;
+        let tables = table_name(&scope.stack);
+        let mut found = Found::default();
+        for family in ["inet", "bridge"] {
+            let object = format!("nftables table `{family} {tables}`");
+            let listing = self.nft().list(family, &tables).map_err(|error| KernelError::new("read", &object, error))?;
+            if let Some(listing) = listing {
+                found
+                    .add_listing(&listing)
+                    .map_err(|error| KernelError::new("read", &object, std::io::Error::other(error)))?;
+            }
+        }
+        if let Some(record) = read_record(&self.places, &self.host_namespace, &scope.stack) {
+            for resource in recognise(&found, record.resources.values()) {
+                observation.state.insert(resource);
+            }
+        }
+        let local_ports = nft::in_host(self.host_file.as_ref(), ports::read)
+            .map_err(|error| KernelError::new("read", "the host's ports", error))?;
+        observation.host.local_ports = Some(local_ports);
+        Ok(observation)
+    }
+
+    fn observe_interfaces(&self, scope: &Scope) -> Result<Observation, KernelError> {
         let host = self
             .runtime
             .block_on(dump::snapshot(&self.host))
@@ -218,13 +266,41 @@ impl Kernel {
         Ok(names)
     }
 
-    /// Makes the operations of `plan` in order, those of one stage side by side. Stops
-    /// after the first stage in which one fails; `done` holds every operation that was
-    /// made, also when one failed.
-    pub fn apply(&self, scope: &Scope, plan: &Plan) -> Applied {
+    /// Makes the operations of `plan`, planned against `observed`, in order, those of one
+    /// stage side by side. Stops after the first stage in which one fails; `done` holds
+    /// every operation that was made, also when one failed.
+    ///
+    /// The firewall's operations are one stage, made as one `nft` transaction that replaces
+    /// the stack's tables with what the plan leaves. That transaction is checked against the
+    /// kernel before anything else is changed, so a missing kernel or `nft` feature stops
+    /// the apply with nothing done.
+    pub fn apply(&self, scope: &Scope, observed: &KernelState, plan: &Plan) -> Applied {
+        let firewall = plan.operations.iter().any(|operation| operation.key().kind().is_firewall()).then(|| {
+            let after = record_after(observed, &plan.operations);
+            (crate::firewall::render(&scope.stack, &after), crate::firewall::needs_forwarding(after.resources.values()))
+        });
+        if let Some((script, _)) = &firewall
+            && let Err(error) = self.nft().check(script)
+        {
+            let first = plan.operations.iter().find(|operation| operation.key().kind().is_firewall());
+            let error = KernelError::new(
+                "check",
+                format!("the rules of stack `{}` (the kernel or nft lacks a feature stackctl needs)", scope.stack),
+                error,
+            );
+            return Applied { done: Vec::new(), failed: Some((first.expect("a firewall operation").clone(), error)) };
+        }
         let executor = execute::Executor { kernel: self, scope };
         let mut done = Vec::new();
         for stage in stages(&plan.operations) {
+            if stage[0].key().kind().is_firewall() {
+                let (script, forwarding) = firewall.as_ref().expect("rendered for its stage");
+                match self.replace_firewall(scope, script, *forwarding) {
+                    Ok(()) => done.extend(stage.iter().cloned()),
+                    Err(error) => return Applied { done, failed: Some((stage[0].clone(), error)) },
+                }
+                continue;
+            }
             let results = self.runtime.block_on(
                 futures_util::stream::iter(stage.iter().map(|operation| executor.run(operation)))
                     .buffered(IN_FLIGHT)
@@ -243,6 +319,26 @@ impl Kernel {
             }
         }
         Applied { done, failed: None }
+    }
+
+    /// Replaces the stack's tables in one transaction, and turns on IPv4 forwarding on the
+    /// host when the stack needs it and the host has it off, as Docker does: replies to a
+    /// container's connections out come back through the uplink.
+    fn replace_firewall(&self, scope: &Scope, script: &str, forwarding: bool) -> Result<(), KernelError> {
+        let object = format!("the tables of stack `{}`", scope.stack);
+        self.nft().apply(script).map_err(|error| KernelError::new("replace", object, error))?;
+        if forwarding {
+            nft::in_host(self.host_file.as_ref(), || {
+                let path = "/proc/sys/net/ipv4/ip_forward";
+                if std::fs::read_to_string(path)?.trim() == "0" {
+                    std::fs::write(path, "1")?;
+                    eprintln!("note: turned on IPv4 forwarding on the host (net.ipv4.ip_forward = 1) for egress");
+                }
+                Ok(())
+            })
+            .map_err(|error| KernelError::new("turn on", "IPv4 forwarding on the host", error))?;
+        }
+        Ok(())
     }
 
     fn connection(&self, container: &str) -> Option<Arc<Connected>> {
@@ -266,11 +362,16 @@ pub struct Applied {
     pub failed: Option<(Operation, KernelError)>,
 }
 
-/// The plan cut into stages: runs of operations of one kind and one action. The planner
+/// The plan cut into stages: runs of operations of one kind and one action, and the run
+/// of the firewall's operations. The planner
 /// orders operations so that each depends only on earlier kinds (or, for deletes, later
 /// ones), so the operations of a stage are independent of each other.
 fn stages(operations: &[Operation]) -> Vec<&[Operation]> {
-    let class = |operation: &Operation| (operation.key().kind(), std::mem::discriminant(operation));
+    // The firewall's operations, next to each other in a plan, are one transaction.
+    let class = |operation: &Operation| {
+        let kind = operation.key().kind();
+        if kind.is_firewall() { None } else { Some((kind, std::mem::discriminant(operation))) }
+    };
     let mut stages = Vec::new();
     let mut start = 0;
     for index in 1..=operations.len() {

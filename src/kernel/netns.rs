@@ -78,7 +78,7 @@ pub async fn connect(file: File, runtime: &Runtime) -> io::Result<(File, Handle)
     .await
 }
 
-/// Creates the named namespace at `path` with IPv6 off (the stack is IPv4, and IPv6
+/// Creates the named namespace at `path` with IPv6 and IPv4 forwarding off (the stack is IPv4, and IPv6
 /// link-local addresses and their duplicate detection cost more than the rest of a
 /// container's wiring), and opens a connection in it. A file left by an interrupted
 /// creation is reused.
@@ -98,6 +98,9 @@ pub async fn create(path: &Path, runtime: &Runtime) -> io::Result<(File, Handle)
         for scope in ["all", "default"] {
             std::fs::write(format!("/proc/sys/net/ipv6/conf/{scope}/disable_ipv6"), "1")?;
         }
+        // A container on two networks must not route between them: that is the host's
+        // firewall's to decide.
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "0")?;
         mount(Some("/proc/thread-self/ns/net"), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
         let handle = connect_here(&runtime)?;
         Ok((open(&path)?, handle))

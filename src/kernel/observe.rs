@@ -104,7 +104,7 @@ pub fn read(scope: &Scope, host: &Snapshot, namespaces: &[NamespaceView]) -> Obs
     }
 
     let used_subnets = used_subnets(host, &owned);
-    Observation { state, host: HostFacts { used_subnets }, foreign }
+    Observation { state, host: HostFacts { used_subnets, local_ports: None }, foreign }
 }
 
 /// The namespace itself, its default route and its hosts file.

@@ -11,7 +11,7 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use crate::model::Stack;
-use crate::state::{KernelState, Key, NO_ADDRESS, Resource};
+use crate::state::{HostPorts, KernelState, Key, Kind, NO_ADDRESS, Resource};
 
 /// The version of the JSON format; it changes only when a field changes meaning or goes.
 const FORMAT_VERSION: u32 = 1;
@@ -54,6 +54,28 @@ pub struct ContainerView {
     /// (or for a container on the host's network).
     pub netns: Option<String>,
     pub default_route: Option<String>,
+    /// The ports published to it that the host's firewall holds.
+    pub ports: Vec<PortView>,
+}
+
+/// A published port as the host's firewall forwards it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortView {
+    /// `None`: every address of the host.
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_ports: String,
+    pub container_ports: String,
+    pub protocol: String,
+    /// Whether the host ports were picked at random (and are kept from then on).
+    pub random: bool,
+}
+
+impl std::fmt::Display for PortView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ip = self.host_ip.map_or("*".to_owned(), |ip| ip.to_string());
+        write!(f, "{ip}:{}->{}/{}", self.host_ports, self.container_ports, self.protocol)?;
+        if self.random { f.write_str(" (random)") } else { Ok(()) }
+    }
 }
 
 impl Topology {
@@ -108,7 +130,23 @@ impl Topology {
                     Some(Resource::Route(route)) => Some(format!("via {} dev {}", route.gateway, route.ifname)),
                     _ => None,
                 };
-                ContainerView { name: container.name.clone(), netns: namespace, default_route }
+                let ports = observed
+                    .of_kind(Kind::Forward)
+                    .filter_map(|resource| match resource {
+                        Resource::Forward(forward) if forward.container == container.name => Some(forward),
+                        _ => None,
+                    })
+                    .filter_map(|forward| {
+                        Some(PortView {
+                            host_ip: forward.host_ip,
+                            host_ports: forward.host_ports.ports()?.to_string(),
+                            container_ports: forward.container_ports.to_string(),
+                            protocol: forward.protocol.to_string(),
+                            random: matches!(forward.host_ports, HostPorts::Picked(_)),
+                        })
+                    })
+                    .collect();
+                ContainerView { name: container.name.clone(), netns: namespace, default_route, ports }
             })
             .collect();
         Topology { format_version: FORMAT_VERSION, stack: stack.name.clone(), networks, containers }

@@ -53,10 +53,16 @@ pub fn render_table(topology: &Topology) -> String {
     for container in &topology.containers {
         let _ = writeln!(
             out,
-            "container {}  netns {}  default route {}",
+            "container {}  netns {}  default route {}{}",
             container.name,
             or_missing(container.netns.as_deref()),
             container.default_route.as_deref().unwrap_or("none"),
+            if container.ports.is_empty() {
+                String::new()
+            } else {
+                let ports: Vec<String> = container.ports.iter().map(ToString::to_string).collect();
+                format!("  ports {}", ports.join(", "))
+            },
         );
     }
     out

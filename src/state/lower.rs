@@ -5,7 +5,7 @@
 //! lowest free value in name order. So adding a container never moves another's address,
 //! and lowering the same stack against its own result changes nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -14,17 +14,30 @@ use thiserror::Error;
 
 use super::allocate::{AddressPool, auto_prefix, bridge_ifname, free_subnet, veth_ifname};
 use super::scope::namespace_name;
+use super::ports::pick_random_ports;
 use super::{
-    Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Namespace, Records, Resource, Route,
+    Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Member, Namespace, Policy, Records,
+    Resource, Route,
 };
 use crate::graph::{Grant, StackGraph};
-use crate::model::{Attachment, Container, Isolation, Publication, Stack, Traffic, conflicts, overlaps};
+use crate::model::{Attachment, Container, Isolation, PortRange, Protocol, Publication, Stack, Traffic, conflicts, overlaps};
 
 /// What lowering needs to know of the host beyond the stack's own objects.
 #[derive(Debug, Clone, Default)]
 pub struct HostFacts {
     /// Subnets routed on the host by anything but this stack; automatic subnets avoid them.
     pub used_subnets: Vec<Ipv4Net>,
+    /// The host's ports, when known: random host ports are picked among the free ones.
+    /// Unknown (planning without a host), random ports stay to be picked.
+    pub local_ports: Option<LocalPorts>,
+}
+
+/// The ports of the host namespace: the range the kernel picks ephemeral ports from, and
+/// the ports that sockets hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalPorts {
+    pub ephemeral: PortRange,
+    pub busy: BTreeSet<(Protocol, u16)>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -33,6 +46,8 @@ pub enum LowerError {
     NoFreeSubnet { network: String, prefix: u8, pool: Ipv4Net },
     #[error("network `{network}` has no free address left in {subnet} for container `{container}`")]
     NoFreeAddress { network: String, subnet: Ipv4Net, container: String },
+    #[error("no free host ports left in the ephemeral range {range} for port {ports} of container `{container}`: declare the host port")]
+    NoFreePort { container: String, ports: PortRange, range: PortRange },
 }
 
 /// The kernel state `stack` wants on a host that has `observed` (this stack's objects as
@@ -75,32 +90,86 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
             state.insert(Resource::Hosts(Hosts { container: container.name.clone(), records: Arc::clone(records) }));
         }
     }
+    if let Some(local_ports) = &host.local_ports {
+        pick_random_ports(&stack.name, &mut state, &declared, local_ports)?;
+    }
+    for network in stack.networks.values() {
+        let members = state
+            .of_kind(super::Kind::Link)
+            .filter_map(|resource| match resource {
+                Resource::Link(link) if link.network == network.name => Some(Member {
+                    container: link.container.clone(),
+                    port: link.host_ifname.clone(),
+                    address: link.address.addr(),
+                }),
+                _ => None,
+            })
+            .collect();
+        state.insert(Resource::Policy(Policy {
+            network: network.name.clone(),
+            bridge: bridge_ifname(&stack.name, &network.name),
+            subnet: subnets[&network.name].0,
+            internal: network.internal,
+            isolation: network.isolation,
+            members,
+        }));
+    }
     let graph = StackGraph::build(stack);
-    // A pair that may exchange all traffic on a network needs no narrower rule there.
-    let flows: Vec<_> = graph.declared_flows().filter(|flow| flow.grant == Grant::Declared).collect();
-    let unrestricted: HashSet<(&str, &str, &str)> = flows
-        .iter()
-        .filter(|flow| flow.traffic == Traffic::All)
-        .map(|flow| (flow.network.as_str(), flow.source.as_str(), flow.destination.as_str()))
-        .collect();
-    for flow in &flows {
-        // On open networks everything passes: a rule per flow would say nothing more.
-        if stack.networks[&flow.network].isolation == Isolation::Open
-            || (flow.traffic != Traffic::All
-                && unrestricted.contains(&(flow.network.as_str(), flow.source.as_str(), flow.destination.as_str())))
-        {
-            continue;
-        }
+    for flow in flow_rules(stack, &graph) {
         state.insert(Resource::Flow(Flow {
             from: addresses[&(flow.source.as_str(), flow.network.as_str())],
             to: addresses[&(flow.destination.as_str(), flow.network.as_str())],
-            network: flow.network.clone(),
-            source: flow.source.clone(),
-            destination: flow.destination.clone(),
-            traffic: flow.traffic,
+            ..flow
         }));
     }
     Ok(Desired { state, wiring_order: graph.wiring_order() })
+}
+
+/// The flows that need a rule, without addresses: those declared on networks with
+/// `isolation: flows` (on open networks everything passes). A pair that may exchange all
+/// traffic on a network needs no narrower rule there, and the port ranges of one pair and
+/// protocol are merged into disjoint ranges: the kernel's interval sets take no overlaps.
+fn flow_rules(stack: &Stack, graph: &StackGraph) -> Vec<Flow> {
+    type Pair = (String, String, String);
+    let mut unrestricted: BTreeSet<Pair> = BTreeSet::new();
+    let mut ranges: BTreeMap<(Pair, Protocol), Vec<PortRange>> = BTreeMap::new();
+    for flow in graph.declared_flows().filter(|flow| flow.grant == Grant::Declared) {
+        if stack.networks[&flow.network].isolation == Isolation::Open {
+            continue;
+        }
+        let pair = (flow.network, flow.source, flow.destination);
+        match flow.traffic {
+            Traffic::All => {
+                unrestricted.insert(pair);
+            }
+            Traffic::Ports { protocol, ports } => ranges.entry((pair, protocol)).or_default().push(ports),
+        }
+    }
+    let flow = |(network, source, destination): Pair, traffic| Flow {
+        network,
+        source,
+        destination,
+        traffic,
+        from: std::net::Ipv4Addr::UNSPECIFIED,
+        to: std::net::Ipv4Addr::UNSPECIFIED,
+    };
+    let mut flows: Vec<Flow> = Vec::new();
+    for ((pair, protocol), mut ports) in ranges {
+        if unrestricted.contains(&pair) {
+            continue;
+        }
+        ports.sort_unstable();
+        let mut merged: Vec<PortRange> = Vec::new();
+        for range in ports {
+            match merged.last_mut() {
+                Some(last) if u32::from(range.first) <= u32::from(last.last) + 1 => last.last = last.last.max(range.last),
+                _ => merged.push(range),
+            }
+        }
+        flows.extend(merged.into_iter().map(|ports| flow(pair.clone(), Traffic::Ports { protocol, ports })));
+    }
+    flows.extend(unrestricted.into_iter().map(|pair| flow(pair, Traffic::All)));
+    flows
 }
 
 type Subnets = BTreeMap<String, (Ipv4Net, Ipv4Addr)>;
@@ -356,6 +425,14 @@ mod tests {
             "name: s\nnetworks: { n: {} }\ncontainers:\n  a: { networks: [n], talks_to: [b, 'b:80', 'c:53/udp'] }\n  b: { networks: [n] }\n  c: { networks: [n] }\n",
         );
         assert_eq!(flows(&desired), ["a -> b all on n", "a -> c udp/53 on n"]);
+    }
+
+    #[test]
+    fn port_ranges_of_one_pair_merge_into_disjoint_ranges() {
+        let desired = desired(
+            "name: s\nnetworks: { n: {} }\ncontainers:\n  a: { networks: [n], talks_to: ['b:80', 'b:1-100', 'b:101-200', 'b:443', 'b:80/udp'] }\n  b: { networks: [n] }\n",
+        );
+        assert_eq!(flows(&desired), ["a -> b tcp/1-200 on n", "a -> b tcp/443 on n", "a -> b udp/80 on n"]);
     }
 
     #[test]

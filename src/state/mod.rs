@@ -4,13 +4,15 @@
 
 mod allocate;
 mod lower;
+mod ports;
 mod resource;
 mod scope;
 
 pub use allocate::{AUTO_SUBNET_POOL, bridge_ifname, veth_ifname};
-pub use lower::{HostFacts, LowerError, lower};
+pub use lower::{HostFacts, LocalPorts, LowerError, lower};
 pub use resource::{
-    Bridge, Flow, Forward, HostPorts, Hosts, Key, Kind, Link, NO_ADDRESS, Namespace, Records, Resource, Route,
+    Bridge, Flow, Forward, HostPorts, Hosts, Key, Kind, Link, Member, NO_ADDRESS, Namespace, Policy, Records, Resource,
+    Route,
 };
 pub use scope::{NamespaceName, Scope, fingerprint, namespace_name};
 
@@ -80,12 +82,4 @@ pub struct Desired {
     pub state: KernelState,
     /// Container names, every container after the targets of its flows.
     pub wiring_order: Vec<String>,
-}
-
-impl Desired {
-    /// Only the resources of `kinds`: what a kernel that makes only those can converge to.
-    pub fn restricted_to(mut self, kinds: &[Kind]) -> Desired {
-        self.state.resources.retain(|key, _| kinds.contains(&key.kind()));
-        self
-    }
 }

@@ -9,22 +9,26 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Isolation, PortRange, Protocol, Traffic};
 
 /// The kinds of resource, in the order they are created (and the reverse of the order they
-/// are deleted in): each kind may depend on the kinds before it.
+/// are deleted in): each kind may depend on the kinds before it. The firewall's kinds come
+/// first, so that the rules that govern a network are in place before its bridge can carry
+/// a packet, and are the last thing destroy removes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
+    Policy,
+    Forward,
+    Flow,
     Bridge,
     Namespace,
     Link,
     Route,
     Hosts,
-    Forward,
-    Flow,
 }
 
 impl Kind {
     pub fn name(self) -> &'static str {
         match self {
+            Kind::Policy => "policy",
             Kind::Bridge => "bridge",
             Kind::Namespace => "netns",
             Kind::Link => "link",
@@ -34,12 +38,20 @@ impl Kind {
             Kind::Flow => "flow",
         }
     }
+
+    /// Whether resources of this kind are nftables rules, made together in one transaction.
+    pub fn is_firewall(self) -> bool {
+        matches!(self, Kind::Policy | Kind::Forward | Kind::Flow)
+    }
 }
 
 /// What identifies a resource across desired and observed state. Ordered by kind first.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Key {
+    Policy {
+        network: String,
+    },
     Bridge {
         network: String,
     },
@@ -77,6 +89,7 @@ pub enum Key {
 impl Key {
     pub fn kind(&self) -> Kind {
         match self {
+            Key::Policy { .. } => Kind::Policy,
             Key::Bridge { .. } => Kind::Bridge,
             Key::Namespace { .. } => Kind::Namespace,
             Key::Link { .. } => Kind::Link,
@@ -91,7 +104,7 @@ impl Key {
     /// order. A flow belongs to the container that opens it.
     pub fn container(&self) -> Option<&str> {
         match self {
-            Key::Bridge { .. } => None,
+            Key::Policy { .. } | Key::Bridge { .. } => None,
             Key::Namespace { container }
             | Key::Link { container, .. }
             | Key::Route { container }
@@ -119,7 +132,7 @@ impl Key {
     /// How the plan names the resource: `web_nw`, `flaskapp@db_nw`, `nginx -> app tcp/5000`.
     pub fn label(&self) -> String {
         match self {
-            Key::Bridge { network } => network.clone(),
+            Key::Policy { network } | Key::Bridge { network } => network.clone(),
             Key::Namespace { container } | Key::Route { container } | Key::Hosts { container } => container.clone(),
             Key::Link { container, network } => format!("{container}@{network}"),
             Key::Forward { container, protocol, container_port, host_ip, host_port } => {
@@ -144,6 +157,31 @@ pub const NO_ADDRESS: Ipv4Net = match Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 32) {
 /// Shows an interface address, or that it has none.
 fn shown(address: Ipv4Net) -> String {
     if address == NO_ADDRESS { "none".to_owned() } else { address.to_string() }
+}
+
+/// The firewall of one network: what may leave it, enter it and pass inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub network: String,
+    /// The network's bridge.
+    pub bridge: String,
+    pub subnet: Ipv4Net,
+    /// Internal networks reach nothing outside the stack; the others leave through
+    /// masquerade.
+    pub internal: bool,
+    pub isolation: Isolation,
+    /// The network's ports, sorted by container: traffic entering through a port must come
+    /// from its container's address.
+    pub members: Vec<Member>,
+}
+
+/// A container's port on a network, as the firewall sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Member {
+    pub container: String,
+    /// The host end of the container's veth pair.
+    pub port: String,
+    pub address: Ipv4Addr,
 }
 
 /// A Linux bridge: one network.
@@ -254,6 +292,7 @@ pub struct Flow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Resource {
+    Policy(Policy),
     Bridge(Bridge),
     Namespace(Namespace),
     Link(Link),
@@ -266,6 +305,7 @@ pub enum Resource {
 impl Resource {
     pub fn key(&self) -> Key {
         match self {
+            Resource::Policy(policy) => Key::Policy { network: policy.network.clone() },
             Resource::Bridge(bridge) => Key::Bridge { network: bridge.network.clone() },
             Resource::Namespace(namespace) => Key::Namespace { container: namespace.container.clone() },
             Resource::Link(link) => Key::Link { container: link.container.clone(), network: link.network.clone() },
@@ -292,6 +332,7 @@ impl Resource {
 
     pub fn kind(&self) -> Kind {
         match self {
+            Resource::Policy(_) => Kind::Policy,
             Resource::Bridge(_) => Kind::Bridge,
             Resource::Namespace(_) => Kind::Namespace,
             Resource::Link(_) => Kind::Link,
@@ -317,6 +358,24 @@ impl Resource {
     pub fn attributes(&self) -> Vec<(&'static str, String)> {
         let flag = |on: bool| if on { "up" } else { "down" }.to_owned();
         match self {
+            Resource::Policy(policy) => vec![
+                ("bridge", policy.bridge.clone()),
+                ("subnet", policy.subnet.to_string()),
+                ("egress", if policy.internal { "none (internal)" } else { "masquerade" }.to_owned()),
+                ("isolation", match policy.isolation {
+                    Isolation::Flows => "declared flows only".to_owned(),
+                    Isolation::Open => "open".to_owned(),
+                }),
+                (
+                    "members",
+                    policy
+                        .members
+                        .iter()
+                        .map(|member| format!("{}={}", member.container, member.address))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+            ],
             Resource::Bridge(bridge) => vec![
                 ("ifname", bridge.ifname.clone()),
                 ("address", shown(bridge.address)),
@@ -343,11 +402,13 @@ impl Resource {
             Resource::Forward(forward) => vec![
                 ("host", {
                     let ip = forward.host_ip.map_or("*".to_owned(), |ip| ip.to_string());
-                    match forward.host_ports {
+                    let ports = match forward.host_ports {
                         HostPorts::Fixed(ports) => format!("{ip}:{ports}"),
                         HostPorts::Random => format!("{ip}:random"),
                         HostPorts::Picked(ports) => format!("{ip}:{ports} (picked at random)"),
-                    }
+                    };
+                    // The classic leak: a port meant for one address, published on all.
+                    if forward.host_ip.is_none() { format!("{ports} EXPOSED ON ALL INTERFACES") } else { ports }
                 }),
                 ("to", format!("{}:{}", forward.to, forward.container_ports)),
             ],

@@ -163,11 +163,9 @@ impl MemKernel {
                 let ports = self.pick_ports(forward, key, reserved)?;
                 return Ok(Resource::Forward(Forward { host_ports: HostPorts::Picked(ports), ..forward.clone() }));
             }
-            Resource::Forward(_) => {}
-            Resource::Flow(flow) => {
-                // A flow's rule hangs on its network's bridge.
-                self.requires(&Key::Bridge { network: flow.network.clone() })?;
-            }
+            // Rules name interfaces and addresses; nftables takes them before they exist, so
+            // the firewall is made before the objects it governs.
+            Resource::Policy(_) | Resource::Forward(_) | Resource::Flow(_) => {}
         }
         Ok(resource.clone())
     }

@@ -1,0 +1,1 @@
+//! `stackctl check`: probe the live stack and print its truth table.

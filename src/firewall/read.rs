@@ -1,0 +1,115 @@
+//! What the host's copy of the stack's tables holds, read back from `nft -j` listings.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use thiserror::Error;
+
+use super::render::item_count;
+use super::rule_id;
+use crate::state::Resource;
+
+/// How many rules and set elements of the stack's tables carry each comment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    comments: HashMap<String, usize>,
+}
+
+#[derive(Debug, Error)]
+#[error("unexpected output of `nft -j list table`: {0}")]
+pub struct FoundError(String);
+
+impl Found {
+    /// Reads the listing of one table (`nft -j list table FAMILY NAME`); the comments of
+    /// several tables add up.
+    pub fn add_listing(&mut self, json: &str) -> Result<(), FoundError> {
+        let listing: Value = serde_json::from_str(json).map_err(|error| FoundError(error.to_string()))?;
+        let items = listing
+            .get("nftables")
+            .and_then(Value::as_array)
+            .ok_or_else(|| FoundError("no `nftables` array".to_owned()))?;
+        for item in items {
+            if let Some(rule) = item.get("rule") {
+                self.count(rule.get("comment"));
+            }
+            for object in ["set", "map"] {
+                let elements = item.get(object).and_then(|set| set.get("elem")).and_then(Value::as_array);
+                for element in elements.into_iter().flatten() {
+                    self.count(element.get("elem").and_then(|element| element.get("comment")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, comment: Option<&Value>) {
+        if let Some(comment) = comment.and_then(Value::as_str) {
+            *self.comments.entry(comment.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Whether every rule and element of `resource` is there.
+    pub fn holds(&self, resource: &Resource) -> bool {
+        let expected = item_count(resource);
+        expected > 0 && self.comments.get(&rule_id(resource)).copied() == Some(expected)
+    }
+}
+
+/// The firewall resources among `candidates` (what the last apply made, as its record
+/// says) that the tables hold whole. A resource with a rule missing is not there: the
+/// next apply makes it again.
+pub fn recognise<'a>(found: &'a Found, candidates: impl IntoIterator<Item = &'a Resource> + 'a) -> Vec<Resource> {
+    candidates
+        .into_iter()
+        .filter(|resource| resource.kind().is_firewall() && found.holds(resource))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PortRange, Protocol, Traffic};
+    use crate::state::Flow;
+
+    fn flow() -> Resource {
+        Resource::Flow(Flow {
+            network: "n".to_owned(),
+            source: "a".to_owned(),
+            destination: "b".to_owned(),
+            traffic: Traffic::Ports { protocol: Protocol::Tcp, ports: PortRange::single(80) },
+            from: "10.89.0.2".parse().expect("address"),
+            to: "10.89.0.3".parse().expect("address"),
+        })
+    }
+
+    fn listing(comment: &str) -> String {
+        format!(
+            r#"{{"nftables": [{{"metainfo": {{"version": "1.0.6"}}}}, {{"table": {{"family": "inet", "name": "stackctl-s"}}}},
+            {{"set": {{"family": "inet", "name": "flows", "table": "stackctl-s", "elem": [
+                {{"elem": {{"val": {{"concat": ["10.89.0.2", "10.89.0.3", "tcp", 80]}}, "comment": "{comment}"}}}}]}}}},
+            {{"rule": {{"family": "inet", "table": "stackctl-s", "chain": "forward", "expr": [], "comment": "other"}}}}]}}"#
+        )
+    }
+
+    #[test]
+    fn a_resource_is_there_when_all_its_items_are() {
+        let resource = flow();
+        let mut found = Found::default();
+        found.add_listing(&listing(&rule_id(&resource))).expect("a listing");
+        assert_eq!(recognise(&found, [&resource]), vec![resource.clone()]);
+    }
+
+    #[test]
+    fn a_rule_made_for_another_version_of_the_resource_does_not_count() {
+        let resource = flow();
+        let mut found = Found::default();
+        found.add_listing(&listing("fl:0000000000000000")).expect("a listing");
+        assert!(recognise(&found, [&resource]).is_empty());
+    }
+
+    #[test]
+    fn a_listing_that_is_not_one_is_an_error() {
+        assert!(Found::default().add_listing("{}").is_err());
+    }
+}

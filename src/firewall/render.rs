@@ -1,0 +1,401 @@
+//! The nft script that makes a stack's tables hold exactly its firewall resources.
+//!
+//! How traffic is governed, network by network (`B` is the network's bridge):
+//! - Between networks nothing passes: a packet routed into `B` from anywhere else is
+//!   accepted only as part of a connection made from inside `B` (a reply) or sent to a
+//!   published port; from another network of the stack it is rejected, from anywhere else
+//!   dropped. This holds whatever `ip_forward` and `br_netfilter` are.
+//! - Inside a network with `isolation: flows`, the bridge forwards nothing from port to
+//!   port (a `bridge` family rule), and the host answers ARP for every member (proxy ARP),
+//!   so members reach each other only through the host's IP layer. There the declared flows
+//!   pass, with their replies, and everything else is rejected. Conntrack is needed for
+//!   replies, and the kernel may have none for bridged traffic: routing every packet
+//!   through the host gives it conntrack with `br_netfilter` on or off.
+//! - With `br_netfilter` on, a container's connection to a published port of its own
+//!   network is bridged after DNAT instead of routed; such packets are marked, and the
+//!   bridge lets marked packets through.
+//! - Traffic entering through a container's port must carry that container's address, so a
+//!   container cannot borrow another's flows.
+//! - Networks that are not internal leave the host through masquerade; internal networks
+//!   reach nothing outside the stack, the host included.
+//! - Published ports are DNAT rules: from outside on the host's addresses (or the one
+//!   asked for), from the host itself, including 127.0.0.1 (which needs `route_localnet`
+//!   on the bridge and a masquerade), and from containers through the host's address.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use super::{rule_id, table_name};
+use crate::model::{Isolation, PortRange, Protocol, Traffic};
+use crate::state::{Flow, Forward, KernelState, Policy, Resource};
+
+/// The packet mark (one bit, the others kept) that lets a DNAT'd packet that is bridged
+/// between two ports of an isolated network through.
+pub const MARK: u32 = 0x0100_0000;
+
+const REJECT: &str = "reject with icmp type admin-prohibited";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Inet,
+    Bridge,
+}
+
+/// A table being written: its sets and chains, in the order they are first named.
+#[derive(Default)]
+struct Table {
+    /// (name, declaration, elements)
+    sets: Vec<(String, String, Vec<String>)>,
+    /// (name, base chain header or empty, rules)
+    chains: Vec<(String, String, Vec<String>)>,
+    index: HashMap<String, usize>,
+}
+
+impl Table {
+    fn set(&mut self, name: &str, declaration: &str) {
+        self.index.insert(format!("set {name}"), self.sets.len());
+        self.sets.push((name.to_owned(), declaration.to_owned(), Vec::new()));
+    }
+
+    fn chain(&mut self, name: &str, header: &str) {
+        self.index.insert(format!("chain {name}"), self.chains.len());
+        self.chains.push((name.to_owned(), header.to_owned(), Vec::new()));
+    }
+
+    fn element(&mut self, set: &str, element: String) {
+        let index = self.index[&format!("set {set}")];
+        self.sets[index].2.push(element);
+    }
+
+    fn rule(&mut self, chain: &str, rule: String) {
+        let index = self.index[&format!("chain {chain}")];
+        self.chains[index].2.push(rule);
+    }
+
+    fn write(&self, out: &mut String, family: &str, name: &str) {
+        let _ = writeln!(out, "table {family} {name} {{");
+        for (set, declaration, elements) in &self.sets {
+            let _ = write!(out, "  set {set} {{ {declaration}");
+            if !elements.is_empty() {
+                let _ = write!(out, "\n    elements = {{\n      {}\n    }}\n  ", elements.join(",\n      "));
+            } else {
+                out.push(' ');
+            }
+            out.push_str("}\n");
+        }
+        for (chain, header, rules) in &self.chains {
+            let _ = writeln!(out, "  chain {chain} {{");
+            if !header.is_empty() {
+                let _ = writeln!(out, "    {header}");
+            }
+            for rule in rules {
+                let _ = writeln!(out, "    {rule}");
+            }
+            out.push_str("  }\n");
+        }
+        out.push_str("}\n");
+    }
+}
+
+/// The two tables being written, and the comment that marks what is being added.
+struct Script {
+    inet: Table,
+    bridge: Table,
+    comment: String,
+}
+
+impl Script {
+    fn table(&mut self, family: Family) -> &mut Table {
+        match family {
+            Family::Inet => &mut self.inet,
+            Family::Bridge => &mut self.bridge,
+        }
+    }
+
+    fn rule(&mut self, family: Family, chain: &str, rule: impl AsRef<str>) {
+        let rule = format!("{} comment \"{}\"", rule.as_ref(), self.comment);
+        self.table(family).rule(chain, rule);
+    }
+
+    fn element(&mut self, family: Family, set: &str, element: impl AsRef<str>) {
+        let element = format!("{} comment \"{}\"", element.as_ref(), self.comment);
+        self.table(family).element(set, element);
+    }
+}
+
+/// The nft script that replaces the stack's two tables with the rules of the firewall
+/// resources in `state` (its other resources are ignored). With none, it deletes the
+/// tables. One `nft -f` of it is one transaction: all of it takes effect, or none.
+pub fn render(stack: &str, state: &KernelState) -> String {
+    let name = table_name(stack);
+    // Creating a table that exists is no error, so the deletes that follow always succeed.
+    let mut out = format!(
+        "table inet {name} {{}}\ndelete table inet {name}\ntable bridge {name} {{}}\ndelete table bridge {name}\n"
+    );
+    let firewall: Vec<&Resource> = state.resources.values().filter(|resource| resource.kind().is_firewall()).collect();
+    if firewall.is_empty() {
+        return out;
+    }
+    let mut script = Script { inet: skeleton_inet(), bridge: skeleton_bridge(), comment: String::new() };
+    // Chains and sets of each network are declared first, so that any rule may name them.
+    for resource in &firewall {
+        if let Resource::Policy(policy) = resource {
+            declare_network(&mut script, policy);
+        }
+    }
+    for resource in firewall {
+        script.comment = rule_id(resource);
+        match resource {
+            Resource::Policy(policy) => policy_rules(&mut script, policy),
+            Resource::Forward(forward) => forward_rules(&mut script, forward),
+            Resource::Flow(flow) => flow_elements(&mut script, flow),
+            _ => {}
+        }
+    }
+    script.inet.write(&mut out, "inet", &name);
+    script.bridge.write(&mut out, "bridge", &name);
+    out
+}
+
+/// The number of rules and set elements `render` writes for a firewall resource.
+pub(super) fn item_count(resource: &Resource) -> usize {
+    let mut script = Script { inet: skeleton_inet(), bridge: skeleton_bridge(), comment: String::new() };
+    match resource {
+        Resource::Policy(policy) => {
+            declare_network(&mut script, policy);
+            policy_rules(&mut script, policy);
+        }
+        Resource::Forward(forward) => forward_rules(&mut script, forward),
+        Resource::Flow(flow) => flow_elements(&mut script, flow),
+        _ => {}
+    }
+    let count = |table: &Table| {
+        table.sets.iter().map(|set| set.2.len()).sum::<usize>()
+            + table.chains.iter().map(|chain| chain.2.len()).sum::<usize>()
+    };
+    count(&script.inet) + count(&script.bridge)
+}
+
+fn skeleton_inet() -> Table {
+    let mut table = Table::default();
+    table.set("bridges", "type ifname;");
+    table.set("flows", "type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval;");
+    table.set("flows_any", "type ipv4_addr . ipv4_addr;");
+    table.chain("guard", "type filter hook prerouting priority raw; policy accept;");
+    table.chain("nat_prerouting", "type nat hook prerouting priority dstnat; policy accept;");
+    table.chain("tag_dnat", "type filter hook prerouting priority dstnat + 10; policy accept;");
+    table.chain("forward", "type filter hook forward priority filter; policy accept;");
+    table.chain("input", "type filter hook input priority filter; policy accept;");
+    // `priority dstnat` is refused on the output hook: -100 is its value.
+    table.chain("nat_output", "type nat hook output priority -100; policy accept;");
+    table.chain("output", "type filter hook output priority filter; policy accept;");
+    table.chain("nat_postrouting", "type nat hook postrouting priority srcnat; policy accept;");
+    table.chain("published", "");
+    table
+}
+
+fn skeleton_bridge() -> Table {
+    let mut table = Table::default();
+    table.chain("prerouting", "type filter hook prerouting priority filter; policy accept;");
+    table.chain("forward", "type filter hook forward priority filter; policy accept;");
+    table
+}
+
+fn declare_network(script: &mut Script, policy: &Policy) {
+    let bridge = &policy.bridge;
+    script.inet.chain(&format!("to_{bridge}"), "");
+    script.inet.chain(&format!("within_{bridge}"), "");
+    script.bridge.set(&format!("ports_{bridge}"), "type ifname;");
+    script.bridge.set(&format!("sources_{bridge}"), "type ifname . ipv4_addr;");
+}
+
+fn policy_rules(script: &mut Script, policy: &Policy) {
+    use Family::{Bridge, Inet};
+    let bridge = &policy.bridge;
+    let subnet = policy.subnet;
+    let (to, within) = (format!("to_{bridge}"), format!("within_{bridge}"));
+    let (ports, sources) = (format!("ports_{bridge}"), format!("sources_{bridge}"));
+    let flows = policy.isolation == Isolation::Flows;
+
+    script.element(Inet, "bridges", format!("\"{bridge}\""));
+    // `route_localnet` lets 127.0.0.1 reach published ports; it must not let a container
+    // reach the host's loopback services, or pose as them.
+    script.rule(Inet, "guard", format!("iifname \"{bridge}\" ip saddr 127.0.0.0/8 drop"));
+    script.rule(Inet, "guard", format!("iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop"));
+    if flows {
+        script.rule(Inet, "tag_dnat", format!("iifname \"{bridge}\" ct status dnat meta mark set meta mark | {MARK:#x}"));
+    }
+    if !policy.internal {
+        script.rule(Inet, "nat_postrouting", format!("ip saddr {subnet} oifname != \"{bridge}\" masquerade"));
+    }
+    // Published ports reached from the host's loopback or from the same network answer
+    // through the host, not straight back to a peer that did not address them.
+    script.rule(
+        Inet,
+        "nat_postrouting",
+        format!("oifname \"{bridge}\" ct status dnat ip saddr {{ {subnet}, 127.0.0.0/8 }} masquerade"),
+    );
+
+    script.rule(Inet, "forward", format!("oifname \"{bridge}\" jump {to}"));
+    if policy.internal {
+        script.rule(Inet, "forward", format!("iifname \"{bridge}\" {REJECT}"));
+        script.rule(Inet, "input", format!("iifname \"{bridge}\" ct state established,related accept"));
+        script.rule(Inet, "input", format!("iifname \"{bridge}\" {REJECT}"));
+    }
+    script.rule(Inet, &to, format!("iifname \"{bridge}\" jump {within}"));
+    script.rule(Inet, &to, "ct state established,related accept");
+    script.rule(Inet, &to, "ct status dnat jump published");
+    script.rule(Inet, &to, format!("iifname @bridges {REJECT}"));
+    script.rule(Inet, &to, "drop");
+    if flows {
+        script.rule(Inet, &within, "ct direction original ip saddr . ip daddr . meta l4proto . th dport @flows accept");
+        script.rule(Inet, &within, "ct direction reply ip daddr . ip saddr . meta l4proto . th sport @flows accept");
+        script.rule(Inet, &within, "ct direction original ip saddr . ip daddr @flows_any accept");
+        script.rule(Inet, &within, "ct direction reply ip daddr . ip saddr @flows_any accept");
+        script.rule(Inet, &within, "ct status dnat jump published");
+        script.rule(Inet, &within, "ct state related accept");
+        script.rule(Inet, &within, REJECT);
+        // The host forwards between members on the same interface; a redirect would tell
+        // them to go straight to each other, which the bridge does not carry.
+        script.rule(Inet, "output", format!("oifname \"{bridge}\" icmp type redirect drop"));
+    } else {
+        script.rule(Inet, &within, "accept");
+    }
+
+    for member in &policy.members {
+        script.element(Bridge, &ports, format!("\"{}\"", member.port));
+        script.element(Bridge, &sources, format!("\"{}\" . {}", member.port, member.address));
+    }
+    script.rule(Bridge, "prerouting", format!("iifname @{ports} ether type ip iifname . ip saddr != @{sources} drop"));
+    script.rule(
+        Bridge,
+        "prerouting",
+        format!("iifname @{ports} ether type arp iifname . arp saddr ip != @{sources} drop"),
+    );
+    if flows {
+        script.rule(Bridge, "forward", format!("iifname @{ports} meta mark & {MARK:#x} == {MARK:#x} accept"));
+        script.rule(Bridge, "forward", format!("iifname @{ports} drop"));
+    }
+}
+
+fn forward_rules(script: &mut Script, forward: &Forward) {
+    use Family::Inet;
+    // Random ports not yet picked have no rule: apply picks them first.
+    let Some(host_ports) = forward.host_ports.ports() else { return };
+    let protocol = forward.protocol;
+    let to = forward.to;
+    let containers = forward.container_ports;
+    let dnat = if host_ports.count() == 1 {
+        format!("dnat ip to {to}:{}", containers.first)
+    } else if host_ports == containers {
+        format!("dnat ip to {to}")
+    } else {
+        // Each host port goes to the container port at the same offset.
+        let pairs: Vec<String> = (0..host_ports.count())
+            .map(|offset| {
+                let offset = offset as u16;
+                format!("{} : {to} . {}", host_ports.first + offset, containers.first + offset)
+            })
+            .collect();
+        format!("dnat ip to {protocol} dport map {{ {} }}", pairs.join(", "))
+    };
+    let ports = range(host_ports);
+    match forward.host_ip {
+        // Loopback addresses only exist for the host's own programs.
+        Some(ip) if ip.is_loopback() => {}
+        Some(ip) => script.rule(Inet, "nat_prerouting", format!("ip daddr {ip} {protocol} dport {ports} {dnat}")),
+        None => script.rule(
+            Inet,
+            "nat_prerouting",
+            format!("fib daddr type local ip daddr != 127.0.0.0/8 {protocol} dport {ports} {dnat}"),
+        ),
+    }
+    match forward.host_ip {
+        Some(ip) => script.rule(Inet, "nat_output", format!("ip daddr {ip} {protocol} dport {ports} {dnat}")),
+        None => script.rule(Inet, "nat_output", format!("fib daddr type local {protocol} dport {ports} {dnat}")),
+    }
+    let containers = range(containers);
+    script.rule(Inet, "published", format!("ct direction original ip daddr {to} {protocol} dport {containers} accept"));
+    script.rule(Inet, "published", format!("ct direction reply ip saddr {to} {protocol} sport {containers} accept"));
+}
+
+fn flow_elements(script: &mut Script, flow: &Flow) {
+    let (from, to) = (flow.from, flow.to);
+    match flow.traffic {
+        Traffic::All => script.element(Family::Inet, "flows_any", format!("{from} . {to}")),
+        Traffic::Ports { protocol, ports } => {
+            script.element(Family::Inet, "flows", format!("{from} . {to} . {} . {}", protocol_name(protocol), range(ports)))
+        }
+    }
+}
+
+fn protocol_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    }
+}
+
+fn range(ports: PortRange) -> String {
+    ports.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::validate_file;
+    use crate::spec::SourceFile;
+    use crate::state::{HostFacts, HostPorts, LocalPorts, lower};
+
+    fn script(text: &str) -> String {
+        let validated = validate_file(&SourceFile { name: "example.yaml".to_owned(), text: text.to_owned() });
+        let stack = validated.stack.expect("valid example");
+        let local_ports = LocalPorts { ephemeral: PortRange { first: 32768, last: 60999 }, busy: Default::default() };
+        let host = HostFacts { local_ports: Some(local_ports), ..HostFacts::default() };
+        let desired = lower(&stack, &KernelState::default(), &host).expect("lowers");
+        render(&stack.name, &desired.state)
+    }
+
+    #[test]
+    fn the_rules_of_scenario_1() {
+        insta::assert_snapshot!(script(include_str!("../../examples/web-app-db.yaml")));
+    }
+
+    #[test]
+    fn the_rules_of_every_form_of_publication() {
+        insta::assert_snapshot!(script(include_str!("../../examples/port-publishing.yaml")));
+    }
+
+    #[test]
+    fn no_firewall_resources_delete_the_tables() {
+        assert_eq!(
+            render("shop", &KernelState::default()),
+            "table inet stackctl-shop {}\ndelete table inet stackctl-shop\ntable bridge stackctl-shop {}\ndelete table bridge stackctl-shop\n"
+        );
+    }
+
+    #[test]
+    fn item_counts_match_what_render_writes() {
+        let text = include_str!("../../examples/pets-tenants.yaml").to_owned();
+        let stack = validate_file(&SourceFile { name: "pets".to_owned(), text }).stack.expect("valid");
+        let desired = lower(&stack, &KernelState::default(), &HostFacts::default()).expect("lowers");
+        let script = render(&stack.name, &desired.state);
+        for resource in desired.state.resources.values().filter(|resource| resource.kind().is_firewall()) {
+            let id = rule_id(resource);
+            assert_eq!(script.matches(&format!("\"{id}\"")).count(), item_count(resource), "{id}");
+        }
+    }
+
+    #[test]
+    fn a_random_port_not_yet_picked_has_no_rule() {
+        let forward = Forward {
+            container: "web".to_owned(),
+            protocol: Protocol::Tcp,
+            host_ip: None,
+            host_ports: HostPorts::Random,
+            container_ports: PortRange::single(80),
+            to: "10.89.0.2".parse().expect("address"),
+        };
+        assert_eq!(item_count(&Resource::Forward(forward)), 0);
+    }
+}

@@ -1,0 +1,271 @@
+//! The firewall on the live kernel, always in a sandbox (`support::sandbox`): published
+//! ports in every form, from outside the host, from the host and from containers; egress
+//! through masquerade; least privilege inside a network, with `br_netfilter` on and off;
+//! flows added to a running stack; and a host without `nft`.
+
+#[path = "support/sandbox.rs"]
+mod sandbox;
+#[path = "support/stacks.rs"]
+mod stacks;
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use sandbox::{Sandbox, assert_success};
+use serde_json::Value;
+use stacks::{addresses, apply, assert_converged, example, run, topology, write_stack};
+
+/// The host's uplink in the sandbox, and the world behind it: a namespace `outside` at
+/// 192.0.2.2, reaching the host at 192.0.2.1 and at a second address, 10.20.3.4.
+const UPLINK: &str = "
+ip netns add outside
+ip link add up0 type veth peer name eth0 netns outside
+ip addr add 192.0.2.1/24 dev up0
+ip addr add 10.20.3.4/32 dev up0
+ip link set up0 up
+ip -n outside addr add 192.0.2.2/24 dev eth0
+ip -n outside link set eth0 up
+ip -n outside link set lo up
+ip -n outside route add default via 192.0.2.1
+";
+
+const HOST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const SECOND: Ipv4Addr = Ipv4Addr::new(10, 20, 3, 4);
+const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+const OUTSIDE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+fn with_uplink() -> Option<Sandbox> {
+    let sandbox = Sandbox::new()?;
+    sandbox.sh(UPLINK);
+    Some(sandbox)
+}
+
+fn set_br_netfilter(sandbox: &Sandbox, on: bool) {
+    sandbox.sh(&format!("echo {} > /proc/sys/net/bridge/bridge-nf-call-iptables", u8::from(on)));
+}
+
+/// Connects from a namespace (`None`: the sandbox's host) and reads the first line the
+/// peer sends.
+fn connect(sandbox: &Sandbox, from: Option<&str>, to: (Ipv4Addr, u16)) -> std::io::Result<String> {
+    sandbox.in_netns(from, move || {
+        let mut stream = TcpStream::connect_timeout(&SocketAddr::from(to), Duration::from_secs(1))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut line = String::new();
+        BufReader::new(&mut stream).read_line(&mut line)?;
+        Ok(line.trim_end().to_owned())
+    })
+}
+
+fn assert_reaches(sandbox: &Sandbox, from: Option<&str>, to: (Ipv4Addr, u16), expected: &str) {
+    let reply = connect(sandbox, from, to);
+    let from = from.unwrap_or("the host");
+    assert_eq!(reply.as_deref().ok(), Some(expected), "{from} -> {}:{}: {reply:?}", to.0, to.1);
+}
+
+fn assert_blocked(sandbox: &Sandbox, from: Option<&str>, to: (Ipv4Addr, u16)) {
+    let reply = connect(sandbox, from, to);
+    assert!(reply.is_err(), "{} reaches {}:{}: {reply:?}", from.unwrap_or("the host"), to.0, to.1);
+}
+
+/// Answers one UDP datagram on `port` of a namespace with `reply`, on a thread.
+fn udp_echo(sandbox: &Sandbox, netns: &str, port: u16, reply: &'static str) -> std::thread::JoinHandle<()> {
+    let socket = sandbox.in_netns(Some(netns), move || UdpSocket::bind(("0.0.0.0", port)).expect("bind UDP"));
+    socket.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 64];
+        if let Ok((_, peer)) = socket.recv_from(&mut buffer) {
+            let _ = socket.send_to(reply.as_bytes(), peer);
+        }
+    })
+}
+
+fn udp_exchange(sandbox: &Sandbox, from: Option<&str>, to: (Ipv4Addr, u16)) -> std::io::Result<String> {
+    sandbox.in_netns(from, move || {
+        let socket = UdpSocket::bind(("0.0.0.0", 0))?;
+        socket.set_read_timeout(Some(Duration::from_secs(2)))?;
+        socket.send_to(b"ping", SocketAddr::from(to))?;
+        let mut buffer = [0u8; 64];
+        let (length, _) = socket.recv_from(&mut buffer)?;
+        Ok(String::from_utf8_lossy(&buffer[..length]).into_owned())
+    })
+}
+
+/// The host port picked at random for a container's port.
+fn picked_port(topology: &Value, container: &str, container_port: &str) -> u16 {
+    let containers = topology["containers"].as_array().expect("containers");
+    let ports = containers.iter().find(|c| c["name"] == container).expect("container")["ports"].clone();
+    let port = ports.as_array().expect("ports").iter().find(|p| p["random"] == true && p["container_ports"] == container_port);
+    port.expect("a picked port")["host_ports"].as_str().expect("ports").parse().expect("one port")
+}
+
+#[test]
+fn published_ports_in_every_form() {
+    let Some(sandbox) = with_uplink() else { return };
+    let file = example("port-publishing");
+    let output = run(&sandbox, &["-f", &file, "plan"]);
+    assert_success(&output, "plan");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let exposed = text.lines().filter(|line| line.contains("EXPOSED ON ALL INTERFACES")).count();
+    assert_eq!(exposed, 4, "every publication without a host address is marked:\n{text}");
+    apply(&sandbox, &file);
+    let web = "ports:web";
+    let db = "ports:db";
+    let _listeners = [
+        sandbox.listen(web, 443, "web:443"),
+        sandbox.listen(web, 80, "web:80"),
+        sandbox.listen(web, 3000, "web:3000"),
+        sandbox.listen(web, 2050, "web:2050"),
+        sandbox.listen(db, 5432, "db:5432"),
+        sandbox.listen(db, 8080, "db:8080"),
+    ];
+    let random = picked_port(&topology(&sandbox, &file), "web", "3000");
+    assert!((32768..=60999).contains(&random), "picked from the ephemeral range: {random}");
+    let plan = String::from_utf8_lossy(&run(&sandbox, &["-f", &file, "show"]).stdout).into_owned();
+    assert!(plan.contains(&format!("*:{random}->3000/tcp (random)")), "show tells the picked port:\n{plan}");
+
+    for br_netfilter in [true, false] {
+        set_br_netfilter(&sandbox, br_netfilter);
+        // From outside the host, on each of its addresses.
+        for address in [HOST, SECOND] {
+            assert_reaches(&sandbox, Some("outside"), (address, 443), "web:443");
+            assert_reaches(&sandbox, Some("outside"), (address, 8080), "web:80");
+            assert_reaches(&sandbox, Some("outside"), (address, random), "web:3000");
+            assert_reaches(&sandbox, Some("outside"), (address, 5050), "web:2050");
+            assert_blocked(&sandbox, Some("outside"), (address, 5432));
+        }
+        assert_reaches(&sandbox, Some("outside"), (SECOND, 8081), "db:8080");
+        assert_blocked(&sandbox, Some("outside"), (HOST, 8081));
+        assert_blocked(&sandbox, Some("outside"), (LOOPBACK, 8080));
+        // From the host itself, loopback included.
+        assert_reaches(&sandbox, None, (LOOPBACK, 8080), "web:80");
+        assert_reaches(&sandbox, None, (HOST, 443), "web:443");
+        assert_reaches(&sandbox, None, (LOOPBACK, 5432), "db:5432");
+        assert_reaches(&sandbox, None, (SECOND, 8081), "db:8080");
+        assert_blocked(&sandbox, None, (LOOPBACK, 8081));
+        assert_blocked(&sandbox, None, (HOST, 5432));
+        // From containers of the stack, through the host's address (hairpin), also to a
+        // member of their own network.
+        assert_reaches(&sandbox, Some(db), (HOST, 443), "web:443");
+        assert_reaches(&sandbox, Some(web), (SECOND, 8081), "db:8080");
+        // UDP, on loopback only.
+        let echo = udp_echo(&sandbox, web, 53, "web:53/udp");
+        assert_eq!(udp_exchange(&sandbox, None, (LOOPBACK, 9053)).ok().as_deref(), Some("web:53/udp"));
+        echo.join().expect("UDP echo");
+        assert!(udp_exchange(&sandbox, Some("outside"), (HOST, 9053)).is_err(), "UDP 9053 is for loopback only");
+    }
+
+    // The random port stays across applies.
+    apply(&sandbox, &file);
+    assert_converged(&sandbox, &file);
+    assert_eq!(picked_port(&topology(&sandbox, &file), "web", "3000"), random);
+}
+
+#[test]
+fn egress_leaves_through_masquerade_and_internal_networks_stay_inside() {
+    let Some(sandbox) = with_uplink() else { return };
+    let file = example("web-app-db");
+    apply(&sandbox, &file);
+    // The world sees the host's address, not the container's.
+    let listener = sandbox.in_netns(Some("outside"), || TcpListener::bind(("0.0.0.0", 9999)).expect("bind"));
+    listener.set_nonblocking(false).expect("blocking");
+    let seen = std::thread::spawn(move || listener.accept().map(|(_, peer)| peer.ip()));
+    sandbox
+        .in_netns(Some("shop:flaskapp"), || TcpStream::connect_timeout(&SocketAddr::from((OUTSIDE, 9999)), Duration::from_secs(2)))
+        .expect("flaskapp reaches the world");
+    assert_eq!(seen.join().expect("accept").expect("a peer"), std::net::IpAddr::from(HOST));
+    // db is only on the internal network: nothing outside, nor the host.
+    assert_blocked(&sandbox, Some("shop:db"), (OUTSIDE, 9999));
+    let _host_listener = sandbox.in_netns(None, || TcpListener::bind(("0.0.0.0", 9998)).expect("bind"));
+    assert_blocked(&sandbox, Some("shop:db"), (Ipv4Addr::new(10, 20, 0, 1), 9998));
+    assert_blocked(&sandbox, Some("shop:db"), (HOST, 9998));
+}
+
+/// Scenario 1 with db on web_nw by mistake: the network's isolation still keeps nginx
+/// from db, on every port, whatever br_netfilter is.
+#[test]
+fn least_privilege_holds_on_a_shared_bridge() {
+    let Some(sandbox) = with_uplink() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let text = std::fs::read_to_string(example("web-app-db")).expect("example");
+    let shared = text.replace("  db:\n    networks: [db_nw]", "  db:\n    networks: [db_nw, web_nw]");
+    assert_ne!(shared, text, "the example's db joins web_nw");
+    let file = write_stack(dir.path(), "shared.yaml", &shared);
+    apply(&sandbox, &file);
+    let _listeners = [
+        sandbox.listen("shop:db", 5432, "db"),
+        sandbox.listen("shop:db", 22, "db"),
+        sandbox.listen("shop:flaskapp", 5000, "flaskapp"),
+        sandbox.listen("shop:flaskapp", 22, "flaskapp"),
+    ];
+    let of = |container: &str, network: &str| {
+        addresses(&topology(&sandbox, &file))
+            .into_iter()
+            .find(|(c, n, _)| c == container && n == network)
+            .expect("an address")
+            .2
+    };
+    let (db_web, db_db, flaskapp_web) = (of("db", "web_nw"), of("db", "db_nw"), of("flaskapp", "web_nw"));
+    for br_netfilter in [true, false] {
+        set_br_netfilter(&sandbox, br_netfilter);
+        for port in [5432, 22, 80, 5000] {
+            assert_blocked(&sandbox, Some("shop:nginx"), (db_web, port));
+            assert_blocked(&sandbox, Some("shop:nginx"), (db_db, port));
+        }
+        assert_reaches(&sandbox, Some("shop:nginx"), (flaskapp_web, 5000), "flaskapp");
+        assert_blocked(&sandbox, Some("shop:nginx"), (flaskapp_web, 22));
+        assert_blocked(&sandbox, Some("shop:flaskapp"), (of("nginx", "web_nw"), 80));
+        assert_reaches(&sandbox, Some("shop:flaskapp"), (db_db, 5432), "db");
+        assert_blocked(&sandbox, Some("shop:db"), (flaskapp_web, 5000));
+        // A container cannot borrow another's address to use its flows.
+        sandbox.sh(&format!("ip netns exec shop:nginx ip addr add {}/32 dev eth0", of("flaskapp", "db_nw")));
+        assert_blocked(&sandbox, Some("shop:nginx"), (db_db, 5432));
+        sandbox.sh(&format!("ip netns exec shop:nginx ip addr del {}/32 dev eth0", of("flaskapp", "db_nw")));
+    }
+}
+
+#[test]
+fn a_flow_added_to_a_running_stack_passes_and_no_connection_drops() {
+    let Some(sandbox) = with_uplink() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = example("web-app-db");
+    apply(&sandbox, &file);
+    let of = |container: &str, network: &str| {
+        addresses(&topology(&sandbox, &file))
+            .into_iter()
+            .find(|(c, n, _)| c == container && n == network)
+            .expect("an address")
+            .2
+    };
+    let (flaskapp, db) = (of("flaskapp", "web_nw"), of("db", "db_nw"));
+    let _echo = [sandbox.listen_echo("shop:flaskapp", 5000), sandbox.listen_echo("shop:db", 5432)];
+    let _metrics = sandbox.listen("shop:flaskapp", 9100, "metrics");
+    let web = sandbox.open("shop:nginx", SocketAddr::from((flaskapp, 5000)));
+    let data = sandbox.open("shop:flaskapp", SocketAddr::from((db, 5432)));
+    assert_blocked(&sandbox, Some("shop:nginx"), (flaskapp, 9100));
+
+    let text = std::fs::read_to_string(&file).expect("example");
+    let more = text.replace("talks_to: [\"app:5000/tcp\"]", "talks_to: [\"app:5000/tcp\", \"flaskapp:9100\"]");
+    assert_ne!(more, text, "the example's nginx talks to app:5000");
+    let more = write_stack(dir.path(), "more.yaml", &more);
+    apply(&sandbox, &more);
+    assert_reaches(&sandbox, Some("shop:nginx"), (flaskapp, 9100), "metrics");
+    web.assert_alive("after a flow was added");
+    data.assert_alive("after a flow was added");
+
+    apply(&sandbox, &file);
+    assert_blocked(&sandbox, Some("shop:nginx"), (flaskapp, 9100));
+    web.assert_alive("after a flow was removed");
+    data.assert_alive("after a flow was removed");
+}
+
+#[test]
+fn without_nft_apply_stops_before_any_change() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    let output = sandbox.stackctl().env("PATH", "/usr/bin:/bin").args(["-f", &file, "apply", "--yes"]).output().expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("install the nftables package"), "{stderr}");
+    assert_eq!(sandbox.sh("ls /run/netns"), "", "nothing was created");
+}
