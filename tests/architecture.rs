@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 /// The modules of the pure core, relative to `src/`.
-const CORE: &[&str] = &["spec", "diagnostic.rs", "model", "graph", "state", "plan", "review", "show", "check", "firewall"];
+const CORE: &[&str] =
+    &["spec", "diagnostic.rs", "model", "graph", "state", "plan", "review", "show", "check", "firewall"];
 
 /// Paths whose use means I/O, the environment or the clock.
 const FORBIDDEN: &[&str] = &[

@@ -95,7 +95,8 @@ fn udp_exchange(sandbox: &Sandbox, from: Option<&str>, to: (Ipv4Addr, u16)) -> s
 fn picked_port(topology: &Value, container: &str, container_port: &str) -> u16 {
     let containers = topology["containers"].as_array().expect("containers");
     let ports = containers.iter().find(|c| c["name"] == container).expect("container")["ports"].clone();
-    let port = ports.as_array().expect("ports").iter().find(|p| p["random"] == true && p["container_ports"] == container_port);
+    let port =
+        ports.as_array().expect("ports").iter().find(|p| p["random"] == true && p["container_ports"] == container_port);
     port.expect("a picked port")["host_ports"].as_str().expect("ports").parse().expect("one port")
 }
 
@@ -171,7 +172,9 @@ fn egress_leaves_through_masquerade_and_internal_networks_stay_inside() {
     listener.set_nonblocking(false).expect("blocking");
     let seen = std::thread::spawn(move || listener.accept().map(|(_, peer)| peer.ip()));
     sandbox
-        .in_netns(Some("shop:flaskapp"), || TcpStream::connect_timeout(&SocketAddr::from((OUTSIDE, 9999)), Duration::from_secs(2)))
+        .in_netns(Some("shop:flaskapp"), || {
+            TcpStream::connect_timeout(&SocketAddr::from((OUTSIDE, 9999)), Duration::from_secs(2))
+        })
         .expect("flaskapp reaches the world");
     assert_eq!(seen.join().expect("accept").expect("a peer"), std::net::IpAddr::from(HOST));
     // db is only on the internal network: nothing outside, nor the host.
@@ -263,9 +266,37 @@ fn a_flow_added_to_a_running_stack_passes_and_no_connection_drops() {
 fn without_nft_apply_stops_before_any_change() {
     let Some(sandbox) = Sandbox::new() else { return };
     let file = example("web-app-db");
-    let output = sandbox.stackctl().env("PATH", "/usr/bin:/bin").args(["-f", &file, "apply", "--yes"]).output().expect("run");
+    let output =
+        sandbox.stackctl().env("PATH", "/usr/bin:/bin").args(["-f", &file, "apply", "--yes"]).output().expect("run");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("install the nftables package"), "{stderr}");
     assert_eq!(sandbox.sh("ls /run/netns"), "", "nothing was created");
+}
+
+#[test]
+fn rules_removed_by_hand_are_drift_that_apply_repairs() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    apply(&sandbox, &file);
+    let flaskapp = addresses(&topology(&sandbox, &file))
+        .into_iter()
+        .find(|(c, n, _)| c == "flaskapp" && n == "web_nw")
+        .expect("an address")
+        .2;
+    let _listener = sandbox.listen("shop:flaskapp", 5000, "flaskapp");
+    assert_reaches(&sandbox, Some("shop:nginx"), (flaskapp, 5000), "flaskapp");
+    sandbox.sh("nft flush chain inet stackctl-shop nat_output");
+    sandbox.sh(&format!("nft delete element inet stackctl-shop flows '{{ 10.89.0.3 . {flaskapp} . tcp . 5000 }}'"));
+    assert_blocked(&sandbox, Some("shop:nginx"), (flaskapp, 5000));
+    let output = run(&sandbox, &["-f", &file, "plan", "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("Changed outside stackctl since the last apply:"), "{text}");
+    assert!(text.contains("forward nginx:80/tcp <- 127.0.0.1:8080: deleted"), "{text}");
+    assert!(text.contains("flow    nginx -> flaskapp tcp/5000 on web_nw: deleted"), "{text}");
+    assert!(text.contains("Plan: 2 to add, 0 to change, 0 to destroy."), "{text}");
+    apply(&sandbox, &file);
+    assert_converged(&sandbox, &file);
+    assert_reaches(&sandbox, Some("shop:nginx"), (flaskapp, 5000), "flaskapp");
 }

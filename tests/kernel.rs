@@ -10,20 +10,17 @@ mod sandbox;
 mod stacks;
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
-use std::process::{Output, Stdio};
+use std::net::SocketAddr;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use sandbox::{Sandbox, assert_success};
+use stackctl::graph::StackGraph;
+use stackctl::model::{Attachment, Protocol, Stack, Traffic};
+use stackctl::state::{bridge_ifname, veth_ifname};
 use stacks::{
     addresses, apply, assert_converged, example, namespace, plan, run, stack_of, stdout, topology, write_stack,
 };
-use serde_json::Value;
-use stackctl::graph::StackGraph;
-use stackctl::model::{Attachment, Protocol, Stack, Traffic, validate_file};
-use stackctl::spec::SourceFile;
-use stackctl::state::{bridge_ifname, veth_ifname};
 
 /// The port every test listener takes in every container; it answers with the container's name.
 const PORT: u16 = 7000;

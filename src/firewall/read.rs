@@ -59,11 +59,7 @@ impl Found {
 /// says) that the tables hold whole. A resource with a rule missing is not there: the
 /// next apply makes it again.
 pub fn recognise<'a>(found: &'a Found, candidates: impl IntoIterator<Item = &'a Resource> + 'a) -> Vec<Resource> {
-    candidates
-        .into_iter()
-        .filter(|resource| resource.kind().is_firewall() && found.holds(resource))
-        .cloned()
-        .collect()
+    candidates.into_iter().filter(|resource| resource.kind().is_firewall() && found.holds(resource)).cloned().collect()
 }
 
 #[cfg(test)]

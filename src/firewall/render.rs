@@ -223,7 +223,11 @@ fn policy_rules(script: &mut Script, policy: &Policy) {
     script.rule(Inet, "guard", format!("iifname \"{bridge}\" ip saddr 127.0.0.0/8 drop"));
     script.rule(Inet, "guard", format!("iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop"));
     if flows {
-        script.rule(Inet, "tag_dnat", format!("iifname \"{bridge}\" ct status dnat meta mark set meta mark | {MARK:#x}"));
+        script.rule(
+            Inet,
+            "tag_dnat",
+            format!("iifname \"{bridge}\" ct status dnat meta mark set meta mark | {MARK:#x}"),
+        );
     }
     if !policy.internal {
         script.rule(Inet, "nat_postrouting", format!("ip saddr {subnet} oifname != \"{bridge}\" masquerade"));
@@ -323,9 +327,11 @@ fn flow_elements(script: &mut Script, flow: &Flow) {
     let (from, to) = (flow.from, flow.to);
     match flow.traffic {
         Traffic::All => script.element(Family::Inet, "flows_any", format!("{from} . {to}")),
-        Traffic::Ports { protocol, ports } => {
-            script.element(Family::Inet, "flows", format!("{from} . {to} . {} . {}", protocol_name(protocol), range(ports)))
-        }
+        Traffic::Ports { protocol, ports } => script.element(
+            Family::Inet,
+            "flows",
+            format!("{from} . {to} . {} . {}", protocol_name(protocol), range(ports)),
+        ),
     }
 }
 

@@ -53,11 +53,7 @@ impl Nft<'_> {
             return Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()));
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
-        if stderr.contains("No such file or directory") {
-            Ok(None)
-        } else {
-            Err(failure(&stderr))
-        }
+        if stderr.contains("No such file or directory") { Ok(None) } else { Err(failure(&stderr)) }
     }
 
     /// Checks a script against the kernel without changing anything: it fails on a feature

@@ -13,14 +13,16 @@ use ipnet::Ipv4Net;
 use thiserror::Error;
 
 use super::allocate::{AddressPool, auto_prefix, bridge_ifname, free_subnet, veth_ifname};
-use super::scope::namespace_name;
 use super::ports::pick_random_ports;
+use super::scope::namespace_name;
 use super::{
     Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Member, Namespace, Policy, Records,
     Resource, Route,
 };
 use crate::graph::{Grant, StackGraph};
-use crate::model::{Attachment, Container, Isolation, PortRange, Protocol, Publication, Stack, Traffic, conflicts, overlaps};
+use crate::model::{
+    Attachment, Container, Isolation, PortRange, Protocol, Publication, Stack, Traffic, conflicts, overlaps,
+};
 
 /// What lowering needs to know of the host beyond the stack's own objects.
 #[derive(Debug, Clone, Default)]
@@ -46,7 +48,9 @@ pub enum LowerError {
     NoFreeSubnet { network: String, prefix: u8, pool: Ipv4Net },
     #[error("network `{network}` has no free address left in {subnet} for container `{container}`")]
     NoFreeAddress { network: String, subnet: Ipv4Net, container: String },
-    #[error("no free host ports left in the ephemeral range {range} for port {ports} of container `{container}`: declare the host port")]
+    #[error(
+        "no free host ports left in the ephemeral range {range} for port {ports} of container `{container}`: declare the host port"
+    )]
     NoFreePort { container: String, ports: PortRange, range: PortRange },
 }
 
@@ -162,7 +166,9 @@ fn flow_rules(stack: &Stack, graph: &StackGraph) -> Vec<Flow> {
         let mut merged: Vec<PortRange> = Vec::new();
         for range in ports {
             match merged.last_mut() {
-                Some(last) if u32::from(range.first) <= u32::from(last.last) + 1 => last.last = last.last.max(range.last),
+                Some(last) if u32::from(range.first) <= u32::from(last.last) + 1 => {
+                    last.last = last.last.max(range.last)
+                }
                 _ => merged.push(range),
             }
         }

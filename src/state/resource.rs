@@ -362,10 +362,13 @@ impl Resource {
                 ("bridge", policy.bridge.clone()),
                 ("subnet", policy.subnet.to_string()),
                 ("egress", if policy.internal { "none (internal)" } else { "masquerade" }.to_owned()),
-                ("isolation", match policy.isolation {
-                    Isolation::Flows => "declared flows only".to_owned(),
-                    Isolation::Open => "open".to_owned(),
-                }),
+                (
+                    "isolation",
+                    match policy.isolation {
+                        Isolation::Flows => "declared flows only".to_owned(),
+                        Isolation::Open => "open".to_owned(),
+                    },
+                ),
                 (
                     "members",
                     policy

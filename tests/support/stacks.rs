@@ -80,4 +80,3 @@ pub fn addresses(topology: &Value) -> Vec<(String, String, Ipv4Addr)> {
 pub fn namespace(stack: &Stack, container: &str) -> String {
     format!("{}:{container}", stack.name)
 }
-

@@ -1,0 +1,224 @@
+//! `stackctl check` on the live kernel, always in a sandbox (`support::sandbox`): the
+//! prober's outcomes between namespaces joined by a veth pair, with a listener, a closed
+//! port, a firewall that drops and routes that refuse; probes from more sources than one
+//! batch holds; and the whole command on scenario one.
+
+#[path = "support/sandbox.rs"]
+mod sandbox;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sched::{CloneFlags, setns};
+use sandbox::{Sandbox, assert_success};
+use serde_json::Value;
+use stackctl::check::{Expected, Outcome, Probe};
+use stackctl::kernel::{HostNamespace, Kernel, Places};
+use stackctl::model::Protocol;
+use stackctl::state::{NamespaceName, Scope};
+
+/// A kernel whose places are the sandbox's, seen from this process through the sandbox's
+/// root, and whose host is a namespace of the sandbox: nothing outside it is touched.
+fn kernel(sandbox: &Sandbox) -> Kernel {
+    sandbox.sh("ip netns add host");
+    let root = PathBuf::from(format!("/proc/{}/root", sandbox.pid()));
+    let places =
+        Places { netns: root.join("run/netns"), etc_netns: root.join("etc/netns"), state: root.join("run/stackctl") };
+    Kernel::connect(&HostNamespace::Named("host".to_owned()), places, false).expect("connect to the sandbox")
+}
+
+/// A scope whose containers are the named namespaces of the sandbox.
+fn scope(namespaces: &[String]) -> Scope {
+    Scope {
+        stack: "probe".to_owned(),
+        group: 0,
+        interfaces: BTreeMap::new(),
+        namespaces: namespaces.iter().map(|name| (name.clone(), NamespaceName::Created(name.clone()))).collect(),
+    }
+}
+
+fn probe(source: &str, address: [u8; 4], protocol: Protocol, port: u16) -> Probe {
+    Probe {
+        source: source.to_owned(),
+        destination: "somewhere".to_owned(),
+        network: "n".to_owned(),
+        address: Ipv4Addr::from(address),
+        protocol,
+        port,
+        expected: Expected::Allowed,
+    }
+}
+
+/// Answers one datagram on `port` in a namespace of the sandbox, echoing it back.
+fn udp_echo(sandbox: &Sandbox, netns: &str, port: u16) -> std::thread::JoinHandle<()> {
+    let namespace = File::open(sandbox.netns_path(netns)).expect("open the namespace");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        setns(namespace.as_fd(), CloneFlags::CLONE_NEWNET).expect("join the namespace");
+        let socket = UdpSocket::bind(("0.0.0.0", port)).expect("bind a UDP echo");
+        socket.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+        ready_tx.send(()).expect("report the echo ready");
+        let mut buffer = [0; 16];
+        if let Ok((length, peer)) = socket.recv_from(&mut buffer) {
+            let _ = socket.send_to(&buffer[..length], peer);
+        }
+    });
+    ready_rx.recv().expect("echo started");
+    thread
+}
+
+#[test]
+fn probes_tell_reached_from_blocked() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    sandbox.sh("ip netns add a && ip netns add b
+         ip link add va type veth peer name vb
+         ip link set va netns a && ip link set vb netns b
+         ip -n a addr add 10.9.0.1/24 dev va && ip -n a link set va up && ip -n a link set lo up
+         ip -n b addr add 10.9.0.2/24 dev vb && ip -n b link set vb up && ip -n b link set lo up
+         ip -n a route add unreachable 10.9.1.0/24
+         ip -n a route add prohibit 10.9.2.0/24
+         ip netns exec b nft add table inet probe
+         ip netns exec b nft add chain inet probe input '{ type filter hook input priority 0; policy accept; }'
+         ip netns exec b nft add rule inet probe input tcp dport 81 drop
+         ip netns exec b nft add rule inet probe input udp dport 81 drop");
+    let kernel = kernel(&sandbox);
+    let _listener = sandbox.listen("b", 80, "hello");
+    let echo = udp_echo(&sandbox, "b", 53);
+    let (tcp, udp) = (Protocol::Tcp, Protocol::Udp);
+    let cases = [
+        (probe("a", [10, 9, 0, 2], tcp, 80), Outcome::Connected),
+        (probe("a", [10, 9, 0, 2], tcp, 82), Outcome::Refused),
+        (probe("a", [10, 9, 0, 2], tcp, 81), Outcome::TimedOut),
+        (probe("a", [10, 9, 1, 1], tcp, 80), Outcome::Unreachable),
+        (probe("a", [10, 9, 2, 1], tcp, 80), Outcome::Unreachable),
+        (probe("a", [192, 0, 2, 1], tcp, 80), Outcome::Unreachable),
+        (probe("a", [10, 9, 0, 2], udp, 53), Outcome::Answered),
+        (probe("a", [10, 9, 0, 2], udp, 54), Outcome::Refused),
+        (probe("a", [10, 9, 0, 2], udp, 81), Outcome::NoAnswer),
+        (probe("a", [10, 9, 1, 1], udp, 53), Outcome::Unreachable),
+        (probe("b", [10, 9, 0, 1], tcp, 9), Outcome::Refused),
+        (probe("b", [10, 9, 0, 2], tcp, 80), Outcome::Connected),
+    ];
+    let probes: Vec<Probe> = cases.iter().map(|(probe, _)| probe.clone()).collect();
+    let started = Instant::now();
+    let outcomes = kernel
+        .probe(&scope(&["a".to_owned(), "b".to_owned()]), &probes, Duration::from_millis(500))
+        .expect("probes are made");
+    let elapsed = started.elapsed();
+    echo.join().expect("the echo thread");
+    for ((probe, expected), outcome) in cases.iter().zip(&outcomes) {
+        assert_eq!(outcome, expected, "{} -> {}:{}/{}", probe.source, probe.address, probe.port, probe.protocol);
+    }
+    assert!(elapsed < Duration::from_secs(2), "the probes waited together, not one after another: {elapsed:?}");
+}
+
+#[test]
+fn probes_run_in_their_own_namespace_past_one_batch() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    // More sources than one batch of threads holds; each has its own address on loopback,
+    // which only a socket in that namespace reaches.
+    let names: Vec<String> = (0..70).map(|index| format!("n{index}")).collect();
+    let script: String = (0..70)
+        .map(|index| format!("ip netns add n{index} && ip -n n{index} addr add 10.10.{index}.1/32 dev lo && ip -n n{index} link set lo up\n"))
+        .collect();
+    sandbox.sh(&script);
+    let kernel = kernel(&sandbox);
+    let mut probes = Vec::new();
+    for index in 0..70u8 {
+        let source = format!("n{index}");
+        probes.push(probe(&source, [10, 10, index, 1], Protocol::Tcp, 9));
+        probes.push(probe(&source, [10, 10, (index + 1) % 70, 1], Protocol::Tcp, 9));
+    }
+    let started = Instant::now();
+    let outcomes = kernel.probe(&scope(&names), &probes, Duration::from_millis(500)).expect("probes are made");
+    for (probe, outcome) in probes.iter().zip(&outcomes) {
+        let own = probe.address.octets()[2].to_string() == probe.source[1..];
+        let expected = if own { Outcome::Refused } else { Outcome::Unreachable };
+        assert_eq!(*outcome, expected, "{} -> {}", probe.source, probe.address);
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[test]
+fn a_missing_namespace_is_an_error_that_names_it() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let kernel = kernel(&sandbox);
+    let error = kernel
+        .probe(
+            &scope(&["gone".to_owned()]),
+            &[probe("gone", [10, 9, 0, 2], Protocol::Tcp, 80)],
+            Duration::from_millis(100),
+        )
+        .expect_err("no namespace to probe from");
+    assert!(error.to_string().starts_with("open namespace of `gone`"), "{error}");
+}
+
+fn example(name: &str) -> String {
+    format!("{}/examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `stackctl check --format json` on scenario one: its exit code and its table.
+fn check_json(sandbox: &Sandbox, file: &str) -> (i32, Value) {
+    let output =
+        sandbox.stackctl().args(["-f", file, "check", "--format", "json"]).output().expect("run stackctl check");
+    let table = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!("check prints JSON: {error}\nstderr:\n{}", String::from_utf8_lossy(&output.stderr))
+    });
+    (output.status.code().unwrap_or(-1), table)
+}
+
+fn wrong_cells(table: &Value) -> Vec<String> {
+    let cells = table["cells"].as_array().expect("cells");
+    cells.iter().filter(|cell| cell["correct"] != true).map(Value::to_string).collect()
+}
+
+#[test]
+fn check_refuses_a_stack_that_is_not_applied() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    let output = sandbox.stackctl().args(["-f", &file, "check"]).output().expect("run stackctl check");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("error: stack `shop` is not applied on this host"), "{stderr}");
+}
+
+#[test]
+fn check_proves_the_declared_flows_of_scenario_one() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    assert_success(&sandbox.stackctl().args(["-f", &file, "apply", "--yes"]).output().expect("apply"), "apply");
+    let (_, table) = check_json(&sandbox, &file);
+    assert_eq!(table["format_version"], 1);
+    for cell in table["cells"].as_array().expect("cells") {
+        if cell["expected"] == "allowed" {
+            let probes = cell["probes"].as_array().expect("probes");
+            let declared = probes.iter().filter(|probe| probe["expected"] == "allowed");
+            assert!(
+                declared.clone().count() > 0 && declared.into_iter().all(|probe| probe["reached"] == true),
+                "{cell}"
+            );
+        }
+    }
+}
+
+/// The final behaviour: with flows enforced by the firewall, every cell of scenario one is
+/// right, in text and in JSON.
+#[test]
+fn check_passes_on_scenario_one() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    assert_success(&sandbox.stackctl().args(["-f", &file, "apply", "--yes"]).output().expect("apply"), "apply");
+    let (code, table) = check_json(&sandbox, &file);
+    assert_eq!((code, wrong_cells(&table)), (0, Vec::<String>::new()), "{table:#}");
+    assert_eq!(table["correct"], true);
+
+    let output = sandbox.stackctl().args(["-f", &file, "check"]).output().expect("run stackctl check");
+    assert_success(&output, "check");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("  1 db       \\ X X\n  2 flaskapp . \\ X\n  3 nginx    X . \\\n"), "{text}");
+    assert!(text.ends_with("6 pairs, 10 probes, 0 wrong\n"), "{text}");
+}
