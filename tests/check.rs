@@ -50,6 +50,7 @@ fn probe(source: &str, address: [u8; 4], protocol: Protocol, port: u16) -> Probe
         protocol,
         port,
         expected: Expected::Allowed,
+        direct: false,
     }
 }
 
@@ -161,7 +162,7 @@ fn example(name: &str) -> String {
     format!("{}/examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `stackctl check --format json` on scenario one: its exit code and its table.
+/// `stackctl check --format json`: its exit code and its table.
 fn check_json(sandbox: &Sandbox, file: &str) -> (i32, Value) {
     let output =
         sandbox.stackctl().args(["-f", file, "check", "--format", "json"]).output().expect("run stackctl check");
@@ -221,4 +222,19 @@ fn check_passes_on_scenario_one() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("  1 db       \\ X X\n  2 flaskapp . \\ X\n  3 nginx    X . \\\n"), "{text}");
     assert!(text.ends_with("6 pairs, 10 probes, 0 wrong\n"), "{text}");
+}
+
+/// Without the firewall, members of a network reach each other: check says so, and fails.
+#[test]
+fn check_reports_leaks_once_the_firewall_is_gone() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    assert_success(&sandbox.stackctl().args(["-f", &file, "apply", "--yes"]).output().expect("apply"), "apply");
+    sandbox.sh("nft flush ruleset");
+    let output = sandbox.stackctl().args(["-f", &file, "check"]).output().expect("run stackctl check");
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let leak = text.lines().find(|line| line.starts_with("  flaskapp -> nginx "));
+    assert!(leak.is_some_and(|line| line.ends_with(":9/tcp: must be blocked, reached (connection refused)")), "{text}");
+    assert!(text.contains("  2 flaskapp ! \\ !\n"), "{text}");
 }

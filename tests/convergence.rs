@@ -588,6 +588,11 @@ fn neighbours(stack: &Stack, name: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The networks a container joins.
+fn networks_of(stack: &Stack, name: &str) -> BTreeSet<String> {
+    stack.containers[name].memberships().iter().map(|membership| membership.network.clone()).collect()
+}
+
 /// The interface name and address of every link of containers other than `except`.
 fn other_links(state: &KernelState, except: &str) -> BTreeMap<Key, (String, Ipv4Net)> {
     state
@@ -670,6 +675,8 @@ proptest! {
             (Operation::Create { .. }, key) if key.container() == Some(added.as_str()) => true,
             // Only who shares a network with the new container resolves its names.
             (Operation::Update { .. }, Key::Hosts { container }) => neighbours.contains(container),
+            // The policies of its networks list their members.
+            (Operation::Update { .. }, Key::Policy { network }) => networks_of(&grown, &added).contains(network),
             // A port picked for another container that the new one declares is picked again.
             (Operation::Update { after: Resource::Forward(forward), .. }, _) => forward.host_ports == HostPorts::Random,
             _ => false,
@@ -696,6 +703,8 @@ proptest! {
             (Operation::Delete { .. }, key) if key.container() == Some(removed.as_str()) => true,
             // Only who shared a network with the removed container resolved its names.
             (Operation::Update { .. }, Key::Hosts { container }) => neighbours.contains(container),
+            // The policies of its networks list their members.
+            (Operation::Update { .. }, Key::Policy { network }) => networks_of(&full, &removed).contains(network),
             _ => false,
         })?;
         prop_assert_eq!(other_links(&before, &removed), other_links(kernel.state(), &removed));

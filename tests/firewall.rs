@@ -166,7 +166,13 @@ fn published_ports_in_every_form() {
 fn egress_leaves_through_masquerade_and_internal_networks_stay_inside() {
     let Some(sandbox) = with_uplink() else { return };
     let file = example("web-app-db");
-    apply(&sandbox, &file);
+    // A host that does not forward gets forwarding turned on, and is told so.
+    sandbox.sh("echo 0 > /proc/sys/net/ipv4/ip_forward");
+    let output = run(&sandbox, &["-f", &file, "apply", "--yes"]);
+    assert_success(&output, "apply");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("turned on IPv4 forwarding"), "{stderr}");
+    assert_eq!(sandbox.sh("cat /proc/sys/net/ipv4/ip_forward"), "1\n");
     // The world sees the host's address, not the container's.
     let listener = sandbox.in_netns(Some("outside"), || TcpListener::bind(("0.0.0.0", 9999)).expect("bind"));
     listener.set_nonblocking(false).expect("blocking");

@@ -8,9 +8,11 @@
 //!
 //! A probe needs no listener: a closed port that answers "connection refused" (or, for
 //! UDP, "port unreachable") was reached, and only a timeout or an unreachable error counts
-//! as blocked. The one blind spot is UDP: a listener that reads a datagram and stays
-//! silent looks exactly like a firewall that drops it, so a declared UDP flow to such a
-//! service is reported as blocked.
+//! as blocked. So the firewall must drop what it blocks, or reject it with an ICMP
+//! unreachable of its own (host or administratively prohibited): a rejection by TCP reset
+//! or port unreachable is what a closed port says, and reads as reached. The one blind
+//! spot is UDP: a listener that reads a datagram and stays silent looks exactly like a
+//! firewall that drops it, so a declared UDP flow to such a service is reported as blocked.
 
 mod text;
 
@@ -46,7 +48,7 @@ pub enum Expected {
 }
 
 /// One connection to try from inside the source's namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
     pub source: String,
     pub destination: String,
@@ -56,6 +58,11 @@ pub struct Probe {
     pub protocol: Protocol,
     pub port: u16,
     pub expected: Expected,
+    /// Whether the source is on `network` too and the network is open, so that the probe
+    /// goes straight to the destination's interface (and each end learns the other's
+    /// hardware address) instead of through the host. On an isolated network members
+    /// reach each other through the gateway.
+    pub direct: bool,
 }
 
 /// What one probe met.
@@ -161,7 +168,7 @@ pub fn survey(stack: &Stack, observed: &KernelState) -> Survey {
             let allowed = between.get(&(source.name.as_str(), destination.name.as_str()));
             let allowed: &[&AllowedFlow] = allowed.map_or(&[], Vec::as_slice);
             let start = survey.probes.len();
-            let mut choice = Choice { source, destination, allowed, addresses: &addresses, probes: Vec::new() };
+            let mut choice = Choice { stack, source, destination, allowed, addresses: &addresses, probes: Vec::new() };
             let missing = choice.allowed_probes();
             choice.blocked_probes(&inbound);
             survey.probes.extend(choice.probes);
@@ -217,6 +224,7 @@ impl<'a> Inbound<'a> {
 
 /// The probes of one ordered pair, as they are chosen.
 struct Choice<'a> {
+    stack: &'a Stack,
     source: &'a Container,
     destination: &'a Container,
     /// The flows allowed from the source to the destination.
@@ -235,6 +243,8 @@ impl Choice<'_> {
             protocol,
             port,
             expected,
+            direct: self.source.membership(network).is_some()
+                && self.stack.networks[network].isolation == crate::model::Isolation::Open,
         };
         if !self.probes.contains(&probe) {
             self.probes.push(probe);

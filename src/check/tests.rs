@@ -99,7 +99,11 @@ fn scenario_one_probes_its_flow_the_pairs_on_a_network_and_across_networks() {
         ]
     );
     let flow = survey.probes.iter().find(|probe| line(probe) == "nginx -> flaskapp web_nw tcp/5000 allowed");
-    assert_eq!(flow.expect("the declared flow").address, address(&state, "flaskapp", "web_nw"));
+    let flow = flow.expect("the declared flow");
+    // web_nw isolates its members: they reach each other through the gateway.
+    assert_eq!((flow.address, flow.direct), (address(&state, "flaskapp", "web_nw"), false));
+    let across = survey.probes.iter().find(|probe| line(probe) == "nginx -> flaskapp db_nw tcp/5000 blocked");
+    assert!(!across.expect("the probe across networks").direct);
     let expected: Vec<(&str, &str, Expected)> =
         survey.pairs.iter().map(|pair| (pair.source.as_str(), pair.destination.as_str(), pair.expected)).collect();
     assert_eq!(

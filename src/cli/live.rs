@@ -30,12 +30,12 @@ pub struct Live {
 /// The end of a command that went wrong: a message has been printed.
 type Outcome<T> = Result<T, Exit>;
 
-fn fail(message: impl std::fmt::Display) -> Exit {
+pub(super) fn fail(message: impl std::fmt::Display) -> Exit {
     eprintln!("error: {message}");
     Exit::Error
 }
 
-fn privileged() -> Outcome<()> {
+pub(super) fn privileged() -> Outcome<()> {
     if has_privileges() {
         Ok(())
     } else {
@@ -47,7 +47,7 @@ fn privileged() -> Outcome<()> {
     }
 }
 
-fn kernel_error(error: KernelError) -> Exit {
+pub(super) fn kernel_error(error: KernelError) -> Exit {
     if error.is_permission() {
         eprintln!("error: {error}: stackctl needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)");
         return Exit::NoPrivilege;
@@ -56,7 +56,7 @@ fn kernel_error(error: KernelError) -> Exit {
 }
 
 impl Live {
-    fn connect(&self, create: bool) -> Outcome<Kernel> {
+    pub(super) fn connect(&self, create: bool) -> Outcome<Kernel> {
         Kernel::connect(&self.host, Places::system(), create).map_err(kernel_error)
     }
 
@@ -116,10 +116,18 @@ impl Live {
         run().unwrap_or_else(|exit| exit)
     }
 
-    pub fn apply_command(&self, file: &Path, saved: Option<&Path>, yes: bool, lock_timeout: Duration) -> Exit {
+    /// `apply`; with `verify`, `check` runs once the changes are made and decides the exit.
+    pub fn apply_command(
+        &self,
+        file: &Path,
+        saved: Option<&Path>,
+        yes: bool,
+        verify: bool,
+        lock_timeout: Duration,
+    ) -> Exit {
         let run = || -> Outcome<Exit> {
             match saved {
-                Some(saved) => self.apply_saved(saved, yes, lock_timeout),
+                Some(saved) => self.apply_saved(saved, yes, verify, lock_timeout),
                 None => {
                     let (_, stack) = load_stack(file, self.style)?;
                     privileged()?;
@@ -128,14 +136,15 @@ impl Live {
                     let _lock = self.lock(kernel.places(), &scope.stack, lock_timeout)?;
                     let (observation, plan) = self.plan(&kernel, &stack, &scope)?;
                     self.print_plan(&kernel, &scope, &observation.state, &plan);
-                    self.confirm_and_apply(&kernel, &scope, &observation.state, &plan, yes, "Apply")
+                    self.confirm_and_apply(&kernel, &scope, &observation.state, &plan, yes, "Apply")?;
+                    Ok(if verify { self.verify(&kernel, &stack) } else { Exit::Ok })
                 }
             }
         };
         run().unwrap_or_else(|exit| exit)
     }
 
-    fn apply_saved(&self, path: &Path, yes: bool, lock_timeout: Duration) -> Outcome<Exit> {
+    fn apply_saved(&self, path: &Path, yes: bool, verify: bool, lock_timeout: Duration) -> Outcome<Exit> {
         let text =
             std::fs::read(path).map_err(|error| fail(format!("cannot read plan `{}`: {error}", path.display())))?;
         let saved: SavedPlan = serde_json::from_slice(&text).map_err(|error| {
@@ -164,7 +173,18 @@ impl Live {
             )));
         }
         print!("{}", render_text(&saved.plan, self.style.color_out));
-        live.confirm_and_apply(&kernel, &saved.scope, &observation.state, &saved.plan, yes, "Apply")
+        live.confirm_and_apply(&kernel, &saved.scope, &observation.state, &saved.plan, yes, "Apply")?;
+        if !verify {
+            return Ok(Exit::Ok);
+        }
+        let (_, stack) = load_stack(Path::new(&saved.stack_file), self.style)?;
+        Ok(live.verify(&kernel, &stack))
+    }
+
+    /// `apply --verify`: the truth table of what was just applied.
+    fn verify(&self, kernel: &Kernel, stack: &Stack) -> Exit {
+        println!("\nVerifying with `stackctl check`:");
+        super::check::verify(kernel, stack, super::check::CheckFormat::Text, super::check::DEFAULT_TIMEOUT, self.style)
     }
 
     pub fn destroy_command(&self, file: &Path, yes: bool, lock_timeout: Duration) -> Exit {
@@ -208,6 +228,11 @@ impl Live {
             confirm(verb)?;
         }
         let applied = kernel.apply(scope, observed, plan);
+        if applied.forwarding_turned_on {
+            eprintln!(
+                "note: turned on IPv4 forwarding on the host (net.ipv4.ip_forward = 1): replies to containers' connections out come back through it"
+            );
+        }
         let record = record_after(observed, &applied.done);
         if let Err(error) = write_record(kernel.places(), &self.host, &scope.stack, &record) {
             eprintln!("warning: cannot keep the apply record of stack `{}`: {error}", scope.stack);

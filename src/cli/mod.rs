@@ -58,6 +58,9 @@ enum Command {
         /// Apply without asking; required when standard input is not a terminal.
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Run `check` once the changes are made: exit 1 if any cell of its truth table is wrong.
+        #[arg(long)]
+        verify: bool,
         /// How long to wait for another apply of the same stack to finish.
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         lock_timeout: std::time::Duration,
@@ -102,6 +105,16 @@ enum Command {
     },
     /// Derive a layout of few networks that carries every declared flow and nothing else.
     Suggest,
+    /// Probe the live stack from inside each container: every declared flow must connect
+    /// and a sample of the undeclared ones must not. Prints the truth table; exits 1 when
+    /// a pair is wrong.
+    Check {
+        #[arg(long, value_enum, default_value_t = check::CheckFormat::Text)]
+        format: check::CheckFormat,
+        /// How long a probe waits for an answer before it counts as blocked.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
 }
@@ -143,7 +156,9 @@ fn run(cli: Cli) -> Exit {
         Command::Plan { detailed_exitcode, out, offline: false } => {
             live.plan_command(&cli.file, detailed_exitcode, out.as_deref())
         }
-        Command::Apply { plan, yes, lock_timeout } => live.apply_command(&cli.file, plan.as_deref(), yes, lock_timeout),
+        Command::Apply { plan, yes, verify, lock_timeout } => {
+            live.apply_command(&cli.file, plan.as_deref(), yes, verify, lock_timeout)
+        }
         Command::Destroy { yes, lock_timeout } => live.destroy_command(&cli.file, yes, lock_timeout),
         Command::Show { format } => live.show_command(&cli.file, format),
         Command::Exec { container, command } => live::exec_command(&cli.file, &container, &command, style),
@@ -152,6 +167,7 @@ fn run(cli: Cli) -> Exit {
         }
         Command::Graph { format } => stackfile::graph(&cli.file, format, style),
         Command::Suggest => stackfile::suggest(&cli.file, style),
+        Command::Check { format, timeout } => check::check_command(&live, &cli.file, format, timeout),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "stackctl", &mut std::io::stdout());
             Exit::Ok

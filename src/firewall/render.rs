@@ -6,11 +6,12 @@
 //!   published port; from another network of the stack it is rejected, from anywhere else
 //!   dropped. This holds whatever `ip_forward` and `br_netfilter` are.
 //! - Inside a network with `isolation: flows`, the bridge forwards nothing from port to
-//!   port (a `bridge` family rule), and the host answers ARP for every member (proxy ARP),
-//!   so members reach each other only through the host's IP layer. There the declared flows
-//!   pass, with their replies, and everything else is rejected. Conntrack is needed for
-//!   replies, and the kernel may have none for bridged traffic: routing every packet
-//!   through the host gives it conntrack with `br_netfilter` on or off.
+//!   port (a `bridge` family rule), and each member routes the subnet through the gateway
+//!   (see `Link::subnet_via`), so members reach each other only through the host's IP
+//!   layer. There the declared flows pass, with their replies, and everything else is
+//!   rejected. Conntrack is needed for replies, and the kernel may have none for bridged
+//!   traffic: routing every packet through the host gives it conntrack with
+//!   `br_netfilter` on or off.
 //! - With `br_netfilter` on, a container's connection to a published port of its own
 //!   network is bridged after DNAT instead of routed; such packets are marked, and the
 //!   bridge lets marked packets through.

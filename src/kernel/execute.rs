@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_core::DefaultNla;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::link::{
     AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
 };
@@ -19,7 +20,6 @@ use sha2::{Digest, Sha256};
 
 use super::error::{KernelError, io_error, is_absent};
 use super::{Connected, Kernel, hosts_file, label, netns};
-use crate::model::Isolation;
 use crate::plan::Operation;
 use crate::state::{Bridge, Hosts, Link, NO_ADDRESS, Namespace, Resource, Route, Scope, bridge_ifname};
 
@@ -64,7 +64,7 @@ impl Executor<'_> {
         match (before, after) {
             (Resource::Bridge(before), Resource::Bridge(after)) => {
                 let index = index_of(&self.kernel.host, &after.ifname).await?;
-                replace_address(&self.kernel.host, index, before.address, after.address).await?;
+                replace_address(&self.kernel.host, index, before.address, after.address, false).await?;
                 self.label_bridge(after).await
             }
             (Resource::Namespace(_), Resource::Namespace(namespace)) => {
@@ -79,10 +79,31 @@ impl Executor<'_> {
                 }
                 let connected = self.namespace(&after.container).await?;
                 let index = index_of(&connected.handle, &after.ifname).await?;
-                replace_address(&connected.handle, index, before.address, after.address).await?;
+                // Whether the address brings its own subnet route is one of its flags: a
+                // change of isolation takes the address away and gives it back.
+                let before_address = if before.subnet_via.is_some() == after.subnet_via.is_some() {
+                    before.address
+                } else {
+                    remove_address(&connected.handle, index, before.address).await?;
+                    NO_ADDRESS
+                };
+                if let Some(gateway) = before.subnet_via.filter(|_| after.subnet_via.is_none()) {
+                    let route = subnet_route(index, before.address.trunc(), gateway);
+                    match connected.handle.route().del(route).execute().await.map_err(io_error) {
+                        Err(error) if !is_absent(&error) => return Err(error),
+                        _ => {}
+                    }
+                }
+                let routed = after.subnet_via.is_some();
+                replace_address(&connected.handle, index, before_address, after.address, routed).await?;
                 let message =
                     LinkUnspec::new_with_index(index).address(container_mac(after.address.addr())).up().build();
                 connected.handle.link().set(message).execute().await.map_err(io_error)?;
+                // A route on link needs its interface up.
+                if let Some(gateway) = after.subnet_via {
+                    let route = subnet_route(index, after.address.trunc(), gateway);
+                    connected.handle.route().add(route).replace().execute().await.map_err(io_error)?;
+                }
                 self.label_link(after).await
             }
             (Resource::Route(_), Resource::Route(route)) => self.set_route(route).await,
@@ -134,7 +155,7 @@ impl Executor<'_> {
         host.link().add(message).execute().await.map_err(io_error)?;
         no_ipv6_addresses(host, &bridge.ifname).await?;
         let index = index_of(host, &bridge.ifname).await?;
-        replace_address(host, index, NO_ADDRESS, bridge.address).await?;
+        replace_address(host, index, NO_ADDRESS, bridge.address, false).await?;
         self.label_bridge(bridge).await
     }
 
@@ -143,17 +164,12 @@ impl Executor<'_> {
     /// planner makes rules before the objects they govern.
     async fn label_bridge(&self, bridge: &Bridge) -> Outcome {
         let label = label::bridge_label(&self.scope.stack, &bridge.network, bridge.internal, bridge.isolation);
-        let settings = bridge_settings(bridge.isolation == Isolation::Flows);
         let message = LinkUnspec::new_with_name(&bridge.ifname)
             .alias(label)
             .up()
-            .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![settings])]))
+            .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![bridge_settings()])]))
             .build();
-        self.kernel.host.link().set(message).execute().await.map_err(io_error)?;
-        // Proxy ARP answers after a random delay of up to 0.8 s by default, which would
-        // stall every first connection between members of an isolated network.
-        let path = format!("/proc/sys/net/ipv4/neigh/{}/proxy_delay", bridge.ifname);
-        super::nft::in_host(self.kernel.host_file.as_ref(), || std::fs::write(&path, "0"))
+        self.kernel.host.link().set(message).execute().await.map_err(io_error)
     }
 
     async fn create_namespace(&self, namespace: &Namespace) -> Outcome {
@@ -185,8 +201,12 @@ impl Executor<'_> {
             .build();
         host.link().add(message).execute().await.map_err(io_error)?;
         let index = index_of(&connected.handle, &link.ifname).await?;
-        replace_address(&connected.handle, index, NO_ADDRESS, link.address).await?;
+        replace_address(&connected.handle, index, NO_ADDRESS, link.address, link.subnet_via.is_some()).await?;
         set_up(&connected.handle, index).await?;
+        if let Some(gateway) = link.subnet_via {
+            let route = subnet_route(index, link.address.trunc(), gateway);
+            connected.handle.route().add(route).replace().execute().await.map_err(io_error)?;
+        }
         no_ipv6_addresses(host, &link.host_ifname).await?;
         self.label_link(link).await
     }
@@ -200,7 +220,10 @@ impl Executor<'_> {
     async fn set_route(&self, route: &Route) -> Outcome {
         let connected = self.namespace(&route.container).await?;
         let index = index_of(&connected.handle, &route.ifname).await?;
-        let message = RouteMessageBuilder::<Ipv4Addr>::new().gateway(route.gateway).output_interface(index).build();
+        // On link: on an isolated network the address brings no subnet route that would
+        // make the gateway a neighbour.
+        let message =
+            RouteMessageBuilder::<Ipv4Addr>::new().gateway(route.gateway).output_interface(index).onlink().build();
         connected.handle.route().add(message).replace().execute().await.map_err(io_error)
     }
 
@@ -279,20 +302,17 @@ async fn no_ipv6_addresses(handle: &Handle, name: &str) -> Outcome {
 /// - `send_redirects` off: the host forwards between members of an isolated network on
 ///   the same interface, and must not tell them to go around it;
 /// - `route_localnet` on: connections from 127.0.0.1 to published ports can be forwarded
-///   (the firewall drops loopback addresses coming from containers);
-/// - `proxy_arp_pvlan` on for isolated networks: the host answers ARP for every member, so
-///   that members talk through it.
+///   (the firewall drops loopback addresses coming from containers).
 ///
 /// The crate's typed request leaves out values of 0, so `IFLA_INET_CONF` is written out
 /// here: nested (id, u32 value) pairs.
-fn bridge_settings(isolated: bool) -> AfSpecInet {
+fn bridge_settings() -> AfSpecInet {
     const IFLA_INET_CONF: u16 = 1;
     const NLA_F_NESTED: u16 = 0x8000;
     const FORWARDING: u16 = 1;
     const SEND_REDIRECTS: u16 = 6;
-    const PROXY_ARP_PVLAN: u16 = 25;
     const ROUTE_LOCALNET: u16 = 26;
-    let settings = [(FORWARDING, 1), (SEND_REDIRECTS, 0), (PROXY_ARP_PVLAN, u32::from(isolated)), (ROUTE_LOCALNET, 1)];
+    let settings = [(FORWARDING, 1), (SEND_REDIRECTS, 0), (ROUTE_LOCALNET, 1)];
     let mut value = Vec::with_capacity(8 * settings.len());
     for (id, setting) in settings {
         value.extend_from_slice(&8u16.to_ne_bytes());
@@ -302,25 +322,46 @@ fn bridge_settings(isolated: bool) -> AfSpecInet {
     AfSpecInet::Other(DefaultNla::new(IFLA_INET_CONF | NLA_F_NESTED, value))
 }
 
-/// Swaps an interface's IPv4 address `before` (none: `NO_ADDRESS`) for `after`.
-async fn replace_address(handle: &Handle, index: u32, before: Ipv4Net, after: Ipv4Net) -> Outcome {
+/// Routes a link's subnet through `gateway`, on link.
+fn subnet_route(index: u32, subnet: Ipv4Net, gateway: Ipv4Addr) -> rtnetlink::packet_route::route::RouteMessage {
+    RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(subnet.network(), subnet.prefix_len())
+        .gateway(gateway)
+        .output_interface(index)
+        .onlink()
+        .build()
+}
+
+/// Takes an interface's IPv4 address away (none: nothing to do).
+async fn remove_address(handle: &Handle, index: u32, address: Ipv4Net) -> Outcome {
+    if address == NO_ADDRESS {
+        return Ok(());
+    }
+    let mut addresses = handle.address().get().set_link_index_filter(index).execute();
+    while let Some(found) = addresses.try_next().await.map_err(io_error)? {
+        if found.header.prefix_len == address.prefix_len()
+            && found.attributes.iter().any(|attribute| {
+                matches!(attribute, AddressAttribute::Local(ip) if *ip == std::net::IpAddr::V4(address.addr()))
+            })
+        {
+            return handle.address().del(found).execute().await.map_err(io_error);
+        }
+    }
+    Ok(())
+}
+
+/// Swaps an interface's IPv4 address `before` (none: `NO_ADDRESS`) for `after`; a `routed`
+/// address brings no route to its subnet (the link's subnet route goes via the gateway).
+async fn replace_address(handle: &Handle, index: u32, before: Ipv4Net, after: Ipv4Net, routed: bool) -> Outcome {
     if before == after {
         return Ok(());
     }
-    if before != NO_ADDRESS {
-        let mut addresses = handle.address().get().set_link_index_filter(index).execute();
-        while let Some(address) = addresses.try_next().await.map_err(io_error)? {
-            if address.header.prefix_len == before.prefix_len()
-                && address.attributes.iter().any(|attribute| {
-                    matches!(attribute, rtnetlink::packet_route::address::AddressAttribute::Local(ip) if *ip == std::net::IpAddr::V4(before.addr()))
-                })
-            {
-                handle.address().del(address).execute().await.map_err(io_error)?;
-                break;
-            }
-        }
+    remove_address(handle, index, before).await?;
+    let mut request = handle.address().add(index, after.addr().into(), after.prefix_len()).replace();
+    if routed {
+        request.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Noprefixroute));
     }
-    handle.address().add(index, after.addr().into(), after.prefix_len()).replace().execute().await.map_err(io_error)
+    request.execute().await.map_err(io_error)
 }
 
 /// The MAC address of a container interface, derived from its IPv4 address as Docker

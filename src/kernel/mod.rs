@@ -288,16 +288,23 @@ impl Kernel {
                 format!("the rules of stack `{}` (the kernel or nft lacks a feature stackctl needs)", scope.stack),
                 error,
             );
-            return Applied { done: Vec::new(), failed: Some((first.expect("a firewall operation").clone(), error)) };
+            let failed = Some((first.expect("a firewall operation").clone(), error));
+            return Applied { done: Vec::new(), failed, forwarding_turned_on: false };
         }
         let executor = execute::Executor { kernel: self, scope };
         let mut done = Vec::new();
+        let mut forwarding_turned_on = false;
         for stage in stages(&plan.operations) {
             if stage[0].key().kind().is_firewall() {
                 let (script, forwarding) = firewall.as_ref().expect("rendered for its stage");
                 match self.replace_firewall(scope, script, *forwarding) {
-                    Ok(()) => done.extend(stage.iter().cloned()),
-                    Err(error) => return Applied { done, failed: Some((stage[0].clone(), error)) },
+                    Ok(turned_on) => {
+                        forwarding_turned_on |= turned_on;
+                        done.extend(stage.iter().cloned());
+                    }
+                    Err(error) => {
+                        return Applied { done, failed: Some((stage[0].clone(), error)), forwarding_turned_on };
+                    }
                 }
                 continue;
             }
@@ -315,30 +322,30 @@ impl Kernel {
                 }
             }
             if let Some(failure) = failed {
-                return Applied { done, failed: Some(failure) };
+                return Applied { done, failed: Some(failure), forwarding_turned_on };
             }
         }
-        Applied { done, failed: None }
+        Applied { done, failed: None, forwarding_turned_on }
     }
 
     /// Replaces the stack's tables in one transaction, and turns on IPv4 forwarding on the
     /// host when the stack needs it and the host has it off, as Docker does: replies to a
     /// container's connections out come back through the uplink.
-    fn replace_firewall(&self, scope: &Scope, script: &str, forwarding: bool) -> Result<(), KernelError> {
+    fn replace_firewall(&self, scope: &Scope, script: &str, forwarding: bool) -> Result<bool, KernelError> {
         let object = format!("the tables of stack `{}`", scope.stack);
         self.nft().apply(script).map_err(|error| KernelError::new("replace", object, error))?;
-        if forwarding {
-            nft::in_host(self.host_file.as_ref(), || {
-                let path = "/proc/sys/net/ipv4/ip_forward";
-                if std::fs::read_to_string(path)?.trim() == "0" {
-                    std::fs::write(path, "1")?;
-                    eprintln!("note: turned on IPv4 forwarding on the host (net.ipv4.ip_forward = 1) for egress");
-                }
-                Ok(())
-            })
-            .map_err(|error| KernelError::new("turn on", "IPv4 forwarding on the host", error))?;
+        if !forwarding {
+            return Ok(false);
         }
-        Ok(())
+        nft::in_host(self.host_file.as_ref(), || {
+            let path = "/proc/sys/net/ipv4/ip_forward";
+            let off = std::fs::read_to_string(path)?.trim() == "0";
+            if off {
+                std::fs::write(path, "1")?;
+            }
+            Ok(off)
+        })
+        .map_err(|error| KernelError::new("turn on", "IPv4 forwarding on the host", error))
     }
 
     fn connection(&self, container: &str) -> Option<Arc<Connected>> {
@@ -360,6 +367,8 @@ impl Kernel {
 pub struct Applied {
     pub done: Vec<Operation>,
     pub failed: Option<(Operation, KernelError)>,
+    /// Whether apply turned on the host's IPv4 forwarding, which was off.
+    pub forwarding_turned_on: bool,
 }
 
 /// The plan cut into stages: runs of operations of one kind and one action, and the run

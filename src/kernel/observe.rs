@@ -87,15 +87,27 @@ pub fn read(scope: &Scope, host: &Snapshot, namespaces: &[NamespaceView]) -> Obs
                 view.snapshot.interfaces.iter().find(|interface| interface.index == peer).map(|peer| (view, peer))
             });
         let ifname = peer.map_or_else(String::new, |(_, peer)| peer.name.clone());
+        let address = peer.and_then(|(view, peer)| view.snapshot.address_of(peer.index)).unwrap_or(NO_ADDRESS);
+        // The route to the link's subnet through a gateway, on an isolated network.
+        let subnet_via = peer.and_then(|(view, peer)| {
+            view.snapshot
+                .routes
+                .iter()
+                .find(|route| {
+                    route.interface == Some(peer.index) && route.destination == address.trunc() && address != NO_ADDRESS
+                })
+                .and_then(|route| route.gateway)
+        });
         networks.insert((container.clone(), ifname.clone()), network.clone());
         state.insert(Resource::Link(Link {
             container: container.clone(),
             network: network.clone(),
             ifname,
             host_ifname: host_end.name.clone(),
-            address: peer.and_then(|(view, peer)| view.snapshot.address_of(peer.index)).unwrap_or(NO_ADDRESS),
+            address,
             attached: host_end.controller.is_some() && host_end.controller == bridges.get(network.as_str()).copied(),
             up: host_end.up && peer.is_some_and(|(_, peer)| peer.up),
+            subnet_via,
         }));
     }
 

@@ -5,14 +5,16 @@
 //! (never one of tokio's) that joins the source's namespace, starts every connection of
 //! that source at once on non-blocking sockets, and waits for all of them together with
 //! poll(2) until each has its answer or the deadline has passed. Sources run side by side,
-//! a batch at a time, so that a stack takes about one timeout per batch.
+//! a round at a time (as many as there are threads for, and room in the kernel's neighbour
+//! table), so that a stack takes about one timeout per round.
 //!
 //! The probes decide nothing: which connections to try, and what their outcomes mean for
 //! the stack, comes from [`crate::check`].
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -33,45 +35,91 @@ use crate::state::Scope;
 /// and whatever else the process holds.
 const RESERVED_FILES: u64 = 256;
 
+/// The kernel's neighbour (ARP) table is one table for every namespace, of at most
+/// `net.ipv4.neigh.default.gc_thresh3` entries (1024 unless raised). A probe straight to an
+/// address on a shared network makes an entry at each end, so probing every pair of a large
+/// stack at once overflows the table: the kernel then drops packets, the probes' (which
+/// would read as blocked) and everyone else's on the host. So when the probes need more
+/// entries than the table has room for, sources are probed in rounds that fit, this long
+/// apart: an entry its source resolved stays reachable, and cannot be evicted, for up to
+/// 1.5 times `base_reachable_time` (30 s by default) and then 5 s more.
+const NEIGHBOUR_AGE: Duration = Duration::from_secs(50);
+
+/// How [`Kernel::probe`] paces probes that need more neighbour entries than the kernel's
+/// table has room for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    pub rounds: usize,
+    /// The time from the start of one round to the start of the next.
+    pub interval: Duration,
+    /// The neighbour entries the probes may make, and the room the table has for them.
+    pub needed: usize,
+    pub room: usize,
+}
+
+/// The probes of one source.
+struct Source<'a> {
+    name: &'a str,
+    /// Indices into the probes.
+    probes: Vec<usize>,
+    /// How many neighbour entries its probes may make, at both ends.
+    neighbours: usize,
+}
+
 impl Kernel {
+    /// How [`Kernel::probe`] will pace `probes`: `None` when they all fit in the neighbour
+    /// table at once.
+    pub fn pacing(&self, probes: &[Probe]) -> Option<Pacing> {
+        let sources = sources(probes);
+        let room = neighbour_room();
+        let (rounds, paced) = rounds(&sources, room);
+        paced.then(|| Pacing {
+            rounds: rounds.len(),
+            interval: NEIGHBOUR_AGE,
+            needed: sources.iter().map(|source| source.neighbours).sum(),
+            room,
+        })
+    }
+
     /// Makes `probes`, each from inside the namespace of its source, and returns their
     /// outcomes in the same order. A probe with no answer by `timeout` counts as timed out
-    /// (TCP) or unanswered (UDP). Fails when a source's namespace cannot be entered or a
-    /// socket cannot be opened, or a connection fails in a way that says nothing about
-    /// reachability.
+    /// (TCP) or unanswered (UDP). Sources are probed side by side, a round at a time: a
+    /// round takes about one timeout, and rounds are [`NEIGHBOUR_AGE`] apart when the
+    /// neighbour table is too small for all of them at once. Fails when a source's
+    /// namespace cannot be entered, a socket cannot be opened, or a connection fails in a
+    /// way that says nothing about reachability.
     pub fn probe(&self, scope: &Scope, probes: &[Probe], timeout: Duration) -> Result<Vec<Outcome>, KernelError> {
-        // The probes of each source, by index, sources in order of first appearance.
-        let mut sources: Vec<(&str, Vec<usize>)> = Vec::new();
-        for (index, probe) in probes.iter().enumerate() {
-            match sources.iter_mut().find(|(source, _)| *source == probe.source) {
-                Some((_, indices)) => indices.push(index),
-                None => sources.push((&probe.source, vec![index])),
-            }
-        }
+        let sources = sources(probes);
+        let (rounds, paced) = rounds(&sources, neighbour_room());
         let budget = socket_budget();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; probes.len()];
-        for batch in sources.chunks(IN_FLIGHT) {
-            let mut opened = Vec::with_capacity(batch.len());
-            for (source, indices) in batch {
-                let object = format!("namespace of `{source}`");
-                let Some(name) = scope.namespaces.get(*source) else {
+        let mut previous: Option<Instant> = None;
+        for round in rounds {
+            if let Some(started) = previous.filter(|_| paced) {
+                std::thread::sleep((started + NEIGHBOUR_AGE).saturating_duration_since(Instant::now()));
+            }
+            previous = Some(Instant::now());
+            let mut opened = Vec::with_capacity(round.len());
+            for source in round {
+                let object = format!("namespace of `{}`", source.name);
+                let Some(name) = scope.namespaces.get(source.name) else {
                     let error = io::Error::new(io::ErrorKind::NotFound, "the container has no namespace of its own");
                     return Err(KernelError::new("probe from", object, error));
                 };
                 let path = self.places.namespace(name);
                 let file = netns::open(&path)
                     .map_err(|error| KernelError::new("open", format!("{object} ({})", path.display()), error))?;
-                let probes: Vec<&Probe> = indices.iter().map(|index| &probes[*index]).collect();
-                opened.push((object, file, probes, indices));
+                let made: Vec<&Probe> = source.probes.iter().map(|index| &probes[*index]).collect();
+                opened.push((object, file, made, &source.probes));
             }
-            // The open-file limit is shared by the batch's threads: each opens at most its
+            // The open-file limit is shared by the round's threads: each opens at most its
             // share at once, and takes one timeout per share.
             let at_once = (budget / opened.len()).max(1);
             let results: Vec<Result<Vec<Outcome>, KernelError>> = std::thread::scope(|threads| {
                 let running: Vec<_> = opened
                     .iter()
-                    .map(|(object, file, probes, _)| {
-                        threads.spawn(move || probe_from(file, object, probes, at_once, timeout))
+                    .map(|(object, file, made, _)| {
+                        threads.spawn(move || probe_from(file, object, made, at_once, timeout))
                     })
                     .collect();
                 running
@@ -92,6 +140,67 @@ impl Kernel {
         }
         Ok(outcomes.into_iter().map(|outcome| outcome.expect("every probe is made")).collect())
     }
+}
+
+/// The probes grouped by source, sources in the order they first appear.
+fn sources(probes: &[Probe]) -> Vec<Source<'_>> {
+    let mut sources: Vec<Source> = Vec::new();
+    let mut index_of: HashMap<&str, usize> = HashMap::new();
+    for (index, probe) in probes.iter().enumerate() {
+        let position = *index_of.entry(&probe.source).or_insert_with(|| {
+            sources.push(Source { name: &probe.source, probes: Vec::new(), neighbours: 0 });
+            sources.len() - 1
+        });
+        sources[position].probes.push(index);
+    }
+    for source in &mut sources {
+        let made = source.probes.iter().map(|index| &probes[*index]);
+        let direct: HashSet<Ipv4Addr> = made.clone().filter(|probe| probe.direct).map(|probe| probe.address).collect();
+        // Probes through the host make one pair of entries: the source's for its gateway,
+        // and the host's for the source.
+        let routed = made.clone().any(|probe| !probe.direct);
+        source.neighbours = 2 * (direct.len() + usize::from(routed));
+    }
+    sources
+}
+
+/// Cuts the sources into rounds of at most [`IN_FLIGHT`] sources whose neighbour entries
+/// fit in `room` (a source that alone needs more has a round of its own). Also says whether
+/// the sources need more room than there is, so that the rounds must be spaced.
+fn rounds<'s, 'a>(sources: &'s [Source<'a>], room: usize) -> (Vec<&'s [Source<'a>]>, bool) {
+    let mut rounds = Vec::new();
+    let (mut start, mut used) = (0, 0);
+    for (index, source) in sources.iter().enumerate() {
+        if index > start && (used + source.neighbours > room || index - start == IN_FLIGHT) {
+            rounds.push(&sources[start..index]);
+            (start, used) = (index, 0);
+        }
+        used += source.neighbours;
+    }
+    if start < sources.len() {
+        rounds.push(&sources[start..]);
+    }
+    (rounds, sources.iter().map(|source| source.neighbours).sum::<usize>() > room)
+}
+
+/// How many neighbour entries the probes may make: the table's limit less its entries, and
+/// less a quarter of the limit kept for the host's and the containers' own traffic. The
+/// limit and the count are shown only to the initial namespace; elsewhere the kernel's
+/// default limit is assumed, and an empty table.
+fn neighbour_room() -> usize {
+    let limit = std::fs::read_to_string("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .unwrap_or(1024);
+    // A header line, then a line per CPU whose first field is the table's entries, in hex.
+    let entries = std::fs::read_to_string("/proc/net/stat/arp_cache")
+        .ok()
+        .and_then(|text| {
+            let first = text.lines().nth(1)?.split_whitespace().next()?.to_owned();
+            usize::from_str_radix(&first, 16).ok()
+        })
+        .unwrap_or(0);
+    limit.saturating_sub(entries).saturating_sub(limit / 4)
 }
 
 /// How many probe sockets may be open at once: the limit on open files, raised to its hard
@@ -277,5 +386,46 @@ mod tests {
             assert_eq!(reading(Errno::EINVAL, protocol), None);
         }
         assert_eq!(reading(Errno::ETIMEDOUT, Protocol::Tcp), Some(Outcome::TimedOut));
+    }
+
+    fn probe(source: &str, address: [u8; 4], direct: bool) -> Probe {
+        Probe {
+            source: source.to_owned(),
+            destination: "d".to_owned(),
+            network: "n".to_owned(),
+            address: Ipv4Addr::from(address),
+            protocol: Protocol::Tcp,
+            port: 9,
+            expected: crate::check::Expected::Blocked,
+            direct,
+        }
+    }
+
+    #[test]
+    fn each_direct_address_and_the_gateway_cost_an_entry_at_each_end() {
+        let probes = [
+            probe("a", [10, 0, 0, 2], true),
+            probe("a", [10, 0, 0, 2], true),
+            probe("b", [10, 0, 0, 1], true),
+            probe("a", [10, 0, 0, 3], true),
+            probe("a", [10, 1, 0, 2], false),
+            probe("a", [10, 1, 0, 3], false),
+        ];
+        let sources = sources(&probes);
+        let found: Vec<(&str, &[usize], usize)> =
+            sources.iter().map(|source| (source.name, source.probes.as_slice(), source.neighbours)).collect();
+        assert_eq!(found, [("a", &[0, 1, 3, 4, 5][..], 6), ("b", &[2][..], 2)]);
+    }
+
+    #[test]
+    fn rounds_fit_the_neighbour_table_and_the_threads() {
+        let names: Vec<String> = (0..200).map(|index| format!("s{index}")).collect();
+        let sources: Vec<Source> =
+            names.iter().map(|name| Source { name, probes: Vec::new(), neighbours: 10 }).collect();
+        let sizes = |(rounds, paced): (Vec<&[Source]>, bool)| (rounds.iter().map(|round| round.len()).collect(), paced);
+        assert_eq!(sizes(rounds(&sources, 100_000)), (vec![IN_FLIGHT, IN_FLIGHT, IN_FLIGHT, 8], false));
+        assert_eq!(sizes(rounds(&sources[..10], 35)), (vec![3, 3, 3, 1], true));
+        // A source that needs more than the room still gets its round.
+        assert_eq!(sizes(rounds(&sources[..2], 5)), (vec![1, 1], true));
     }
 }

@@ -308,6 +308,8 @@ fn lower_container(
             address: with_prefix(address(&membership.network), subnet),
             attached: true,
             up: true,
+            subnet_via: (stack.networks[&membership.network].isolation == Isolation::Flows)
+                .then_some(subnets[&membership.network].1),
         }));
     }
     // The default route leaves through the first network, in the order written, that

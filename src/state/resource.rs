@@ -220,6 +220,11 @@ pub struct Link {
     /// Whether the host end is a port of the network's bridge.
     pub attached: bool,
     pub up: bool,
+    /// On a network with `isolation: flows`, the gateway through which the container
+    /// reaches the whole subnet: its address brings no route of its own, so every packet
+    /// to another member goes to the host, where the firewall judges it, and the container
+    /// resolves one neighbour (the gateway) instead of every member.
+    pub subnet_via: Option<Ipv4Addr>,
 }
 
 /// A container's default route.
@@ -396,6 +401,7 @@ impl Resource {
                 ("host_ifname", link.host_ifname.clone()),
                 ("bridge", if link.attached { "attached" } else { "detached" }.to_owned()),
                 ("state", flag(link.up)),
+                ("subnet", link.subnet_via.map_or("on link".to_owned(), |gateway| format!("via {gateway}"))),
             ],
             Resource::Route(route) => vec![("default", format!("via {} dev {}", route.gateway, route.ifname))],
             Resource::Hosts(hosts) => vec![(
