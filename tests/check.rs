@@ -1,10 +1,13 @@
 //! `stackctl check` on the live kernel, always in a sandbox (`support::sandbox`): the
 //! prober's outcomes between namespaces joined by a veth pair, with a listener, a closed
 //! port, a firewall that drops and routes that refuse; probes from more sources than one
-//! batch holds; and the whole command on scenario one.
+//! batch holds; the whole command on scenario one; and on every example, a rule deleted by
+//! hand failing exactly the cells it governs.
 
 #[path = "support/sandbox.rs"]
 mod sandbox;
+#[path = "support/stacks.rs"]
+mod stacks;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -20,6 +23,7 @@ use stackctl::check::{Expected, Outcome, Probe};
 use stackctl::kernel::{HostNamespace, Kernel, Places};
 use stackctl::model::Protocol;
 use stackctl::state::{NamespaceName, Scope};
+use stacks::{addresses, example, stack_of, topology};
 
 /// A kernel whose places are the sandbox's, seen from this process through the sandbox's
 /// root, and whose host is a namespace of the sandbox: nothing outside it is touched.
@@ -158,10 +162,6 @@ fn a_missing_namespace_is_an_error_that_names_it() {
     assert!(error.to_string().starts_with("open namespace of `gone`"), "{error}");
 }
 
-fn example(name: &str) -> String {
-    format!("{}/examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"))
-}
-
 /// `stackctl check --format json`: its exit code and its table.
 fn check_json(sandbox: &Sandbox, file: &str) -> (i32, Value) {
     let output =
@@ -237,4 +237,71 @@ fn check_reports_leaks_once_the_firewall_is_gone() {
     let leak = text.lines().find(|line| line.starts_with("  flaskapp -> nginx "));
     assert!(leak.is_some_and(|line| line.ends_with(":9/tcp: must be blocked, reached (connection refused)")), "{text}");
     assert!(text.contains("  2 flaskapp ! \\ !\n"), "{text}");
+}
+
+/// For every example: check passes; then one rule deleted by hand fails exactly the cells
+/// it governs. The rule is the first declared flow's (that pair is then broken, `#`), or,
+/// for a stack without flows, the chain that guards the first network (its members then
+/// reach each other, `!`).
+#[test]
+fn a_rule_deleted_by_hand_fails_exactly_its_cells_in_every_example() {
+    let examples = ["web-app-db", "web-app-db-v2", "reverse-proxy", "pets-tenants", "port-publishing", "hot-connect"];
+    for name in examples {
+        let Some(sandbox) = Sandbox::new() else { return };
+        let file = example(name);
+        let stack = stack_of(&file);
+        assert_success(&sandbox.stackctl().args(["-f", &file, "apply", "--yes"]).output().expect("apply"), "apply");
+        let (code, table) = check_json(&sandbox, &file);
+        assert_eq!((code, wrong_cells(&table)), (0, Vec::<String>::new()), "{name}: {table:#}");
+
+        let members = addresses(&topology(&sandbox, &file));
+        let owner = |address: &str| {
+            let found = members.iter().find(|(_, _, member)| member.to_string() == address);
+            found.unwrap_or_else(|| panic!("{name}: no member has {address}")).0.clone()
+        };
+        let tables = format!("stackctl-{}", stack.name);
+        let flows: Value =
+            serde_json::from_str(&sandbox.sh(&format!("nft -j list set inet {tables} flows"))).expect("nft JSON");
+        let element = flows["nftables"][1]["set"]["elem"].as_array().and_then(|elements| elements.first()).cloned();
+        let expected: Vec<(String, String, String)> = match element {
+            Some(element) => {
+                let parts = element["elem"]["val"]["concat"].as_array().expect("a concatenation").clone();
+                let [from, to, protocol, port] = <[Value; 4]>::try_from(parts).expect("four parts");
+                let (from, to) = (from.as_str().expect("address"), to.as_str().expect("address"));
+                let port = match port {
+                    Value::Object(range) => format!("{}-{}", range["range"][0], range["range"][1]),
+                    port => port.to_string(),
+                };
+                let protocol = protocol.as_str().expect("protocol");
+                sandbox
+                    .sh(&format!("nft delete element inet {tables} flows '{{ {from} . {to} . {protocol} . {port} }}'"));
+                vec![(owner(from), owner(to), "#".to_owned())]
+            }
+            None => {
+                let network = stack.networks.keys().next().expect("a network");
+                let bridge = stackctl::state::bridge_ifname(&stack.name, network);
+                sandbox.sh(&format!("nft flush chain inet {tables} to_{bridge}"));
+                let on: Vec<String> = stack.members(network).map(|member| member.name.clone()).collect();
+                let mut pairs = Vec::new();
+                for source in &on {
+                    for destination in on.iter().filter(|destination| *destination != source) {
+                        pairs.push((source.clone(), destination.clone(), "!".to_owned()));
+                    }
+                }
+                pairs
+            }
+        };
+        let (code, table) = check_json(&sandbox, &file);
+        let wrong: Vec<(String, String, String)> = table["cells"]
+            .as_array()
+            .expect("cells")
+            .iter()
+            .filter(|cell| cell["correct"] != true)
+            .map(|cell| {
+                let field = |key: &str| cell[key].as_str().expect("a string").to_owned();
+                (field("source"), field("destination"), field("mark"))
+            })
+            .collect();
+        assert_eq!((code, wrong), (1, expected), "{name}");
+    }
 }
