@@ -241,8 +241,8 @@ fn check_reports_leaks_once_the_firewall_is_gone() {
 
 /// For every example: check passes; then one rule deleted by hand fails exactly the cells
 /// it governs. The rule is the first declared flow's (that pair is then broken, `#`), or,
-/// for a stack without flows, the chain that guards the first network (its members then
-/// reach each other, `!`).
+/// for a stack without flows, the chain that judges traffic inside the first network (its
+/// members then reach each other, `!`).
 #[test]
 fn a_rule_deleted_by_hand_fails_exactly_its_cells_in_every_example() {
     let examples = ["web-app-db", "web-app-db-v2", "reverse-proxy", "pets-tenants", "port-publishing", "hot-connect"];
@@ -280,7 +280,7 @@ fn a_rule_deleted_by_hand_fails_exactly_its_cells_in_every_example() {
             None => {
                 let network = stack.networks.keys().next().expect("a network");
                 let bridge = stackctl::state::bridge_ifname(&stack.name, network);
-                sandbox.sh(&format!("nft flush chain inet {tables} to_{bridge}"));
+                sandbox.sh(&format!("nft flush chain inet {tables} within_{bridge}"));
                 let on: Vec<String> = stack.members(network).map(|member| member.name.clone()).collect();
                 let mut pairs = Vec::new();
                 for source in &on {

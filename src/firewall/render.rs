@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::{rule_id, table_name};
-use crate::model::{Isolation, PortRange, Protocol, Traffic};
+use crate::model::{Isolation, Traffic};
 use crate::state::{Flow, Forward, KernelState, Policy, Resource};
 
 /// The packet mark (one bit, the others kept) that lets a DNAT'd packet that is bridged
@@ -185,6 +185,11 @@ fn skeleton_inet() -> Table {
     table.chain("guard", "type filter hook prerouting priority raw; policy accept;");
     table.chain("nat_prerouting", "type nat hook prerouting priority dstnat; policy accept;");
     table.chain("tag_dnat", "type filter hook prerouting priority dstnat + 10; policy accept;");
+    // Traffic between members of an isolated network is judged before it is routed: the
+    // host would otherwise send a redirect first, which spends the ICMP rate allowance
+    // toward the sender, so that the reject that follows is not sent and a blocked
+    // connection waits for a timeout instead of failing at once.
+    table.chain("isolation", "type filter hook prerouting priority dstnat + 20; policy accept;");
     table.chain("forward", "type filter hook forward priority filter; policy accept;");
     table.chain("input", "type filter hook input priority filter; policy accept;");
     // `priority dstnat` is refused on the output hook: -100 is its value.
@@ -205,7 +210,9 @@ fn skeleton_bridge() -> Table {
 fn declare_network(script: &mut Script, policy: &Policy) {
     let bridge = &policy.bridge;
     script.inet.chain(&format!("to_{bridge}"), "");
-    script.inet.chain(&format!("within_{bridge}"), "");
+    if policy.isolation == Isolation::Flows {
+        script.inet.chain(&format!("within_{bridge}"), "");
+    }
     script.bridge.set(&format!("ports_{bridge}"), "type ifname;");
     script.bridge.set(&format!("sources_{bridge}"), "type ifname . ipv4_addr;");
 }
@@ -247,12 +254,19 @@ fn policy_rules(script: &mut Script, policy: &Policy) {
         script.rule(Inet, "input", format!("iifname \"{bridge}\" ct state established,related accept"));
         script.rule(Inet, "input", format!("iifname \"{bridge}\" {REJECT}"));
     }
-    script.rule(Inet, &to, format!("iifname \"{bridge}\" jump {within}"));
+    // Between members, the verdict was given before routing (`isolation`).
+    script.rule(Inet, &to, format!("iifname \"{bridge}\" accept"));
     script.rule(Inet, &to, "ct state established,related accept");
     script.rule(Inet, &to, "ct status dnat jump published");
     script.rule(Inet, &to, format!("iifname @bridges {REJECT}"));
     script.rule(Inet, &to, "drop");
     if flows {
+        let gateway = policy.gateway;
+        script.rule(
+            Inet,
+            "isolation",
+            format!("iifname \"{bridge}\" ip daddr {subnet} ip daddr != {gateway} jump {within}"),
+        );
         script.rule(Inet, &within, "ct direction original ip saddr . ip daddr . meta l4proto . th dport @flows accept");
         script.rule(Inet, &within, "ct direction reply ip daddr . ip saddr . meta l4proto . th sport @flows accept");
         script.rule(Inet, &within, "ct direction original ip saddr . ip daddr @flows_any accept");
@@ -263,8 +277,6 @@ fn policy_rules(script: &mut Script, policy: &Policy) {
         // The host forwards between members on the same interface; a redirect would tell
         // them to go straight to each other, which the bridge does not carry.
         script.rule(Inet, "output", format!("oifname \"{bridge}\" icmp type redirect drop"));
-    } else {
-        script.rule(Inet, &within, "accept");
     }
 
     for member in &policy.members {
@@ -304,7 +316,7 @@ fn forward_rules(script: &mut Script, forward: &Forward) {
             .collect();
         format!("dnat ip to {protocol} dport map {{ {} }}", pairs.join(", "))
     };
-    let ports = range(host_ports);
+    let ports = host_ports;
     match forward.host_ip {
         // Loopback addresses only exist for the host's own programs.
         Some(ip) if ip.is_loopback() => {}
@@ -319,7 +331,6 @@ fn forward_rules(script: &mut Script, forward: &Forward) {
         Some(ip) => script.rule(Inet, "nat_output", format!("ip daddr {ip} {protocol} dport {ports} {dnat}")),
         None => script.rule(Inet, "nat_output", format!("fib daddr type local {protocol} dport {ports} {dnat}")),
     }
-    let containers = range(containers);
     script.rule(Inet, "published", format!("ct direction original ip daddr {to} {protocol} dport {containers} accept"));
     script.rule(Inet, "published", format!("ct direction reply ip saddr {to} {protocol} sport {containers} accept"));
 }
@@ -328,29 +339,16 @@ fn flow_elements(script: &mut Script, flow: &Flow) {
     let (from, to) = (flow.from, flow.to);
     match flow.traffic {
         Traffic::All => script.element(Family::Inet, "flows_any", format!("{from} . {to}")),
-        Traffic::Ports { protocol, ports } => script.element(
-            Family::Inet,
-            "flows",
-            format!("{from} . {to} . {} . {}", protocol_name(protocol), range(ports)),
-        ),
+        Traffic::Ports { protocol, ports } => {
+            script.element(Family::Inet, "flows", format!("{from} . {to} . {protocol} . {ports}"))
+        }
     }
-}
-
-fn protocol_name(protocol: Protocol) -> &'static str {
-    match protocol {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-    }
-}
-
-fn range(ports: PortRange) -> String {
-    ports.to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::validate_file;
+    use crate::model::{PortRange, Protocol, validate_file};
     use crate::spec::SourceFile;
     use crate::state::{HostFacts, HostPorts, LocalPorts, lower};
 

@@ -113,6 +113,7 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
             network: network.name.clone(),
             bridge: bridge_ifname(&stack.name, &network.name),
             subnet: subnets[&network.name].0,
+            gateway: subnets[&network.name].1,
             internal: network.internal,
             isolation: network.isolation,
             members,

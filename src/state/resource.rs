@@ -166,6 +166,8 @@ pub struct Policy {
     /// The network's bridge.
     pub bridge: String,
     pub subnet: Ipv4Net,
+    /// The bridge's own address: traffic to it is for the host, not for a member.
+    pub gateway: Ipv4Addr,
     /// Internal networks reach nothing outside the stack; the others leave through
     /// masquerade.
     pub internal: bool,
