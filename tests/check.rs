@@ -305,3 +305,16 @@ fn a_rule_deleted_by_hand_fails_exactly_its_cells_in_every_example() {
         assert_eq!((code, wrong), (1, expected), "{name}");
     }
 }
+
+/// `apply --verify` ends with check's truth table, and its verdict.
+#[test]
+fn apply_verify_runs_check_after_applying() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("pets-tenants");
+    let output = sandbox.stackctl().args(["-f", &file, "apply", "--yes", "--verify"]).output().expect("apply");
+    assert_success(&output, "apply --verify");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("Apply complete"), "{text}");
+    assert!(text.contains("Verifying with `stackctl check`:"), "{text}");
+    assert!(text.ends_with("20 pairs, 26 probes, 0 wrong\n"), "{text}");
+}

@@ -306,3 +306,20 @@ fn rules_removed_by_hand_are_drift_that_apply_repairs() {
     assert_converged(&sandbox, &file);
     assert_reaches(&sandbox, Some("shop:nginx"), (flaskapp, 5000), "flaskapp");
 }
+
+/// Docker's `ip filter FORWARD` drops what it does not accept; stackctl never touches it,
+/// and says that it drops the stack's routed traffic.
+#[test]
+fn a_forward_chain_of_another_table_that_drops_is_named() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    sandbox.sh(
+        "nft 'add table ip filter; add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }'",
+    );
+    let file = example("web-app-db");
+    let output = run(&sandbox, &["-f", &file, "apply", "--yes"]);
+    assert_success(&output, "apply");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("warning: chain `ip filter FORWARD` drops forwarded traffic"), "{stderr}");
+    let chain = sandbox.sh("nft list chain ip filter FORWARD");
+    assert!(chain.contains("policy drop;") && !chain.contains("stb"), "the chain was changed:\n{chain}");
+}

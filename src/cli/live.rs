@@ -72,6 +72,9 @@ impl Live {
     /// Observes the kernel and plans the changes that make it match `stack`.
     fn plan(&self, kernel: &Kernel, stack: &Stack, scope: &Scope) -> Outcome<(Observation, Plan)> {
         let observation = kernel.observe(scope).map_err(kernel_error)?;
+        if !stack.networks.is_empty() {
+            warn_of_dropping_chains(&observation.dropping_forward_chains);
+        }
         let desired = lower(stack, &observation.state, &observation.host).map_err(fail)?;
         let plan = plan_operations(&desired, &observation.state);
         refuse_collisions(&plan, &observation)?;
@@ -305,6 +308,20 @@ pub fn exec_command(file: &Path, container: &str, command: &[OsString], style: S
         )))
     };
     run().unwrap_or_else(|exit| exit)
+}
+
+/// Says which other tables drop what the stack routes: stackctl never changes them, and an
+/// accept in its own tables cannot override their drop.
+fn warn_of_dropping_chains(chains: &[String]) {
+    for chain in chains {
+        eprintln!(
+            "warning: chain `{chain}` drops forwarded traffic that it does not accept (Docker sets this up), so it \
+             also drops what the stack's networks route: egress, published ports from outside, and flows between \
+             members of isolated networks; stackctl's own tables still decide what passes once it lets the stack's \
+             bridges through, e.g. with Docker: `iptables -I DOCKER-USER -i stb+ -j ACCEPT && iptables -I \
+             DOCKER-USER -o stb+ -j ACCEPT`"
+        );
+    }
 }
 
 fn refuse_collisions(plan: &Plan, observation: &Observation) -> Outcome<()> {

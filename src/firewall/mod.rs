@@ -11,7 +11,7 @@
 mod read;
 mod render;
 
-pub use read::{Found, FoundError, recognise};
+pub use read::{Found, FoundError, dropping_forward_chains, recognise};
 pub use render::{MARK, render};
 
 use sha2::{Digest, Sha256};

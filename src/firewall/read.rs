@@ -55,6 +55,26 @@ impl Found {
     }
 }
 
+/// The forward base chains of other tables whose policy drops, as `FAMILY TABLE CHAIN`,
+/// from `nft -j list chains`. A packet must pass every table's chains, so such a chain
+/// (Docker's `ip filter FORWARD`) drops what the stack routes, whatever its own tables
+/// accept.
+pub fn dropping_forward_chains(json: &str, own_table: &str) -> Result<Vec<String>, FoundError> {
+    let listing: Value = serde_json::from_str(json).map_err(|error| FoundError(error.to_string()))?;
+    let items = listing
+        .get("nftables")
+        .and_then(Value::as_array)
+        .ok_or_else(|| FoundError("no `nftables` array".to_owned()))?;
+    let text = |chain: &Value, key: &str| chain.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+    Ok(items
+        .iter()
+        .filter_map(|item| item.get("chain"))
+        .filter(|chain| text(chain, "hook") == "forward" && text(chain, "policy") == "drop")
+        .filter(|chain| text(chain, "table") != own_table)
+        .map(|chain| format!("{} {} {}", text(chain, "family"), text(chain, "table"), text(chain, "name")))
+        .collect())
+}
+
 /// The firewall resources among `candidates` (what the last apply made, as its record
 /// says) that the tables hold whole. A resource with a rule missing is not there: the
 /// next apply makes it again.
@@ -102,6 +122,17 @@ mod tests {
         let mut found = Found::default();
         found.add_listing(&listing("fl:0000000000000000")).expect("a listing");
         assert!(recognise(&found, [&resource]).is_empty());
+    }
+
+    #[test]
+    fn forward_chains_that_drop_are_named_but_not_our_own() {
+        let json = r#"{"nftables": [{"metainfo": {}},
+            {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}},
+            {"chain": {"family": "inet", "table": "fw", "name": "fwd", "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}},
+            {"chain": {"family": "inet", "table": "stackctl-s", "name": "forward", "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "DOCKER"}}]}"#;
+        assert_eq!(dropping_forward_chains(json, "stackctl-s").expect("a listing"), ["ip filter FORWARD"]);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use rtnetlink::Handle;
 
-use crate::firewall::{Found, recognise, table_name};
+use crate::firewall::{Found, dropping_forward_chains, recognise, table_name};
 use crate::plan::{Operation, Plan, record_after};
 use crate::state::{KernelState, NamespaceName, Records, Scope};
 use error::io_error;
@@ -189,6 +189,9 @@ impl Kernel {
                 observation.state.insert(resource);
             }
         }
+        let chains = self.nft().list_chains().map_err(|error| KernelError::new("list", "nftables chains", error))?;
+        observation.dropping_forward_chains = dropping_forward_chains(&chains, &tables)
+            .map_err(|error| KernelError::new("read", "nftables chains", std::io::Error::other(error)))?;
         let local_ports = nft::in_host(self.host_file.as_ref(), ports::read)
             .map_err(|error| KernelError::new("read", "the host's ports", error))?;
         observation.host.local_ports = Some(local_ports);

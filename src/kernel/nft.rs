@@ -56,6 +56,16 @@ impl Nft<'_> {
         if stderr.contains("No such file or directory") { Ok(None) } else { Err(failure(&stderr)) }
     }
 
+    /// The JSON listing of every chain of every table.
+    pub fn list_chains(&self) -> io::Result<String> {
+        let output = self.run(&["-j", "list", "chains"], None)?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(failure(&String::from_utf8_lossy(&output.stderr)))
+        }
+    }
+
     /// Checks a script against the kernel without changing anything: it fails on a feature
     /// that the kernel or this `nft` lacks.
     pub fn check(&self, script: &str) -> io::Result<()> {

@@ -31,6 +31,9 @@ pub struct Observation {
     pub host: HostFacts,
     /// Names of the interfaces in the host namespace that the stack does not own.
     pub foreign: BTreeSet<String>,
+    /// Other tables' forward chains that drop what they do not accept (Docker's `ip
+    /// filter FORWARD`): they drop the stack's routed traffic too.
+    pub dropping_forward_chains: Vec<String>,
 }
 
 /// An interface of the host namespace that belongs to the stack, and what it is.
@@ -116,7 +119,12 @@ pub fn read(scope: &Scope, host: &Snapshot, namespaces: &[NamespaceView]) -> Obs
     }
 
     let used_subnets = used_subnets(host, &owned);
-    Observation { state, host: HostFacts { used_subnets, local_ports: None }, foreign }
+    Observation {
+        state,
+        host: HostFacts { used_subnets, local_ports: None },
+        foreign,
+        dropping_forward_chains: Vec::new(),
+    }
 }
 
 /// The namespace itself, its default route and its hosts file.
