@@ -24,10 +24,16 @@ pub fn table_name(stack: &str) -> String {
 }
 
 /// The identity of a resource in the comments of its rules: its kind's initial and a digest
-/// of everything it holds.
+/// of everything it holds and of the rules it makes, so that rules written by another
+/// version of stackctl, which would make them differently, are made again.
 pub fn rule_id(resource: &Resource) -> String {
-    let json = serde_json::to_vec(resource).expect("a resource serializes");
-    let digest = Sha256::digest(&json);
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(resource).expect("a resource serializes"));
+    for item in render::items(resource) {
+        hasher.update(item.as_bytes());
+        hasher.update([0]);
+    }
+    let digest = hasher.finalize();
     let hex: String = digest.iter().take(8).map(|byte| format!("{byte:02x}")).collect();
     format!("{}:{hex}", &resource.kind().name()[..2])
 }

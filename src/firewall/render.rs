@@ -34,7 +34,8 @@ use crate::state::{Flow, Forward, KernelState, Policy, Resource};
 /// between two ports of an isolated network through.
 pub const MARK: u32 = 0x0100_0000;
 
-const REJECT: &str = "reject with icmp type admin-prohibited";
+/// `icmpx`, so that the reject also stops IPv6, which `icmp` would let through.
+const REJECT: &str = "reject with icmpx type admin-prohibited";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {
@@ -158,8 +159,9 @@ pub fn render(stack: &str, state: &KernelState) -> String {
     out
 }
 
-/// The number of rules and set elements `render` writes for a firewall resource.
-pub(super) fn item_count(resource: &Resource) -> usize {
+/// The rules and set elements `render` writes for a firewall resource, each with the place
+/// it goes to, without their comment.
+pub(super) fn items(resource: &Resource) -> Vec<String> {
     let mut script = Script { inet: skeleton_inet(), bridge: skeleton_bridge(), comment: String::new() };
     match resource {
         Resource::Policy(policy) => {
@@ -170,11 +172,21 @@ pub(super) fn item_count(resource: &Resource) -> usize {
         Resource::Flow(flow) => flow_elements(&mut script, flow),
         _ => {}
     }
-    let count = |table: &Table| {
-        table.sets.iter().map(|set| set.2.len()).sum::<usize>()
-            + table.chains.iter().map(|chain| chain.2.len()).sum::<usize>()
-    };
-    count(&script.inet) + count(&script.bridge)
+    let mut items = Vec::new();
+    for (family, table) in [("inet", &script.inet), ("bridge", &script.bridge)] {
+        for (set, _, elements) in &table.sets {
+            items.extend(elements.iter().map(|element| format!("{family} set {set}: {element}")));
+        }
+        for (chain, _, rules) in &table.chains {
+            items.extend(rules.iter().map(|rule| format!("{family} chain {chain}: {rule}")));
+        }
+    }
+    items
+}
+
+/// The number of rules and set elements `render` writes for a firewall resource.
+pub(super) fn item_count(resource: &Resource) -> usize {
+    items(resource).len()
 }
 
 fn skeleton_inet() -> Table {
@@ -191,6 +203,9 @@ fn skeleton_inet() -> Table {
     // connection waits for a timeout instead of failing at once.
     table.chain("isolation", "type filter hook prerouting priority dstnat + 20; policy accept;");
     table.chain("forward", "type filter hook forward priority filter; policy accept;");
+    // What leaves an internal network is judged before anything may accept it, whatever
+    // the order of the networks' names.
+    table.chain("leave", "type filter hook forward priority filter - 1; policy accept;");
     table.chain("input", "type filter hook input priority filter; policy accept;");
     // `priority dstnat` is refused on the output hook: -100 is its value.
     table.chain("nat_output", "type nat hook output priority -100; policy accept;");
@@ -250,7 +265,7 @@ fn policy_rules(script: &mut Script, policy: &Policy) {
 
     script.rule(Inet, "forward", format!("oifname \"{bridge}\" jump {to}"));
     if policy.internal {
-        script.rule(Inet, "forward", format!("iifname \"{bridge}\" {REJECT}"));
+        script.rule(Inet, "leave", format!("iifname \"{bridge}\" oifname != \"{bridge}\" {REJECT}"));
         script.rule(Inet, "input", format!("iifname \"{bridge}\" ct state established,related accept"));
         script.rule(Inet, "input", format!("iifname \"{bridge}\" {REJECT}"));
     }
@@ -283,6 +298,9 @@ fn policy_rules(script: &mut Script, policy: &Policy) {
         script.element(Bridge, &ports, format!("\"{}\"", member.port));
         script.element(Bridge, &sources, format!("\"{}\" . {}", member.port, member.address));
     }
+    // Only IPv4 and ARP enter from a container: a VLAN tag (even 0, which the kernel strips
+    // later) or IPv6 would pass the address checks below unseen.
+    script.rule(Bridge, "prerouting", format!("iifname @{ports} ether type != {{ ip, arp }} drop"));
     script.rule(Bridge, "prerouting", format!("iifname @{ports} ether type ip iifname . ip saddr != @{sources} drop"));
     script.rule(
         Bridge,

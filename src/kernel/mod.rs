@@ -286,11 +286,8 @@ impl Kernel {
             && let Err(error) = self.nft().check(script)
         {
             let first = plan.operations.iter().find(|operation| operation.key().kind().is_firewall());
-            let error = KernelError::new(
-                "check",
-                format!("the rules of stack `{}` (the kernel or nft lacks a feature stackctl needs)", scope.stack),
-                error,
-            );
+            let error =
+                KernelError::new("check", format!("the rules of stack `{}` before any change", scope.stack), error);
             let failed = Some((first.expect("a firewall operation").clone(), error));
             return Applied { done: Vec::new(), failed, forwarding_turned_on: false };
         }

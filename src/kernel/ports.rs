@@ -16,8 +16,14 @@ pub fn read() -> io::Result<LocalPorts> {
         _ => return Err(io::Error::other(format!("unexpected ip_local_port_range `{}`", range.trim()))),
     };
     let mut busy = BTreeSet::new();
-    for (protocol, file) in [(Protocol::Tcp, "tcp"), (Protocol::Udp, "udp")] {
-        let table = std::fs::read_to_string(format!("/proc/thread-self/net/{file}"))?;
+    // A socket on `[::]` holds the port for IPv4 as well; a host without IPv6 has no
+    // `tcp6` or `udp6`.
+    let tables = [(Protocol::Tcp, "tcp"), (Protocol::Udp, "udp"), (Protocol::Tcp, "tcp6"), (Protocol::Udp, "udp6")];
+    for (protocol, file) in tables {
+        let table = match std::fs::read_to_string(format!("/proc/thread-self/net/{file}")) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            table => table?,
+        };
         busy.extend(local_ports(&table).map(|port| (protocol, port)));
     }
     Ok(LocalPorts { ephemeral, busy })
