@@ -323,3 +323,26 @@ fn a_forward_chain_of_another_table_that_drops_is_named() {
     let chain = sandbox.sh("nft list chain ip filter FORWARD");
     assert!(chain.contains("policy drop;") && !chain.contains("stb"), "the chain was changed:\n{chain}");
 }
+
+/// What the stack's tables hold that no resource of the stack made goes: a rule added by
+/// hand at the next apply, and every rule at destroy even when the apply record is lost.
+#[test]
+fn rules_no_resource_made_are_removed() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    apply(&sandbox, &file);
+    sandbox.sh("nft add rule inet stackctl-shop forward accept");
+    let output = run(&sandbox, &["-f", &file, "plan", "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("- stray   rules no resource made"), "{text}");
+    assert!(text.contains("Plan: 0 to add, 0 to change, 1 to destroy."), "{text}");
+    apply(&sandbox, &file);
+    assert_converged(&sandbox, &file);
+    assert!(!sandbox.sh("nft list chain inet stackctl-shop forward").contains("\taccept\n"));
+
+    sandbox.sh("rm /run/stackctl/host/shop.record.json");
+    let output = run(&sandbox, &["-f", &file, "destroy", "--yes"]);
+    assert_success(&output, "destroy");
+    assert_eq!(sandbox.sh("nft list tables"), "", "the tables outlived destroy");
+}

@@ -7,12 +7,14 @@ use thiserror::Error;
 
 use super::render::item_count;
 use super::rule_id;
-use crate::state::Resource;
+use crate::state::{Resource, Stray};
 
-/// How many rules and set elements of the stack's tables carry each comment.
+/// How many rules and set elements of the stack's tables carry each comment, and how many
+/// there are in all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Found {
     comments: HashMap<String, usize>,
+    items: usize,
 }
 
 #[derive(Debug, Error)]
@@ -43,6 +45,7 @@ impl Found {
     }
 
     fn count(&mut self, comment: Option<&Value>) {
+        self.items += 1;
         if let Some(comment) = comment.and_then(Value::as_str) {
             *self.comments.entry(comment.to_owned()).or_default() += 1;
         }
@@ -76,10 +79,21 @@ pub fn dropping_forward_chains(json: &str, own_table: &str) -> Result<Vec<String
 }
 
 /// The firewall resources among `candidates` (what the last apply made, as its record
-/// says) that the tables hold whole. A resource with a rule missing is not there: the
-/// next apply makes it again.
+/// says) that the tables hold whole, and what the tables hold beyond them. A resource
+/// with a rule missing is not there: the next apply makes it again. Rules of no candidate
+/// (added by hand, or made by an apply whose record is lost) are one `Stray`, which nothing desires: the next apply or destroy replaces the tables without
+/// them.
 pub fn recognise<'a>(found: &'a Found, candidates: impl IntoIterator<Item = &'a Resource> + 'a) -> Vec<Resource> {
-    candidates.into_iter().filter(|resource| resource.kind().is_firewall() && found.holds(resource)).cloned().collect()
+    let candidates: Vec<&Resource> = candidates.into_iter().filter(|resource| resource.kind().is_firewall()).collect();
+    let mut recognised: Vec<Resource> =
+        candidates.iter().filter(|resource| found.holds(resource)).map(|resource| (*resource).clone()).collect();
+    // The rules of a resource that is there only in part are not strays: it is made again.
+    let ids: std::collections::HashSet<String> = candidates.iter().map(|resource| rule_id(resource)).collect();
+    let accounted: usize = ids.iter().filter_map(|id| found.comments.get(id)).sum();
+    if found.items > accounted {
+        recognised.push(Resource::Stray(Stray { rules: found.items - accounted }));
+    }
+    recognised
 }
 
 #[cfg(test)]
@@ -109,19 +123,19 @@ mod tests {
     }
 
     #[test]
-    fn a_resource_is_there_when_all_its_items_are() {
+    fn a_resource_is_there_when_all_its_items_are_and_the_rest_is_a_stray() {
         let resource = flow();
         let mut found = Found::default();
         found.add_listing(&listing(&rule_id(&resource))).expect("a listing");
-        assert_eq!(recognise(&found, [&resource]), vec![resource.clone()]);
+        assert_eq!(recognise(&found, [&resource]), vec![resource.clone(), Resource::Stray(Stray { rules: 1 })]);
     }
 
     #[test]
-    fn a_rule_made_for_another_version_of_the_resource_does_not_count() {
+    fn rules_made_for_another_version_of_the_resource_are_strays() {
         let resource = flow();
         let mut found = Found::default();
         found.add_listing(&listing("fl:0000000000000000")).expect("a listing");
-        assert!(recognise(&found, [&resource]).is_empty());
+        assert_eq!(recognise(&found, [&resource]), vec![Resource::Stray(Stray { rules: 2 })]);
     }
 
     #[test]

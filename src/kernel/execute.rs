@@ -56,7 +56,9 @@ impl Executor<'_> {
             Resource::Link(link) => self.create_link(link).await,
             Resource::Route(route) => self.set_route(route).await,
             Resource::Hosts(hosts) => self.write_hosts(hosts),
-            Resource::Policy(_) | Resource::Forward(_) | Resource::Flow(_) => Err(one_transaction()),
+            Resource::Stray(_) | Resource::Policy(_) | Resource::Forward(_) | Resource::Flow(_) => {
+                Err(one_transaction())
+            }
         }
     }
 
@@ -140,7 +142,9 @@ impl Executor<'_> {
                 }
                 Ok(())
             }
-            Resource::Policy(_) | Resource::Forward(_) | Resource::Flow(_) => Err(one_transaction()),
+            Resource::Stray(_) | Resource::Policy(_) | Resource::Forward(_) | Resource::Flow(_) => {
+                Err(one_transaction())
+            }
         }
     }
 

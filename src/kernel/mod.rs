@@ -184,10 +184,9 @@ impl Kernel {
                     .map_err(|error| KernelError::new("read", &object, std::io::Error::other(error)))?;
             }
         }
-        if let Some(record) = read_record(&self.places, &self.host_namespace, &scope.stack) {
-            for resource in recognise(&found, record.resources.values()) {
-                observation.state.insert(resource);
-            }
+        let record = read_record(&self.places, &self.host_namespace, &scope.stack).unwrap_or_default();
+        for resource in recognise(&found, record.resources.values()) {
+            observation.state.insert(resource);
         }
         let chains = self.nft().list_chains().map_err(|error| KernelError::new("list", "nftables chains", error))?;
         observation.dropping_forward_chains = dropping_forward_chains(&chains, &tables)

@@ -12,7 +12,7 @@ pub use allocate::{AUTO_SUBNET_POOL, bridge_ifname, veth_ifname};
 pub use lower::{HostFacts, LocalPorts, LowerError, lower};
 pub use resource::{
     Bridge, Flow, Forward, HostPorts, Hosts, Key, Kind, Link, Member, NO_ADDRESS, Namespace, Policy, Records, Resource,
-    Route,
+    Route, Stray,
 };
 pub use scope::{NamespaceName, Scope, fingerprint, namespace_name};
 

@@ -15,6 +15,7 @@ use crate::model::{Isolation, PortRange, Protocol, Traffic};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
+    Stray,
     Policy,
     Forward,
     Flow,
@@ -28,6 +29,7 @@ pub enum Kind {
 impl Kind {
     pub fn name(self) -> &'static str {
         match self {
+            Kind::Stray => "stray",
             Kind::Policy => "policy",
             Kind::Bridge => "bridge",
             Kind::Namespace => "netns",
@@ -41,7 +43,7 @@ impl Kind {
 
     /// Whether resources of this kind are nftables rules, made together in one transaction.
     pub fn is_firewall(self) -> bool {
-        matches!(self, Kind::Policy | Kind::Forward | Kind::Flow)
+        matches!(self, Kind::Stray | Kind::Policy | Kind::Forward | Kind::Flow)
     }
 }
 
@@ -49,6 +51,8 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Key {
+    /// What the stack's tables hold that no resource of the stack made.
+    Stray,
     Policy {
         network: String,
     },
@@ -89,6 +93,7 @@ pub enum Key {
 impl Key {
     pub fn kind(&self) -> Kind {
         match self {
+            Key::Stray => Kind::Stray,
             Key::Policy { .. } => Kind::Policy,
             Key::Bridge { .. } => Kind::Bridge,
             Key::Namespace { .. } => Kind::Namespace,
@@ -104,7 +109,7 @@ impl Key {
     /// order. A flow belongs to the container that opens it.
     pub fn container(&self) -> Option<&str> {
         match self {
-            Key::Policy { .. } | Key::Bridge { .. } => None,
+            Key::Stray | Key::Policy { .. } | Key::Bridge { .. } => None,
             Key::Namespace { container }
             | Key::Link { container, .. }
             | Key::Route { container }
@@ -132,6 +137,7 @@ impl Key {
     /// How the plan names the resource: `web_nw`, `flaskapp@db_nw`, `nginx -> app tcp/5000`.
     pub fn label(&self) -> String {
         match self {
+            Key::Stray => "rules no resource made".to_owned(),
             Key::Policy { network } | Key::Bridge { network } => network.clone(),
             Key::Namespace { container } | Key::Route { container } | Key::Hosts { container } => container.clone(),
             Key::Link { container, network } => format!("{container}@{network}"),
@@ -175,6 +181,14 @@ pub struct Policy {
     /// The network's ports, sorted by container: traffic entering through a port must come
     /// from its container's address.
     pub members: Vec<Member>,
+}
+
+/// Rules and set elements in the stack's tables that carry no comment of a resource the
+/// stack has: added by hand, or made by an apply whose record is lost. Never desired, so
+/// the next apply (or destroy) replaces the tables without them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stray {
+    pub rules: usize,
 }
 
 /// A container's port on a network, as the firewall sees it.
@@ -299,6 +313,7 @@ pub struct Flow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Resource {
+    Stray(Stray),
     Policy(Policy),
     Bridge(Bridge),
     Namespace(Namespace),
@@ -312,6 +327,7 @@ pub enum Resource {
 impl Resource {
     pub fn key(&self) -> Key {
         match self {
+            Resource::Stray(_) => Key::Stray,
             Resource::Policy(policy) => Key::Policy { network: policy.network.clone() },
             Resource::Bridge(bridge) => Key::Bridge { network: bridge.network.clone() },
             Resource::Namespace(namespace) => Key::Namespace { container: namespace.container.clone() },
@@ -339,6 +355,7 @@ impl Resource {
 
     pub fn kind(&self) -> Kind {
         match self {
+            Resource::Stray(_) => Kind::Stray,
             Resource::Policy(_) => Kind::Policy,
             Resource::Bridge(_) => Kind::Bridge,
             Resource::Namespace(_) => Kind::Namespace,
@@ -365,6 +382,7 @@ impl Resource {
     pub fn attributes(&self) -> Vec<(&'static str, String)> {
         let flag = |on: bool| if on { "up" } else { "down" }.to_owned();
         match self {
+            Resource::Stray(stray) => vec![("rules", stray.rules.to_string())],
             Resource::Policy(policy) => vec![
                 ("bridge", policy.bridge.clone()),
                 ("subnet", policy.subnet.to_string()),

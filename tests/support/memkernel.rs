@@ -165,7 +165,7 @@ impl MemKernel {
             }
             // Rules name interfaces and addresses; nftables takes them before they exist, so
             // the firewall is made before the objects it governs.
-            Resource::Policy(_) | Resource::Forward(_) | Resource::Flow(_) => {}
+            Resource::Stray(_) | Resource::Policy(_) | Resource::Forward(_) | Resource::Flow(_) => {}
         }
         Ok(resource.clone())
     }
