@@ -14,6 +14,7 @@
 //! spot is UDP: a listener that reads a datagram and stays silent looks exactly like a
 //! firewall that drops it, so a declared UDP flow to such a service is reported as blocked.
 
+pub mod pacing;
 mod text;
 
 pub use text::render_text;

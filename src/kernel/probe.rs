@@ -11,10 +11,9 @@
 //! The probes decide nothing: which connections to try, and what their outcomes mean for
 //! the stack, comes from [`crate::check`].
 
-use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -27,6 +26,7 @@ use nix::sys::socket::{
 };
 
 use super::{IN_FLIGHT, Kernel, KernelError, netns};
+use crate::check::pacing::{rounds, sources};
 use crate::check::{Outcome, Probe};
 use crate::model::Protocol;
 use crate::state::Scope;
@@ -57,22 +57,13 @@ pub struct Pacing {
     pub room: usize,
 }
 
-/// The probes of one source.
-struct Source<'a> {
-    name: &'a str,
-    /// Indices into the probes.
-    probes: Vec<usize>,
-    /// How many neighbour entries its probes may make, at both ends.
-    neighbours: usize,
-}
-
 impl Kernel {
     /// How [`Kernel::probe`] will pace `probes`: `None` when they all fit in the neighbour
     /// table at once.
     pub fn pacing(&self, probes: &[Probe]) -> Option<Pacing> {
         let sources = sources(probes);
         let room = neighbour_room();
-        let (rounds, paced) = rounds(&sources, room);
+        let (rounds, paced) = rounds(&sources, room, IN_FLIGHT);
         paced.then(|| Pacing {
             rounds: rounds.len(),
             interval: NEIGHBOUR_AGE,
@@ -90,7 +81,7 @@ impl Kernel {
     /// way that says nothing about reachability.
     pub fn probe(&self, scope: &Scope, probes: &[Probe], timeout: Duration) -> Result<Vec<Outcome>, KernelError> {
         let sources = sources(probes);
-        let (rounds, paced) = rounds(&sources, neighbour_room());
+        let (rounds, paced) = rounds(&sources, neighbour_room(), IN_FLIGHT);
         let budget = socket_budget();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; probes.len()];
         let mut previous: Option<Instant> = None;
@@ -140,47 +131,6 @@ impl Kernel {
         }
         Ok(outcomes.into_iter().map(|outcome| outcome.expect("every probe is made")).collect())
     }
-}
-
-/// The probes grouped by source, sources in the order they first appear.
-fn sources(probes: &[Probe]) -> Vec<Source<'_>> {
-    let mut sources: Vec<Source> = Vec::new();
-    let mut index_of: HashMap<&str, usize> = HashMap::new();
-    for (index, probe) in probes.iter().enumerate() {
-        let position = *index_of.entry(&probe.source).or_insert_with(|| {
-            sources.push(Source { name: &probe.source, probes: Vec::new(), neighbours: 0 });
-            sources.len() - 1
-        });
-        sources[position].probes.push(index);
-    }
-    for source in &mut sources {
-        let made = source.probes.iter().map(|index| &probes[*index]);
-        let direct: HashSet<Ipv4Addr> = made.clone().filter(|probe| probe.direct).map(|probe| probe.address).collect();
-        // Probes through the host make one pair of entries: the source's for its gateway,
-        // and the host's for the source.
-        let routed = made.clone().any(|probe| !probe.direct);
-        source.neighbours = 2 * (direct.len() + usize::from(routed));
-    }
-    sources
-}
-
-/// Cuts the sources into rounds of at most [`IN_FLIGHT`] sources whose neighbour entries
-/// fit in `room` (a source that alone needs more has a round of its own). Also says whether
-/// the sources need more room than there is, so that the rounds must be spaced.
-fn rounds<'s, 'a>(sources: &'s [Source<'a>], room: usize) -> (Vec<&'s [Source<'a>]>, bool) {
-    let mut rounds = Vec::new();
-    let (mut start, mut used) = (0, 0);
-    for (index, source) in sources.iter().enumerate() {
-        if index > start && (used + source.neighbours > room || index - start == IN_FLIGHT) {
-            rounds.push(&sources[start..index]);
-            (start, used) = (index, 0);
-        }
-        used += source.neighbours;
-    }
-    if start < sources.len() {
-        rounds.push(&sources[start..]);
-    }
-    (rounds, sources.iter().map(|source| source.neighbours).sum::<usize>() > room)
 }
 
 /// How many neighbour entries the probes may make: the table's limit less its entries, and
@@ -386,46 +336,5 @@ mod tests {
             assert_eq!(reading(Errno::EINVAL, protocol), None);
         }
         assert_eq!(reading(Errno::ETIMEDOUT, Protocol::Tcp), Some(Outcome::TimedOut));
-    }
-
-    fn probe(source: &str, address: [u8; 4], direct: bool) -> Probe {
-        Probe {
-            source: source.to_owned(),
-            destination: "d".to_owned(),
-            network: "n".to_owned(),
-            address: Ipv4Addr::from(address),
-            protocol: Protocol::Tcp,
-            port: 9,
-            expected: crate::check::Expected::Blocked,
-            direct,
-        }
-    }
-
-    #[test]
-    fn each_direct_address_and_the_gateway_cost_an_entry_at_each_end() {
-        let probes = [
-            probe("a", [10, 0, 0, 2], true),
-            probe("a", [10, 0, 0, 2], true),
-            probe("b", [10, 0, 0, 1], true),
-            probe("a", [10, 0, 0, 3], true),
-            probe("a", [10, 1, 0, 2], false),
-            probe("a", [10, 1, 0, 3], false),
-        ];
-        let sources = sources(&probes);
-        let found: Vec<(&str, &[usize], usize)> =
-            sources.iter().map(|source| (source.name, source.probes.as_slice(), source.neighbours)).collect();
-        assert_eq!(found, [("a", &[0, 1, 3, 4, 5][..], 6), ("b", &[2][..], 2)]);
-    }
-
-    #[test]
-    fn rounds_fit_the_neighbour_table_and_the_threads() {
-        let names: Vec<String> = (0..200).map(|index| format!("s{index}")).collect();
-        let sources: Vec<Source> =
-            names.iter().map(|name| Source { name, probes: Vec::new(), neighbours: 10 }).collect();
-        let sizes = |(rounds, paced): (Vec<&[Source]>, bool)| (rounds.iter().map(|round| round.len()).collect(), paced);
-        assert_eq!(sizes(rounds(&sources, 100_000)), (vec![IN_FLIGHT, IN_FLIGHT, IN_FLIGHT, 8], false));
-        assert_eq!(sizes(rounds(&sources[..10], 35)), (vec![3, 3, 3, 1], true));
-        // A source that needs more than the room still gets its round.
-        assert_eq!(sizes(rounds(&sources[..2], 5)), (vec![1, 1], true));
     }
 }
