@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use sandbox::{Sandbox, assert_success};
 use serde_json::Value;
-use stacks::{addresses, apply, assert_converged, example, run, topology, write_stack};
+use stacks::{address_of, apply, assert_converged, example, run, topology, write_stack};
 
 /// The host's uplink in the sandbox, and the world behind it: a namespace `outside` at
 /// 192.0.2.2, reaching the host at 192.0.2.1 and at a second address, 10.20.3.4.
@@ -207,13 +207,7 @@ fn least_privilege_holds_on_a_shared_bridge() {
         sandbox.listen("shop:flaskapp", 5000, "flaskapp"),
         sandbox.listen("shop:flaskapp", 22, "flaskapp"),
     ];
-    let of = |container: &str, network: &str| {
-        addresses(&topology(&sandbox, &file))
-            .into_iter()
-            .find(|(c, n, _)| c == container && n == network)
-            .expect("an address")
-            .2
-    };
+    let of = |container: &str, network: &str| address_of(&sandbox, &file, container, network);
     let (db_web, db_db, flaskapp_web) = (of("db", "web_nw"), of("db", "db_nw"), of("flaskapp", "web_nw"));
     for br_netfilter in [true, false] {
         set_br_netfilter(&sandbox, br_netfilter);
@@ -239,13 +233,7 @@ fn a_flow_added_to_a_running_stack_passes_and_no_connection_drops() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = example("web-app-db");
     apply(&sandbox, &file);
-    let of = |container: &str, network: &str| {
-        addresses(&topology(&sandbox, &file))
-            .into_iter()
-            .find(|(c, n, _)| c == container && n == network)
-            .expect("an address")
-            .2
-    };
+    let of = |container: &str, network: &str| address_of(&sandbox, &file, container, network);
     let (flaskapp, db) = (of("flaskapp", "web_nw"), of("db", "db_nw"));
     let _echo = [sandbox.listen_echo("shop:flaskapp", 5000), sandbox.listen_echo("shop:db", 5432)];
     let _metrics = sandbox.listen("shop:flaskapp", 9100, "metrics");
@@ -285,11 +273,7 @@ fn rules_removed_by_hand_are_drift_that_apply_repairs() {
     let Some(sandbox) = Sandbox::new() else { return };
     let file = example("web-app-db");
     apply(&sandbox, &file);
-    let flaskapp = addresses(&topology(&sandbox, &file))
-        .into_iter()
-        .find(|(c, n, _)| c == "flaskapp" && n == "web_nw")
-        .expect("an address")
-        .2;
+    let flaskapp = address_of(&sandbox, &file, "flaskapp", "web_nw");
     let _listener = sandbox.listen("shop:flaskapp", 5000, "flaskapp");
     assert_reaches(&sandbox, Some("shop:nginx"), (flaskapp, 5000), "flaskapp");
     sandbox.sh("nft flush chain inet stackctl-shop nat_output");

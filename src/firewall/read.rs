@@ -21,16 +21,20 @@ pub struct Found {
 #[error("unexpected output of `nft -j list table`: {0}")]
 pub struct FoundError(String);
 
+/// The objects of an `nft -j` listing: its `nftables` array.
+fn objects(json: &str) -> Result<Vec<Value>, FoundError> {
+    let mut listing: Value = serde_json::from_str(json).map_err(|error| FoundError(error.to_string()))?;
+    match listing.get_mut("nftables").map(Value::take) {
+        Some(Value::Array(objects)) => Ok(objects),
+        _ => Err(FoundError("no `nftables` array".to_owned())),
+    }
+}
+
 impl Found {
     /// Reads the listing of one table (`nft -j list table FAMILY NAME`); the comments of
     /// several tables add up.
     pub fn add_listing(&mut self, json: &str) -> Result<(), FoundError> {
-        let listing: Value = serde_json::from_str(json).map_err(|error| FoundError(error.to_string()))?;
-        let items = listing
-            .get("nftables")
-            .and_then(Value::as_array)
-            .ok_or_else(|| FoundError("no `nftables` array".to_owned()))?;
-        for item in items {
+        for item in objects(json)? {
             if let Some(rule) = item.get("rule") {
                 self.count(rule.get("comment"));
             }
@@ -63,11 +67,7 @@ impl Found {
 /// (Docker's `ip filter FORWARD`) drops what the stack routes, whatever its own tables
 /// accept.
 pub fn dropping_forward_chains(json: &str, own_table: &str) -> Result<Vec<String>, FoundError> {
-    let listing: Value = serde_json::from_str(json).map_err(|error| FoundError(error.to_string()))?;
-    let items = listing
-        .get("nftables")
-        .and_then(Value::as_array)
-        .ok_or_else(|| FoundError("no `nftables` array".to_owned()))?;
+    let items = objects(json)?;
     let text = |chain: &Value, key: &str| chain.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
     Ok(items
         .iter()

@@ -147,12 +147,7 @@ pub fn render(stack: &str, state: &KernelState) -> String {
     }
     for resource in firewall {
         script.comment = rule_id(resource);
-        match resource {
-            Resource::Policy(policy) => policy_rules(&mut script, policy),
-            Resource::Forward(forward) => forward_rules(&mut script, forward),
-            Resource::Flow(flow) => flow_elements(&mut script, flow),
-            _ => {}
-        }
+        add_rules(&mut script, resource);
     }
     script.inet.write(&mut out, "inet", &name);
     script.bridge.write(&mut out, "bridge", &name);
@@ -163,15 +158,10 @@ pub fn render(stack: &str, state: &KernelState) -> String {
 /// it goes to, without their comment.
 pub(super) fn items(resource: &Resource) -> Vec<String> {
     let mut script = Script { inet: skeleton_inet(), bridge: skeleton_bridge(), comment: String::new() };
-    match resource {
-        Resource::Policy(policy) => {
-            declare_network(&mut script, policy);
-            policy_rules(&mut script, policy);
-        }
-        Resource::Forward(forward) => forward_rules(&mut script, forward),
-        Resource::Flow(flow) => flow_elements(&mut script, flow),
-        _ => {}
+    if let Resource::Policy(policy) = resource {
+        declare_network(&mut script, policy);
     }
+    add_rules(&mut script, resource);
     let mut items = Vec::new();
     for (family, table) in [("inet", &script.inet), ("bridge", &script.bridge)] {
         for (set, _, elements) in &table.sets {
@@ -187,6 +177,17 @@ pub(super) fn items(resource: &Resource) -> Vec<String> {
 /// The number of rules and set elements `render` writes for a firewall resource.
 pub(super) fn item_count(resource: &Resource) -> usize {
     items(resource).len()
+}
+
+/// Adds the rules and set elements of one firewall resource (a stray has none: it is what
+/// the tables hold beyond the stack's resources).
+fn add_rules(script: &mut Script, resource: &Resource) {
+    match resource {
+        Resource::Policy(policy) => policy_rules(script, policy),
+        Resource::Forward(forward) => forward_rules(script, forward),
+        Resource::Flow(flow) => flow_elements(script, flow),
+        _ => {}
+    }
 }
 
 fn skeleton_inet() -> Table {

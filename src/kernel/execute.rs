@@ -102,10 +102,7 @@ impl Executor<'_> {
                     LinkUnspec::new_with_index(index).address(container_mac(after.address.addr())).up().build();
                 connected.handle.link().set(message).execute().await.map_err(io_error)?;
                 // A route on link needs its interface up.
-                if let Some(gateway) = after.subnet_via {
-                    let route = subnet_route(index, after.address.trunc(), gateway);
-                    connected.handle.route().add(route).replace().execute().await.map_err(io_error)?;
-                }
+                route_subnet(&connected.handle, index, after).await?;
                 self.label_link(after).await
             }
             (Resource::Route(_), Resource::Route(route)) => self.set_route(route).await,
@@ -207,10 +204,7 @@ impl Executor<'_> {
         let index = index_of(&connected.handle, &link.ifname).await?;
         replace_address(&connected.handle, index, NO_ADDRESS, link.address, link.subnet_via.is_some()).await?;
         set_up(&connected.handle, index).await?;
-        if let Some(gateway) = link.subnet_via {
-            let route = subnet_route(index, link.address.trunc(), gateway);
-            connected.handle.route().add(route).replace().execute().await.map_err(io_error)?;
-        }
+        route_subnet(&connected.handle, index, link).await?;
         no_ipv6_addresses(host, &link.host_ifname).await?;
         self.label_link(link).await
     }
@@ -324,6 +318,14 @@ fn bridge_settings() -> AfSpecInet {
         value.extend_from_slice(&u32::to_ne_bytes(setting));
     }
     AfSpecInet::Other(DefaultNla::new(IFLA_INET_CONF | NLA_F_NESTED, value))
+}
+
+/// On an isolated network, routes the link's subnet through its gateway; its interface must
+/// be up, since the route is on link.
+async fn route_subnet(handle: &Handle, index: u32, link: &Link) -> Outcome {
+    let Some(gateway) = link.subnet_via else { return Ok(()) };
+    let route = subnet_route(index, link.address.trunc(), gateway);
+    handle.route().add(route).replace().execute().await.map_err(io_error)
 }
 
 /// Routes a link's subnet through `gateway`, on link.

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use nix::sched::{CloneFlags, setns};
 
@@ -31,7 +31,9 @@ impl Nft<'_> {
         command
     }
 
-    fn run(&self, arguments: &[&str], input: Option<&str>) -> io::Result<Output> {
+    /// Runs nft: its standard output when it succeeds, else its error output. The outer
+    /// error is one of starting it at all.
+    fn run(&self, arguments: &[&str], input: Option<&str>) -> io::Result<Result<String, String>> {
         let mut child = self.command().args(arguments).spawn().map_err(|error| match error.kind() {
             io::ErrorKind::NotFound => io::Error::new(
                 io::ErrorKind::NotFound,
@@ -43,27 +45,26 @@ impl Nft<'_> {
             child.stdin.take().expect("piped stdin").write_all(input.as_bytes())?;
         }
         drop(child.stdin.take());
-        child.wait_with_output()
+        let output = child.wait_with_output()?;
+        Ok(if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        })
     }
 
     /// The JSON listing of a table, or `None` when the host has no such table.
     pub fn list(&self, family: &str, table: &str) -> io::Result<Option<String>> {
-        let output = self.run(&["-j", "list", "table", family, table], None)?;
-        if output.status.success() {
-            return Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()));
+        match self.run(&["-j", "list", "table", family, table], None)? {
+            Ok(listing) => Ok(Some(listing)),
+            Err(stderr) if stderr.contains("No such file or directory") => Ok(None),
+            Err(stderr) => Err(failure(&stderr)),
         }
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if stderr.contains("No such file or directory") { Ok(None) } else { Err(failure(&stderr)) }
     }
 
     /// The JSON listing of every chain of every table.
     pub fn list_chains(&self) -> io::Result<String> {
-        let output = self.run(&["-j", "list", "chains"], None)?;
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-        } else {
-            Err(failure(&String::from_utf8_lossy(&output.stderr)))
-        }
+        self.run(&["-j", "list", "chains"], None)?.map_err(|stderr| failure(&stderr))
     }
 
     /// Checks a script against the kernel without changing anything: it fails on a feature
@@ -78,8 +79,7 @@ impl Nft<'_> {
     }
 
     fn transaction(&self, arguments: &[&str], script: &str) -> io::Result<()> {
-        let output = self.run(arguments, Some(script))?;
-        if output.status.success() { Ok(()) } else { Err(failure(&String::from_utf8_lossy(&output.stderr))) }
+        self.run(arguments, Some(script))?.map(drop).map_err(|stderr| failure(&stderr))
     }
 }
 

@@ -77,6 +77,12 @@ pub fn addresses(topology: &Value) -> Vec<(String, String, Ipv4Addr)> {
     addresses
 }
 
+/// A container's address on a network, as `show` reports it.
+pub fn address_of(sandbox: &Sandbox, file: &str, container: &str, network: &str) -> Ipv4Addr {
+    let found = addresses(&topology(sandbox, file)).into_iter().find(|(c, n, _)| c == container && n == network);
+    found.unwrap_or_else(|| panic!("{container} has no address on {network}")).2
+}
+
 pub fn namespace(stack: &Stack, container: &str) -> String {
     format!("{}:{container}", stack.name)
 }
