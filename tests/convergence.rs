@@ -593,6 +593,15 @@ fn networks_of(stack: &Stack, name: &str) -> BTreeSet<String> {
     stack.containers[name].memberships().iter().map(|membership| membership.network.clone()).collect()
 }
 
+/// The (network, alias) pairs a container holds.
+fn aliases_of(stack: &Stack, name: &str) -> BTreeSet<(String, String)> {
+    stack.containers[name]
+        .memberships()
+        .iter()
+        .flat_map(|membership| membership.aliases.iter().map(|alias| (membership.network.clone(), alias.clone())))
+        .collect()
+}
+
 /// The interface name and address of every link of containers other than `except`.
 fn other_links(state: &KernelState, except: &str) -> BTreeMap<Key, (String, Ipv4Net)> {
     state
@@ -647,14 +656,15 @@ proptest! {
         let mut kernel = converged(&doc.stack()?)?;
         let before = kernel.state().clone();
         let (mut grown, added) = doc.with(&extra);
-        // A static address that an existing container holds would move that container:
-        // the declared address wins. That is by design, and not what this property is about.
+        // A static address that an existing container or alias holds would move it: the
+        // declared address wins. That is by design, and not what this property is about.
         let taken: BTreeSet<Ipv4Addr> = before
             .resources
             .values()
-            .filter_map(|resource| match resource {
-                Resource::Link(link) => Some(link.address.addr()),
-                _ => None,
+            .flat_map(|resource| match resource {
+                Resource::Link(link) => vec![link.address.addr()],
+                Resource::Bridge(bridge) => bridge.virtual_addresses.clone(),
+                _ => Vec::new(),
             })
             .collect();
         if let Some(container) = grown.containers.last_mut()
@@ -666,6 +676,7 @@ proptest! {
         }
         let grown = grown.stack()?;
         let neighbours = neighbours(&grown, &added);
+        let aliases = aliases_of(&grown, &added);
         let applied = converge(&grown, &mut kernel)?;
         touches_only(&applied, |operation, key| match (operation, key) {
             // Flows belong to their source: this arm also covers the flows the new one opens.
@@ -679,6 +690,10 @@ proptest! {
             (Operation::Update { .. }, Key::Policy { network }) => networks_of(&grown, &added).contains(network),
             // A port picked for another container that the new one declares is picked again.
             (Operation::Update { after: Resource::Forward(forward), .. }, _) => forward.host_ports == HostPorts::Random,
+            // The aliases it holds gain a backend, or appear with a virtual address on
+            // their network's bridge.
+            (_, Key::Alias { network, name }) => aliases.contains(&(network.clone(), name.clone())),
+            (Operation::Update { .. }, Key::Bridge { network }) => aliases.iter().any(|(on, _)| on == network),
             _ => false,
         })?;
         prop_assert_eq!(other_links(&before, &added), other_links(kernel.state(), &added));
@@ -692,6 +707,7 @@ proptest! {
         let removed = doc.containers[index].name.clone();
         let full = doc.stack()?;
         let neighbours = neighbours(&full, &removed);
+        let aliases = aliases_of(&full, &removed);
         let mut kernel = converged(&full)?;
         let before = kernel.state().clone();
         let applied = converge(&doc.without(index).stack()?, &mut kernel)?;
@@ -705,6 +721,9 @@ proptest! {
             (Operation::Update { .. }, Key::Hosts { container }) => neighbours.contains(container),
             // The policies of its networks list their members.
             (Operation::Update { .. }, Key::Policy { network }) => networks_of(&full, &removed).contains(network),
+            // The aliases it held lose a backend, or go with their virtual address.
+            (_, Key::Alias { network, name }) => aliases.contains(&(network.clone(), name.clone())),
+            (Operation::Update { .. }, Key::Bridge { network }) => aliases.iter().any(|(on, _)| on == network),
             _ => false,
         })?;
         prop_assert_eq!(other_links(&before, &removed), other_links(kernel.state(), &removed));

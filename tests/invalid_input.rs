@@ -61,7 +61,7 @@ const CASES: &[Case] = &[
     ),
     with_help(
         "subnet-too-small.yaml",
-        "subnet 10.20.0.0/30 of network `db_nw` has room for 1 container besides its gateway, but 2 join it",
+        "subnet 10.20.0.0/30 of network `db_nw` has room for 1 address besides its gateway, but 2 join it",
         5,
         13,
         "use a prefix of /29 or shorter",

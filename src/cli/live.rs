@@ -206,7 +206,7 @@ impl Live {
             let scope = Scope::of(&stack);
             let _lock = self.lock(kernel.places(), &scope.stack, lock_timeout)?;
             let observation = kernel.observe(&scope).map_err(kernel_error)?;
-            let nothing = Desired { state: KernelState::default(), wiring_order: Vec::new() };
+            let nothing = Desired::default();
             let plan = plan_operations(&nothing, &observation.state);
             print!("{}", render_text(&plan, self.style.color_out));
             self.confirm_and_apply(&kernel, &scope, &observation.state, &plan, yes, "Destroy")
@@ -240,7 +240,20 @@ impl Live {
         if let Err(error) = write_record(kernel.places(), &self.host, &scope.stack, &record) {
             eprintln!("warning: cannot keep the apply record of stack `{}`: {error}", scope.stack);
         }
-        let done = Plan { operations: applied.done };
+        for drained in &applied.drained {
+            let waited = humantime::format_duration(Duration::from_millis(drained.waited.as_millis() as u64));
+            match drained.remaining {
+                0 => println!("drained `{}`: its connections finished within {waited}", drained.container),
+                open => eprintln!(
+                    "warning: `{}` still had {open} established connection{} after the drain timeout ({waited}); \
+                     removing it closes them",
+                    drained.container,
+                    if open == 1 { "" } else { "s" }
+                ),
+            }
+        }
+        let done = Plan { operations: applied.done, swap: None };
+        let repointed = plan.swap.as_ref().is_some_and(|swap| done.operations.len() > swap.repoint_at);
         match applied.failed {
             None => {
                 let summary = done.summary();
@@ -250,7 +263,7 @@ impl Live {
                 );
                 Ok(Exit::Ok)
             }
-            Some((_, error)) => {
+            Some(error) => {
                 eprintln!("\nerror: {error}");
                 eprintln!(
                     "{} of {} operations were made before it failed; the next apply continues from there:",
@@ -258,6 +271,10 @@ impl Live {
                     plan.operations.len()
                 );
                 eprint!("{}", render_operations(&done, Marks::Terraform, self.style.color_err));
+                if let Some(swap) = plan.swap.as_ref().filter(|_| !repointed) {
+                    let from: Vec<String> = swap.moves.iter().map(|moved| moved.from.join(", ")).collect();
+                    eprintln!("the swap stopped before the repoint: the aliases still point at {}", from.join("; "));
+                }
                 Err(Exit::Error)
             }
         }

@@ -28,7 +28,7 @@ use std::fmt::Write;
 
 use super::{rule_id, table_name};
 use crate::model::{Isolation, Traffic};
-use crate::state::{Flow, Forward, KernelState, Policy, Resource};
+use crate::state::{Alias, Flow, Forward, KernelState, Policy, Resource};
 
 /// The packet mark (one bit, the others kept) that lets a DNAT'd packet that is bridged
 /// between two ports of an isolated network through.
@@ -186,6 +186,7 @@ fn add_rules(script: &mut Script, resource: &Resource) {
         Resource::Policy(policy) => policy_rules(script, policy),
         Resource::Forward(forward) => forward_rules(script, forward),
         Resource::Flow(flow) => flow_elements(script, flow),
+        Resource::Alias(alias) => alias_rules(script, alias),
         _ => {}
     }
 }
@@ -352,6 +353,29 @@ fn forward_rules(script: &mut Script, forward: &Forward) {
     }
     script.rule(Inet, "published", format!("ct direction original ip daddr {to} {protocol} dport {containers} accept"));
     script.rule(Inet, "published", format!("ct direction reply ip saddr {to} {protocol} sport {containers} accept"));
+}
+
+/// An alias's virtual address goes to one of its backends, picked per connection in turn
+/// (conntrack sends the rest of a connection where its first packet went). Only address
+/// translation: the flows, judged after it, decide which ports pass. Replies from the
+/// backend pass back through the host, which gives them the virtual address again: on an
+/// isolated network members route the subnet through the gateway, and on an open one the
+/// masquerade of DNAT'd traffic from the subnet (in `policy_rules`) makes the backend
+/// answer the gateway.
+fn alias_rules(script: &mut Script, alias: &Alias) {
+    let targets: Vec<String> = alias.backends.iter().map(|backend| backend.address.to_string()).collect();
+    let dnat = match targets.as_slice() {
+        [one] => format!("dnat ip to {one}"),
+        many => {
+            let pairs: Vec<String> =
+                many.iter().enumerate().map(|(index, target)| format!("{index} : {target}")).collect();
+            format!("dnat ip to numgen inc mod {} map {{ {} }}", many.len(), pairs.join(", "))
+        }
+    };
+    let (bridge, address) = (&alias.bridge, alias.address);
+    script.rule(Family::Inet, "nat_prerouting", format!("iifname \"{bridge}\" ip daddr {address} {dnat}"));
+    // The host reaches the alias too: its probes and its own programs.
+    script.rule(Family::Inet, "nat_output", format!("ip daddr {address} {dnat}"));
 }
 
 fn flow_elements(script: &mut Script, flow: &Flow) {

@@ -48,8 +48,26 @@ impl Snapshot {
     }
 
     /// The first IPv4 address of an interface.
+    /// The interface's address: the first one that is not a single address (`/32`), which
+    /// only virtual addresses are.
     pub fn address_of(&self, index: u32) -> Option<Ipv4Net> {
-        self.addresses.iter().find(|(owner, _)| *owner == index).map(|(_, address)| *address)
+        let mut addresses = self.addresses.iter().filter(|(owner, _)| *owner == index).map(|(_, address)| *address);
+        let first = addresses.clone().next();
+        addresses.find(|address| address.prefix_len() < 32).or(first)
+    }
+
+    /// The single addresses (`/32`) of a bridge besides its own: its aliases' virtual
+    /// addresses, sorted.
+    pub fn virtual_addresses_of(&self, index: u32) -> Vec<std::net::Ipv4Addr> {
+        let own = self.address_of(index);
+        let mut addresses: Vec<std::net::Ipv4Addr> = self
+            .addresses
+            .iter()
+            .filter(|(owner, address)| *owner == index && address.prefix_len() == 32 && Some(*address) != own)
+            .map(|(_, address)| address.addr())
+            .collect();
+        addresses.sort_unstable();
+        addresses
     }
 }
 

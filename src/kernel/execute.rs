@@ -56,9 +56,11 @@ impl Executor<'_> {
             Resource::Link(link) => self.create_link(link).await,
             Resource::Route(route) => self.set_route(route).await,
             Resource::Hosts(hosts) => self.write_hosts(hosts),
-            Resource::Stray(_) | Resource::Policy(_) | Resource::Forward(_) | Resource::Flow(_) => {
-                Err(one_transaction())
-            }
+            Resource::Stray(_)
+            | Resource::Policy(_)
+            | Resource::Forward(_)
+            | Resource::Flow(_)
+            | Resource::Alias(_) => Err(one_transaction()),
         }
     }
 
@@ -67,6 +69,15 @@ impl Executor<'_> {
             (Resource::Bridge(before), Resource::Bridge(after)) => {
                 let index = index_of(&self.kernel.host, &after.ifname).await?;
                 replace_address(&self.kernel.host, index, before.address, after.address, false).await?;
+                for gone in before.virtual_addresses.iter().filter(|address| !after.virtual_addresses.contains(address))
+                {
+                    remove_address(&self.kernel.host, index, single(*gone)).await?;
+                }
+                for added in
+                    after.virtual_addresses.iter().filter(|address| !before.virtual_addresses.contains(address))
+                {
+                    replace_address(&self.kernel.host, index, NO_ADDRESS, single(*added), false).await?;
+                }
                 self.label_bridge(after).await
             }
             (Resource::Namespace(_), Resource::Namespace(namespace)) => {
@@ -139,9 +150,11 @@ impl Executor<'_> {
                 }
                 Ok(())
             }
-            Resource::Stray(_) | Resource::Policy(_) | Resource::Forward(_) | Resource::Flow(_) => {
-                Err(one_transaction())
-            }
+            Resource::Stray(_)
+            | Resource::Policy(_)
+            | Resource::Forward(_)
+            | Resource::Flow(_)
+            | Resource::Alias(_) => Err(one_transaction()),
         }
     }
 
@@ -157,6 +170,9 @@ impl Executor<'_> {
         no_ipv6_addresses(host, &bridge.ifname).await?;
         let index = index_of(host, &bridge.ifname).await?;
         replace_address(host, index, NO_ADDRESS, bridge.address, false).await?;
+        for address in &bridge.virtual_addresses {
+            replace_address(host, index, NO_ADDRESS, single(*address), false).await?;
+        }
         self.label_bridge(bridge).await
     }
 
@@ -368,6 +384,11 @@ async fn replace_address(handle: &Handle, index: u32, before: Ipv4Net, after: Ip
         request.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Noprefixroute));
     }
     request.execute().await.map_err(io_error)
+}
+
+/// A virtual address as the bridge holds it: alone, so it brings no route of its own.
+fn single(address: Ipv4Addr) -> Ipv4Net {
+    Ipv4Net::new(address, 32).expect("a /32 is a valid prefix")
 }
 
 /// The MAC address of a container interface, derived from its IPv4 address as Docker

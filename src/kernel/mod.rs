@@ -16,6 +16,8 @@ mod ports;
 mod privilege;
 mod probe;
 mod record;
+mod sockets;
+mod swap;
 
 pub use enter::enter;
 pub use error::KernelError;
@@ -23,6 +25,7 @@ pub use lock::{ApplyLock, LockError};
 pub use observe::Observation;
 pub use privilege::has_privileges;
 pub use record::{read_record, write_record};
+pub use swap::Drained;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -33,7 +36,7 @@ use futures_util::StreamExt;
 use rtnetlink::Handle;
 
 use crate::firewall::{Found, dropping_forward_chains, recognise, table_name};
-use crate::plan::{Operation, Plan, record_after};
+use crate::plan::{Operation, Plan, Swap, record_after};
 use crate::state::{KernelState, NamespaceName, Records, Scope};
 use error::io_error;
 use nft::Nft;
@@ -272,39 +275,97 @@ impl Kernel {
     /// stage side by side. Stops after the first stage in which one fails; `done` holds
     /// every operation that was made, also when one failed.
     ///
-    /// The firewall's operations are one stage, made as one `nft` transaction that replaces
-    /// the stack's tables with what the plan leaves. That transaction is checked against the
-    /// kernel before anything else is changed, so a missing kernel or `nft` feature stops
-    /// the apply with nothing done.
+    /// The firewall's operations of a phase are one stage, made as one `nft` transaction
+    /// that replaces the stack's tables with what the phase leaves. Those transactions are
+    /// checked against the kernel before anything else is changed, so a missing kernel or
+    /// `nft` feature stops the apply with nothing done.
+    ///
+    /// A plan with a swap runs in its three phases: before any change, the containers that
+    /// take the aliases must listen on the verified ports (else nothing is done); after the
+    /// first phase they must accept connections (else the aliases stay where they are);
+    /// after the repoint, the containers the aliases leave drain.
     pub fn apply(&self, scope: &Scope, observed: &KernelState, plan: &Plan) -> Applied {
-        let firewall = plan.operations.iter().any(|operation| operation.key().kind().is_firewall()).then(|| {
-            let after = record_after(observed, &plan.operations);
-            (crate::firewall::render(&scope.stack, &after), crate::firewall::needs_forwarding(after.resources.values()))
-        });
-        if let Some((script, _)) = &firewall
-            && let Err(error) = self.nft().check(script)
-        {
-            let first = plan.operations.iter().find(|operation| operation.key().kind().is_firewall());
-            let error =
-                KernelError::new("check", format!("the rules of stack `{}` before any change", scope.stack), error);
-            let failed = Some((first.expect("a firewall operation").clone(), error));
-            return Applied { done: Vec::new(), failed, forwarding_turned_on: false };
+        let mut applied = Applied::default();
+        let phases = phases(plan);
+        let mut scripts = Vec::with_capacity(phases.len());
+        let mut end = 0;
+        for phase in &phases {
+            end += phase.len();
+            let script = phase.iter().any(|operation| operation.key().kind().is_firewall()).then(|| {
+                let after = record_after(observed, &plan.operations[..end]);
+                (
+                    crate::firewall::render(&scope.stack, &after),
+                    crate::firewall::needs_forwarding(after.resources.values()),
+                )
+            });
+            if let Some((script, _)) = &script
+                && let Err(error) = self.nft().check(script)
+            {
+                let object = format!("the rules of stack `{}` before any change", scope.stack);
+                applied.failed = Some(KernelError::new("check", object, error));
+                return applied;
+            }
+            scripts.push(script);
         }
+        if let Some(swap) = &plan.swap
+            && let Err(error) = self.ready(swap)
+        {
+            applied.failed = Some(error);
+            return applied;
+        }
+        for (index, (phase, script)) in phases.iter().zip(&scripts).enumerate() {
+            if let Err(error) = self.run_phase(scope, phase, script.as_ref(), &mut applied) {
+                applied.failed = Some(error);
+                return applied;
+            }
+            let Some(swap) = &plan.swap else { continue };
+            let step = match index {
+                0 => self.verify(swap),
+                1 => self.drain(swap).map(|drained| applied.drained = drained),
+                _ => Ok(()),
+            };
+            if let Err(error) = step {
+                applied.failed = Some(error);
+                return applied;
+            }
+        }
+        applied
+    }
+
+    /// Refuses a swap whose new containers do not listen on the ports it verifies: checked
+    /// before any change, so that a refused swap changes nothing.
+    fn ready(&self, swap: &Swap) -> Result<(), KernelError> {
+        let problems = swap.unready(&self.listening(swap)?);
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let aliases: Vec<String> =
+            swap.moves.iter().map(|moved| format!("`{}` on `{}`", moved.alias, moved.network)).collect();
+        let message = format!(
+            "{}; start it first (or adopt its running namespace with `netns:`), then apply again",
+            problems.join("; ")
+        );
+        Err(KernelError::new(
+            "refuse",
+            format!("the swap of alias {}", aliases.join(", ")),
+            std::io::Error::other(message),
+        ))
+    }
+
+    /// Makes the operations of one phase, stage by stage.
+    fn run_phase(
+        &self,
+        scope: &Scope,
+        phase: &[Operation],
+        script: Option<&(String, bool)>,
+        applied: &mut Applied,
+    ) -> Result<(), KernelError> {
         let executor = execute::Executor { kernel: self, scope };
-        let mut done = Vec::new();
-        let mut forwarding_turned_on = false;
-        for stage in stages(&plan.operations) {
+        for stage in stages(phase) {
             if stage[0].key().kind().is_firewall() {
-                let (script, forwarding) = firewall.as_ref().expect("rendered for its stage");
-                match self.replace_firewall(scope, script, *forwarding) {
-                    Ok(turned_on) => {
-                        forwarding_turned_on |= turned_on;
-                        done.extend(stage.iter().cloned());
-                    }
-                    Err(error) => {
-                        return Applied { done, failed: Some((stage[0].clone(), error)), forwarding_turned_on };
-                    }
-                }
+                let (script, forwarding) = script.expect("rendered for its stage");
+                applied.forwarding_turned_on |= self.replace_firewall(scope, script, *forwarding)?;
+                applied.done.extend(stage.iter().cloned());
                 continue;
             }
             let results = self.runtime.block_on(
@@ -315,16 +376,16 @@ impl Kernel {
             let mut failed = None;
             for (operation, result) in stage.iter().zip(results) {
                 match result {
-                    Ok(()) => done.push(operation.clone()),
-                    Err(error) if failed.is_none() => failed = Some((operation.clone(), error)),
+                    Ok(()) => applied.done.push(operation.clone()),
+                    Err(error) if failed.is_none() => failed = Some(error),
                     Err(_) => {}
                 }
             }
-            if let Some(failure) = failed {
-                return Applied { done, failed: Some(failure), forwarding_turned_on };
+            if let Some(error) = failed {
+                return Err(error);
             }
         }
-        Applied { done, failed: None, forwarding_turned_on }
+        Ok(())
     }
 
     /// Replaces the stack's tables in one transaction, and turns on IPv4 forwarding on the
@@ -362,12 +423,28 @@ impl Kernel {
     }
 }
 
-/// What apply made, and the operation that failed, if one did.
+/// What apply made, and why it stopped, if it did.
+#[derive(Debug, Default)]
 pub struct Applied {
     pub done: Vec<Operation>,
-    pub failed: Option<(Operation, KernelError)>,
+    pub failed: Option<KernelError>,
     /// Whether apply turned on the host's IPv4 forwarding, which was off.
     pub forwarding_turned_on: bool,
+    /// How the containers that a swap's aliases left drained.
+    pub drained: Vec<Drained>,
+}
+
+/// The plan's phases: its operations, or, with a swap, the wiring, the repoint and the
+/// removal.
+fn phases(plan: &Plan) -> Vec<&[Operation]> {
+    match &plan.swap {
+        None => vec![&plan.operations[..]],
+        Some(swap) => vec![
+            &plan.operations[..swap.repoint_at],
+            &plan.operations[swap.repoint_at..swap.remove_at],
+            &plan.operations[swap.remove_at..],
+        ],
+    }
 }
 
 /// The plan cut into stages: runs of operations of one kind and one action, and the run

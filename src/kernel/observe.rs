@@ -73,6 +73,7 @@ pub fn read(scope: &Scope, host: &Snapshot, namespaces: &[NamespaceView]) -> Obs
                 network: network.clone(),
                 ifname: interface.name.clone(),
                 address: host.address_of(interface.index).unwrap_or(NO_ADDRESS),
+                virtual_addresses: host.virtual_addresses_of(interface.index),
                 internal: label.as_ref().is_some_and(|label| label.internal),
                 isolation: label.as_ref().map_or(Isolation::default(), |label| label.isolation),
                 up: interface.up,

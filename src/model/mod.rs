@@ -3,6 +3,7 @@
 //! [`Stack`] never re-checks what validation proved.
 
 mod addresses;
+mod drain;
 mod names;
 mod publish;
 mod syntax;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::spec::Isolation;
 pub use addresses::overlaps;
+pub use drain::Drain;
 pub use names::suggest_name;
 pub use publish::conflicts;
 pub use syntax::{parse_flow, parse_publication, write_flow, write_publication};
@@ -29,6 +31,8 @@ pub struct Stack {
     pub name: String,
     pub networks: BTreeMap<String, Network>,
     pub containers: BTreeMap<String, Container>,
+    /// How long a swap waits for the connections of a container that an alias leaves.
+    pub drain: Drain,
     /// Who is on which network under which names, derived from `containers` once, so that
     /// resolving a name does not scan every container.
     #[serde(skip)]
@@ -215,9 +219,26 @@ impl fmt::Display for Publication {
 }
 
 impl Stack {
-    pub fn new(name: String, networks: BTreeMap<String, Network>, containers: BTreeMap<String, Container>) -> Self {
+    pub fn new(
+        name: String,
+        networks: BTreeMap<String, Network>,
+        containers: BTreeMap<String, Container>,
+        drain: Drain,
+    ) -> Self {
         let index = NameIndex::new(&containers);
-        Stack { name, networks, containers, index }
+        Stack { name, networks, containers, drain, index }
+    }
+
+    /// The aliases declared on `network`, in name order, each with the containers that
+    /// hold it there (in name order).
+    pub fn aliases_on<'a>(&'a self, network: &'a str) -> BTreeMap<&'a str, Vec<&'a str>> {
+        let mut aliases: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (member, membership) in self.memberships_on(network) {
+            for alias in &membership.aliases {
+                aliases.entry(alias.as_str()).or_default().push(member.name.as_str());
+            }
+        }
+        aliases
     }
 
     /// The containers a flow's target reaches from `source`, with the network each is

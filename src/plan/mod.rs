@@ -4,17 +4,20 @@ mod collision;
 mod drift;
 mod render;
 mod saved;
+mod swap;
 
 pub use collision::{Collision, collisions};
 pub use drift::{Drift, drift, record_after, render_drift};
 pub use render::{Marks, Summary, render_operations, render_text};
 pub use saved::{SAVED_PLAN_VERSION, SavedPlan};
+pub use swap::{Leaving, Listening, Move, Readiness, Swap};
 
 use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use crate::state::{Desired, KernelState, Key, Kind, Resource};
+use swap::Phases;
 
 /// One change to one resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,10 +38,13 @@ impl Operation {
 }
 
 /// Operations in the order they must run. A replacement is a delete and a later create
-/// of the same key.
+/// of the same key. A plan that moves aliases off containers it disconnects runs in the
+/// phases of its swap.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub operations: Vec<Operation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap: Option<Swap>,
 }
 
 impl Plan {
@@ -69,14 +75,32 @@ type Place<'a> = (Kind, bool, usize, &'a Key);
 
 /// Plans the operations that turn `observed` into `desired.state`.
 ///
+/// When aliases leave containers that the plan disconnects or removes, the plan is a swap
+/// (see [`Swap`]): the operations to the state with everything new wired and the old
+/// containers still serving, then those that repoint the aliases, then those to the
+/// desired state.
+pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
+    let Some(Phases { made, repointed, swap }) = swap::phases(desired, observed) else {
+        return Plan { operations: operations(&desired.state, &desired.wiring_order, observed), swap: None };
+    };
+    let mut phased = operations(&made, &desired.wiring_order, observed);
+    let repoint_at = phased.len();
+    phased.extend(operations(&repointed, &desired.wiring_order, &made));
+    let remove_at = phased.len();
+    phased.extend(operations(&desired.state, &desired.wiring_order, &repointed));
+    Plan { operations: phased, swap: Some(Swap { repoint_at, remove_at, ..swap }) }
+}
+
+/// The operations that turn `observed` into `desired`.
+///
 /// Order: every delete first, dependents before what they depend on (freeing names and
 /// addresses for what follows); then, kind by kind in creation order, the changes in place
 /// and the creations. Within a kind, resources follow the wiring order of their containers,
 /// so a container's targets are wired before it. Deterministic: the same inputs give the
 /// same plan.
-pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
+fn operations(desired: &KernelState, wiring_order: &[String], observed: &KernelState) -> Vec<Operation> {
     let rank: HashMap<&str, usize> =
-        desired.wiring_order.iter().enumerate().map(|(rank, name)| (name.as_str(), rank)).collect();
+        wiring_order.iter().enumerate().map(|(rank, name)| (name.as_str(), rank)).collect();
     // Resources of no container come first; those of containers that are only observed
     // come after the desired ones. Ties go by key. The keys are borrowed from the two
     // states: sorting thousands of operations should not copy their names.
@@ -86,7 +110,7 @@ pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
     let mut deletes: Vec<(Place, &Resource)> = observed
         .resources
         .iter()
-        .filter(|(key, _)| !desired.state.resources.contains_key(*key) || replaced.contains(*key))
+        .filter(|(key, _)| !desired.resources.contains_key(*key) || replaced.contains(*key))
         .map(|(key, resource)| ((key.kind(), false, rank_of(key), key), resource))
         .collect();
     deletes.sort_unstable_by(|a, b| b.0.cmp(&a.0));
@@ -94,7 +118,6 @@ pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
     // Kind by kind, changes in place go before creations, so an address that moves away is
     // free before a new object takes it.
     let mut changes: Vec<(Place, Operation)> = desired
-        .state
         .resources
         .iter()
         .filter_map(|(key, wanted)| {
@@ -112,12 +135,11 @@ pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
         .collect();
     changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
 
-    let operations = deletes
+    deletes
         .into_iter()
         .map(|(_, resource)| Operation::Delete { resource: resource.clone() })
         .chain(changes.into_iter().map(|(_, operation)| operation))
-        .collect();
-    Plan { operations }
+        .collect()
 }
 
 /// The keys whose objects must be deleted and created again: those whose identity changes,
@@ -127,12 +149,12 @@ pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
 /// The dependencies of the observed object count as well as those of the wanted one: the
 /// kernel takes an object down with what it depends on, so a route that moves to another
 /// network while its old link is deleted is gone by the time an update would reach it.
-fn replacements(desired: &Desired, observed: &KernelState) -> BTreeSet<Key> {
-    let deleted = |key: &Key| observed.get(key).is_some() && !desired.state.resources.contains_key(key);
+fn replacements(desired: &KernelState, observed: &KernelState) -> BTreeSet<Key> {
+    let deleted = |key: &Key| observed.get(key).is_some() && !desired.resources.contains_key(key);
     let mut replaced = BTreeSet::new();
     // Keys order by kind, and dependencies are of earlier kinds, so one pass in key order
     // sees every dependency's verdict before its dependents.
-    for (key, wanted) in &desired.state.resources {
+    for (key, wanted) in &desired.resources {
         let Some(existing) = observed.get(key) else { continue };
         let mut dependencies = key.dependencies(wanted);
         dependencies.extend(key.dependencies(existing));

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
-use super::{Operation, Plan};
+use super::{Operation, Plan, Swap};
 use crate::state::{Key, Resource};
 
 /// The counts of a plan, as Terraform counts them: a replacement is one add and one destroy.
@@ -74,7 +74,16 @@ pub fn render_operations(plan: &Plan, marks: Marks, color: bool) -> String {
     let width =
         plan.operations.iter().map(|operation| operation.key().label().len()).max().unwrap_or(0).min(LABEL_WIDTH);
     let mut out = String::new();
-    for operation in &plan.operations {
+    for (index, operation) in plan.operations.iter().enumerate() {
+        if let Some(swap) = &plan.swap {
+            if index == swap.repoint_at {
+                out.push_str(&render_swap(swap, marks, color, width));
+            }
+            // The repoint is the swap's line.
+            if (swap.repoint_at..swap.remove_at).contains(&index) {
+                continue;
+            }
+        }
         let key = operation.key();
         let (symbol, style, detail) = match operation {
             // The delete half of a replacement is shown once, at its create.
@@ -94,6 +103,47 @@ pub fn render_operations(plan: &Plan, marks: Marks, color: bool) -> String {
         };
         let _ = writeln!(out, "{style}{mark} {:<7} {:<width$}{style:#} {detail}", key.kind().name(), key.label());
     }
+    out
+}
+
+/// A swap, in Terraform's idiom for create-before-destroy (`+/-`): which aliases move
+/// where, what is verified before, and how long the old containers drain after.
+fn render_swap(swap: &Swap, marks: Marks, color: bool, width: usize) -> String {
+    let style = if color { Style::new().fg_color(Some(AnsiColor::Cyan.into())) } else { Style::new() };
+    let mark = match marks {
+        Marks::Terraform => "+/-",
+        Marks::Diff => "!  ",
+    };
+    let mut out = String::new();
+    for moved in &swap.moves {
+        let label = format!("{}@{}", moved.alias, moved.network);
+        let _ = writeln!(
+            out,
+            "{style}{mark} {:<7} {label:<width$}{style:#} {} -> {} at {} (make before break)",
+            "swap",
+            moved.from.join(", "),
+            moved.to.join(", "),
+            moved.address
+        );
+    }
+    let indent = " ".repeat(12);
+    let verify = if swap.verify.is_empty() {
+        "nothing: no flow declares a TCP port to the aliases".to_owned()
+    } else {
+        swap.verify
+            .iter()
+            .map(|readiness| format!("{} accepts tcp/{} at {}", readiness.container, readiness.port, readiness.address))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(out, "{indent}verify {verify}; then repoint in one rule transaction");
+    let leaving: Vec<&str> = swap.drain.iter().map(|leaving| leaving.container.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "{indent}drain  established connections of {} finish, up to {}, before what follows",
+        leaving.join(", "),
+        swap.timeout
+    );
     out
 }
 

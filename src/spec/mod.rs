@@ -38,6 +38,11 @@ pub struct StackSpec {
     /// Containers, by name.
     #[serde(default)]
     pub containers: Entries<ContainerSpec>,
+    /// How long a swap waits for the established connections of a container that an alias
+    /// leaves, before that container is disconnected or removed: `30s`, `2m`, `500ms`.
+    /// New connections go to the alias's new containers at once. Defaults to 30s.
+    #[schemars(with = "Option<String>", example = "30s")]
+    pub drain: Option<Spanned<String>>,
 }
 
 /// One bridge network.

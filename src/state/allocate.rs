@@ -70,6 +70,20 @@ impl AddressPool {
         self.taken.insert(address)
     }
 
+    /// The highest free host address, for virtual addresses: they grow down from the top
+    /// of the subnet while containers' addresses grow up from the bottom.
+    pub fn last_free(&mut self) -> Option<Ipv4Addr> {
+        let first = u32::from(self.subnet.network()) + 1;
+        let mut candidate = u32::from(self.subnet.broadcast()).checked_sub(1)?;
+        while candidate >= first.max(self.next) {
+            if self.taken.insert(Ipv4Addr::from(candidate)) {
+                return Some(Ipv4Addr::from(candidate));
+            }
+            candidate -= 1;
+        }
+        None
+    }
+
     pub fn next_free(&mut self) -> Option<Ipv4Addr> {
         let last = u32::from(self.subnet.broadcast());
         while self.next < last {

@@ -16,8 +16,8 @@ use super::allocate::{AddressPool, auto_prefix, bridge_ifname, free_subnet, veth
 use super::ports::pick_random_ports;
 use super::scope::namespace_name;
 use super::{
-    Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Member, Namespace, Policy, Records,
-    Resource, Route,
+    Alias, Backend, Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Member, Namespace,
+    Policy, Records, Resource, Route,
 };
 use crate::graph::{Grant, StackGraph};
 use crate::model::{
@@ -58,10 +58,13 @@ pub enum LowerError {
 /// they are) and `host` (everything else).
 pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<Desired, LowerError> {
     let subnets = subnets(stack, observed, host)?;
-    let addresses = addresses(stack, observed, &subnets)?;
+    let (addresses, alias_addresses) = addresses(stack, observed, &subnets)?;
     let mut state = KernelState::default();
     for network in stack.networks.values() {
         let (subnet, gateway) = subnets[&network.name];
+        let mut virtual_addresses: Vec<Ipv4Addr> =
+            alias_addresses.iter().filter(|((on, _), _)| *on == network.name).map(|(_, address)| *address).collect();
+        virtual_addresses.sort_unstable();
         state.insert(Resource::Bridge(Bridge {
             network: network.name.clone(),
             ifname: bridge_ifname(&stack.name, &network.name),
@@ -69,7 +72,23 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
             internal: network.internal,
             isolation: network.isolation,
             up: true,
+            virtual_addresses,
         }));
+        for (alias, holders) in stack.aliases_on(&network.name) {
+            state.insert(Resource::Alias(Alias {
+                network: network.name.clone(),
+                name: alias.to_owned(),
+                bridge: bridge_ifname(&stack.name, &network.name),
+                address: alias_addresses[&(network.name.as_str(), alias)],
+                backends: holders
+                    .into_iter()
+                    .map(|container| Backend {
+                        container: container.to_owned(),
+                        address: addresses[&(container, network.name.as_str())],
+                    })
+                    .collect(),
+            }));
+        }
     }
     // Host ports declared anywhere in the stack: a random port picked earlier gives way to
     // them, so that the declaration can take effect.
@@ -90,7 +109,7 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
             networks.sort_unstable();
             let records = records_of
                 .entry(networks)
-                .or_insert_with_key(|networks| Arc::new(records(stack, networks, &addresses)));
+                .or_insert_with_key(|networks| Arc::new(records(stack, networks, &addresses, &alias_addresses)));
             state.insert(Resource::Hosts(Hosts { container: container.name.clone(), records: Arc::clone(records) }));
         }
     }
@@ -127,7 +146,32 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
             ..flow
         }));
     }
-    Ok(Desired { state, wiring_order: graph.wiring_order() })
+    Ok(Desired { state, wiring_order: graph.wiring_order(), alias_ports: alias_ports(stack), drain: stack.drain })
+}
+
+/// The TCP ports that declared flows open to each alias, from the members of its network.
+/// A flow of all traffic names no port, so it gives none to verify.
+fn alias_ports(stack: &Stack) -> Vec<super::AliasPorts> {
+    let mut ports: BTreeMap<(&str, &str), BTreeSet<u16>> = BTreeMap::new();
+    for network in stack.networks.values() {
+        let aliases = stack.aliases_on(&network.name);
+        for (source, _) in stack.memberships_on(&network.name) {
+            for flow in &source.talks_to {
+                let Some((alias, _)) = aliases.get_key_value(flow.target.as_str()) else { continue };
+                if let Traffic::Ports { protocol: Protocol::Tcp, ports: range } = flow.traffic {
+                    ports.entry((network.name.as_str(), alias)).or_default().insert(range.first);
+                }
+            }
+        }
+    }
+    ports
+        .into_iter()
+        .map(|((network, alias), ports)| super::AliasPorts {
+            network: network.to_owned(),
+            alias: alias.to_owned(),
+            ports: ports.into_iter().collect(),
+        })
+        .collect()
 }
 
 /// The flows that need a rule, without addresses: those declared on networks with
@@ -180,6 +224,8 @@ fn flow_rules(stack: &Stack, graph: &StackGraph) -> Vec<Flow> {
 }
 
 type Subnets = BTreeMap<String, (Ipv4Net, Ipv4Addr)>;
+/// The virtual address of each (network, alias).
+type VirtualAddresses<'a> = HashMap<(&'a str, &'a str), Ipv4Addr>;
 /// Addresses by (container, network), borrowing the stack's names: lowering looks them up
 /// for every name record, and owned keys would allocate on each lookup.
 type Addresses<'a> = HashMap<(&'a str, &'a str), Ipv4Addr>;
@@ -199,7 +245,8 @@ fn subnets(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<Su
             chosen.insert(network.name.clone(), (subnet, network.gateway.unwrap_or_else(|| first_host(subnet))));
             continue;
         }
-        let members = stack.members(&network.name).count();
+        // Every member and every alias takes an address.
+        let members = stack.members(&network.name).count() + stack.aliases_on(&network.name).len();
         let kept = match observed.get(&Key::Bridge { network: network.name.clone() }) {
             Some(Resource::Bridge(bridge)) => Some(bridge.address.trunc()),
             _ => None,
@@ -232,15 +279,49 @@ fn first_host(subnet: Ipv4Net) -> Ipv4Addr {
 }
 
 /// Each membership's address: static, else kept from the observed link, else the lowest
-/// free one.
-fn addresses<'a>(stack: &'a Stack, observed: &KernelState, subnets: &Subnets) -> Result<Addresses<'a>, LowerError> {
+/// free one; and each alias's virtual address: kept from the observed alias, else the
+/// highest free one, so that members and aliases grow toward each other.
+///
+/// Addresses that observed links of containers leaving a network still hold are not
+/// handed out: a swap keeps the old container serving while the new one is wired.
+fn addresses<'a>(
+    stack: &'a Stack,
+    observed: &KernelState,
+    subnets: &Subnets,
+) -> Result<(Addresses<'a>, VirtualAddresses<'a>), LowerError> {
     let mut addresses = Addresses::new();
+    let mut alias_addresses = VirtualAddresses::new();
     for network in stack.networks.values() {
         let (subnet, gateway) = subnets[&network.name];
+        let usable = |address: &Ipv4Addr| {
+            subnet.contains(address) && *address != subnet.network() && *address != subnet.broadcast()
+        };
         let members: Vec<_> = stack.memberships_on(&network.name).collect();
         let statics: BTreeSet<Ipv4Addr> =
             members.iter().filter_map(|(_, membership)| membership.ipv4).chain([gateway]).collect();
-        let mut pool = AddressPool::new(subnet, statics);
+        let aliases = stack.aliases_on(&network.name);
+        let kept_aliases: Vec<(&str, Ipv4Addr)> = aliases
+            .keys()
+            .filter_map(|alias| {
+                match observed.get(&Key::Alias { network: network.name.clone(), name: (*alias).to_owned() }) {
+                    Some(Resource::Alias(kept)) => Some((*alias, kept.address)),
+                    _ => None,
+                }
+            })
+            .filter(|(_, address)| usable(address) && !statics.contains(address))
+            .collect();
+        let leaving = observed.of_kind(super::Kind::Link).filter_map(|resource| match resource {
+            Resource::Link(link)
+                if link.network == network.name && !members.iter().any(|(member, _)| member.name == link.container) =>
+            {
+                Some(link.address.addr())
+            }
+            _ => None,
+        });
+        let mut taken = statics.clone();
+        taken.extend(kept_aliases.iter().map(|(_, address)| *address));
+        taken.extend(leaving.filter(|address| usable(address) && !statics.contains(address)));
+        let mut pool = AddressPool::new(subnet, taken);
         let mut unplaced = Vec::new();
         for (member, membership) in members {
             let key = (member.name.as_str(), network.name.as_str());
@@ -252,9 +333,7 @@ fn addresses<'a>(stack: &'a Stack, observed: &KernelState, subnets: &Subnets) ->
                 Some(Resource::Link(link)) => Some(link.address.addr()),
                 _ => None,
             }
-            .filter(|address| {
-                subnet.contains(address) && *address != subnet.network() && *address != subnet.broadcast()
-            })
+            .filter(usable)
             .filter(|address| pool.take(*address));
             match kept {
                 Some(address) => {
@@ -271,8 +350,19 @@ fn addresses<'a>(stack: &'a Stack, observed: &KernelState, subnets: &Subnets) ->
             })?;
             addresses.insert(key, address);
         }
+        for (alias, address) in &kept_aliases {
+            alias_addresses.insert((network.name.as_str(), *alias), *address);
+        }
+        for alias in aliases.keys().filter(|alias| !kept_aliases.iter().any(|(kept, _)| kept == *alias)) {
+            let address = pool.last_free().ok_or_else(|| LowerError::NoFreeAddress {
+                network: network.name.clone(),
+                subnet,
+                container: format!("alias {alias}"),
+            })?;
+            alias_addresses.insert((network.name.as_str(), *alias), address);
+        }
     }
-    Ok(addresses)
+    Ok((addresses, alias_addresses))
 }
 
 fn lower_container(
@@ -374,7 +464,19 @@ fn claims(publication: &Publication, picked: &Forward) -> bool {
 /// already has: connecting one more network never renames an interface.
 fn interface_names(container: &Container, observed: &KernelState) -> BTreeMap<String, String> {
     let mut names = BTreeMap::new();
-    let mut used = BTreeSet::new();
+    // The names of links to networks the container leaves stay taken: a swap keeps those
+    // links until the new ones are wired.
+    let mut used: BTreeSet<String> = observed
+        .of_kind(super::Kind::Link)
+        .filter_map(|resource| match resource {
+            Resource::Link(link)
+                if link.container == container.name && container.membership(&link.network).is_none() =>
+            {
+                Some(link.ifname.clone())
+            }
+            _ => None,
+        })
+        .collect();
     for membership in container.memberships() {
         let key = Key::Link { container: container.name.clone(), network: membership.network.clone() };
         if let Some(Resource::Link(link)) = observed.get(&key)
@@ -397,15 +499,21 @@ fn interface_names(container: &Container, observed: &KernelState) -> BTreeMap<St
     names
 }
 
-/// The names a container on `networks` resolves: on each of them, every member's name and
-/// the aliases declared there, with their addresses on that network.
-fn records(stack: &Stack, networks: &[&str], addresses: &Addresses) -> Vec<(String, Ipv4Addr)> {
+/// The names a container on `networks` resolves: on each of them, every member's name at
+/// its address there, and every alias declared there at its virtual address.
+fn records(
+    stack: &Stack,
+    networks: &[&str],
+    addresses: &Addresses,
+    alias_addresses: &VirtualAddresses,
+) -> Vec<(String, Ipv4Addr)> {
     let mut records = BTreeSet::new();
     for network in networks {
-        for (member, theirs) in stack.memberships_on(network) {
-            let address = addresses[&(member.name.as_str(), *network)];
-            records.insert((member.name.clone(), address));
-            records.extend(theirs.aliases.iter().map(|alias| (alias.clone(), address)));
+        for (member, _) in stack.memberships_on(network) {
+            records.insert((member.name.clone(), addresses[&(member.name.as_str(), *network)]));
+        }
+        for alias in stack.aliases_on(network).into_keys() {
+            records.insert((alias.to_owned(), alias_addresses[&(*network, alias)]));
         }
     }
     records.into_iter().collect()

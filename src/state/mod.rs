@@ -11,8 +11,8 @@ mod scope;
 pub use allocate::{AUTO_SUBNET_POOL, bridge_ifname, veth_ifname};
 pub use lower::{HostFacts, LocalPorts, LowerError, lower};
 pub use resource::{
-    Bridge, Flow, Forward, HostPorts, Hosts, Key, Kind, Link, Member, NO_ADDRESS, Namespace, Policy, Records, Resource,
-    Route, Stray,
+    Alias, Backend, Bridge, Flow, Forward, HostPorts, Hosts, Key, Kind, Link, Member, NO_ADDRESS, Namespace, Policy,
+    Records, Resource, Route, Stray,
 };
 pub use scope::{NamespaceName, Scope, fingerprint, namespace_name};
 
@@ -76,10 +76,25 @@ impl From<Vec<Resource>> for KernelState {
     }
 }
 
-/// The state a stack wants, and the order its containers are wired in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The state a stack wants, the order its containers are wired in, and what a swap of its
+/// aliases needs to know.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Desired {
     pub state: KernelState,
     /// Container names, every container after the targets of its flows.
     pub wiring_order: Vec<String>,
+    /// The TCP ports that declared flows open to each alias: a container that takes the
+    /// alias must accept connections on them before the alias moves to it.
+    pub alias_ports: Vec<AliasPorts>,
+    /// How long a swap waits for the connections of a container that an alias leaves.
+    pub drain: crate::model::Drain,
+}
+
+/// The TCP ports declared flows open to one alias on one network, in order, each range by
+/// its first port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasPorts {
+    pub network: String,
+    pub alias: String,
+    pub ports: Vec<u16>,
 }

@@ -19,6 +19,7 @@ pub enum Kind {
     Policy,
     Forward,
     Flow,
+    Alias,
     Bridge,
     Namespace,
     Link,
@@ -38,12 +39,13 @@ impl Kind {
             Kind::Hosts => "hosts",
             Kind::Forward => "forward",
             Kind::Flow => "flow",
+            Kind::Alias => "alias",
         }
     }
 
     /// Whether resources of this kind are nftables rules, made together in one transaction.
     pub fn is_firewall(self) -> bool {
-        matches!(self, Kind::Stray | Kind::Policy | Kind::Forward | Kind::Flow)
+        matches!(self, Kind::Stray | Kind::Policy | Kind::Forward | Kind::Flow | Kind::Alias)
     }
 }
 
@@ -88,6 +90,10 @@ pub enum Key {
         destination: String,
         traffic: Traffic,
     },
+    Alias {
+        network: String,
+        name: String,
+    },
 }
 
 impl Key {
@@ -102,6 +108,7 @@ impl Key {
             Key::Hosts { .. } => Kind::Hosts,
             Key::Forward { .. } => Kind::Forward,
             Key::Flow { .. } => Kind::Flow,
+            Key::Alias { .. } => Kind::Alias,
         }
     }
 
@@ -109,7 +116,7 @@ impl Key {
     /// order. A flow belongs to the container that opens it.
     pub fn container(&self) -> Option<&str> {
         match self {
-            Key::Stray | Key::Policy { .. } | Key::Bridge { .. } => None,
+            Key::Stray | Key::Policy { .. } | Key::Bridge { .. } | Key::Alias { .. } => None,
             Key::Namespace { container }
             | Key::Link { container, .. }
             | Key::Route { container }
@@ -141,6 +148,7 @@ impl Key {
             Key::Policy { network } | Key::Bridge { network } => network.clone(),
             Key::Namespace { container } | Key::Route { container } | Key::Hosts { container } => container.clone(),
             Key::Link { container, network } => format!("{container}@{network}"),
+            Key::Alias { network, name } => format!("{name}@{network}"),
             Key::Forward { container, protocol, container_port, host_ip, host_port } => {
                 let ip = host_ip.map_or("*".to_owned(), |ip| ip.to_string());
                 let port = host_port.map_or("random".to_owned(), |port| port.to_string());
@@ -163,6 +171,14 @@ pub const NO_ADDRESS: Ipv4Net = match Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 32) {
 /// Shows an interface address, or that it has none.
 fn shown(address: Ipv4Net) -> String {
     if address == NO_ADDRESS { "none".to_owned() } else { address.to_string() }
+}
+
+/// Shows a list of addresses, or that there is none.
+fn addresses(addresses: &[Ipv4Addr]) -> String {
+    if addresses.is_empty() {
+        return "none".to_owned();
+    }
+    addresses.iter().map(Ipv4Addr::to_string).collect::<Vec<_>>().join(" ")
 }
 
 /// The firewall of one network: what may leave it, enter it and pass inside it.
@@ -210,6 +226,10 @@ pub struct Bridge {
     pub internal: bool,
     pub isolation: Isolation,
     pub up: bool,
+    /// The virtual addresses of the network's aliases, sorted, each as a /32 of its own:
+    /// the host answers ARP for them, so members that reach the subnet on link send
+    /// traffic for an alias to the host, where the alias's rule picks a backend.
+    pub virtual_addresses: Vec<Ipv4Addr>,
 }
 
 /// A container's network namespace.
@@ -309,6 +329,30 @@ pub struct Flow {
     pub to: Ipv4Addr,
 }
 
+/// A name that stands for containers on one network, at a virtual address of its own, as
+/// Docker Swarm's service addresses do: a new connection to it goes to one of its backends,
+/// picked in the kernel. Moving the name to other containers is one rule change, which
+/// clients that resolved it once follow too, while their established connections stay
+/// where they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alias {
+    pub network: String,
+    pub name: String,
+    /// The network's bridge: only its members reach the alias.
+    pub bridge: String,
+    /// The virtual address, from the network's subnet.
+    pub address: Ipv4Addr,
+    /// The containers that hold the alias, sorted by name.
+    pub backends: Vec<Backend>,
+}
+
+/// A container behind an alias, at its address on the alias's network.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Backend {
+    pub container: String,
+    pub address: Ipv4Addr,
+}
+
 /// Any resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -322,6 +366,7 @@ pub enum Resource {
     Hosts(Hosts),
     Forward(Forward),
     Flow(Flow),
+    Alias(Alias),
 }
 
 impl Resource {
@@ -350,6 +395,7 @@ impl Resource {
                 destination: flow.destination.clone(),
                 traffic: flow.traffic,
             },
+            Resource::Alias(alias) => Key::Alias { network: alias.network.clone(), name: alias.name.clone() },
         }
     }
 
@@ -364,6 +410,7 @@ impl Resource {
             Resource::Hosts(_) => Kind::Hosts,
             Resource::Forward(_) => Kind::Forward,
             Resource::Flow(_) => Kind::Flow,
+            Resource::Alias(_) => Kind::Alias,
         }
     }
 
@@ -410,6 +457,7 @@ impl Resource {
                 ("internal", bridge.internal.to_string()),
                 ("isolation", format!("{:?}", bridge.isolation).to_lowercase()),
                 ("state", flag(bridge.up)),
+                ("virtual", addresses(&bridge.virtual_addresses)),
             ],
             Resource::Namespace(namespace) => vec![
                 (if namespace.adopted { "adopted" } else { "name" }, namespace.name.clone()),
@@ -442,6 +490,18 @@ impl Resource {
                 ("to", format!("{}:{}", forward.to, forward.container_ports)),
             ],
             Resource::Flow(flow) => vec![("from", flow.from.to_string()), ("to", flow.to.to_string())],
+            Resource::Alias(alias) => vec![
+                ("address", alias.address.to_string()),
+                (
+                    "backends",
+                    alias
+                        .backends
+                        .iter()
+                        .map(|backend| format!("{}={}", backend.container, backend.address))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+            ],
         }
     }
 }

@@ -165,8 +165,13 @@ impl MemKernel {
             }
             // Rules name interfaces and addresses; nftables takes them before they exist, so
             // the firewall is made before the objects it governs.
-            Resource::Stray(_) | Resource::Policy(_) | Resource::Forward(_) | Resource::Flow(_) => {}
+            Resource::Stray(_)
+            | Resource::Policy(_)
+            | Resource::Forward(_)
+            | Resource::Flow(_)
+            | Resource::Alias(_) => {}
         }
+        self.address_free(resource, key)?;
         Ok(resource.clone())
     }
 
@@ -177,6 +182,25 @@ impl MemKernel {
     /// Every object but the one under `key`.
     fn others<'a>(&'a self, key: &'a Key) -> impl Iterator<Item = &'a Resource> {
         self.state.resources.iter().filter(move |(other, _)| *other != key).map(|(_, resource)| resource)
+    }
+
+    /// An address serves one thing on a network: a member, or an alias's virtual address on
+    /// the bridge. Two would split its traffic between them.
+    fn address_free(&self, resource: &Resource, key: &Key) -> Result<(), String> {
+        let (network, mine) = match resource {
+            Resource::Link(link) => (&link.network, vec![link.address.addr()]),
+            Resource::Bridge(bridge) => (&bridge.network, bridge.virtual_addresses.clone()),
+            _ => return Ok(()),
+        };
+        let mut used = self.others(key).flat_map(|other| match other {
+            Resource::Link(link) if &link.network == network => vec![link.address.addr()],
+            Resource::Bridge(bridge) if &bridge.network == network => bridge.virtual_addresses.clone(),
+            _ => Vec::new(),
+        });
+        match used.find(|address| mine.contains(address)) {
+            Some(address) => Err(format!("address {address} is already in use on {network}")),
+            None => Ok(()),
+        }
     }
 
     /// Bridges and the host ends of veth pairs share the host's interface names.

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_saphyr::Spanned;
 
 use super::names::name_problem;
-use super::{Container, Network, Stack};
+use super::{Container, Drain, Network, Stack};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::spec::{SourceFile, StackSpec, load};
 
@@ -45,7 +45,8 @@ pub fn validate(spec: &StackSpec) -> Validated {
         .iter()
         .map(|(name, container)| (name.value.clone(), check.container(name, container, &networks)))
         .collect();
-    let stack = Stack::new(spec.name.value.clone(), networks, containers);
+    let drain = check.drain(spec);
+    let stack = Stack::new(spec.name.value.clone(), networks, containers, drain);
     check.subnet_capacity(&stack);
     check.static_addresses(&stack);
     check.aliases(&stack);
@@ -103,6 +104,15 @@ impl Checker {
         let mut containers: Vec<&Container> = stack.containers.values().collect();
         containers.sort_by_key(|container| self.container_names[&container.name].offset);
         containers
+    }
+
+    /// The stack's drain timeout: as written, else the default.
+    fn drain(&mut self, spec: &StackSpec) -> Drain {
+        let Some(text) = &spec.drain else { return Drain::DEFAULT };
+        Drain::parse(&text.value).unwrap_or_else(|message| {
+            self.error(Diagnostic::error(Span::of(text), format!("invalid drain: {message}"), "invalid drain"));
+            Drain::DEFAULT
+        })
     }
 
     fn ipv4_span(&self, container: &str, network: &str) -> Span {

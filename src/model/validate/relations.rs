@@ -12,28 +12,39 @@ use crate::model::publish::{conflicts, same_random};
 use crate::model::{Attachment, Isolation, Publication, Stack, write_publication};
 
 impl Checker {
-    /// A declared subnet must hold its gateway and every member; otherwise lowering would
-    /// run out of addresses with no place in the file to point at.
+    /// A declared subnet must hold its gateway, every member and a virtual address per
+    /// alias; otherwise lowering would run out of addresses with no place in the file to
+    /// point at.
     pub(super) fn subnet_capacity(&mut self, stack: &Stack) {
         for network in stack.networks.values() {
             let Some(subnet) = network.subnet else { continue };
             let members = stack.members(&network.name).count() as u64;
+            let aliases = stack.aliases_on(&network.name).len() as u64;
+            let needed = members + aliases;
             // The network, broadcast and gateway addresses are not for containers.
             let room = (1u64 << (32 - subnet.prefix_len())).saturating_sub(3);
-            if members <= room {
+            if needed <= room {
                 continue;
             }
-            let needed = (3..=30u8).rev().find(|prefix| (1u64 << (32 - prefix)) - 3 >= members);
+            let prefix = (3..=30u8).rev().find(|prefix| (1u64 << (32 - prefix)) - 3 >= needed);
+            let wanted = match aliases {
+                0 => format!("{members} join it"),
+                _ => format!(
+                    "{members} container{} and {aliases} alias{} need one",
+                    if members == 1 { "" } else { "s" },
+                    if aliases == 1 { "" } else { "es" }
+                ),
+            };
             let diagnostic = Diagnostic::error(
                 self.subnet_spans[&network.name],
                 format!(
-                    "subnet {subnet} of network `{}` has room for {room} container{} besides its gateway, but {members} join it",
+                    "subnet {subnet} of network `{}` has room for {room} address{} besides its gateway, but {wanted}",
                     network.name,
-                    if room == 1 { "" } else { "s" }
+                    if room == 1 { "" } else { "es" }
                 ),
                 "subnet too small",
             );
-            self.error(match needed {
+            self.error(match prefix {
                 Some(prefix) => diagnostic.with_help(format!("use a prefix of /{prefix} or shorter")),
                 None => diagnostic,
             });

@@ -1,0 +1,93 @@
+//! The TCP sockets of a namespace, from `/proc/thread-self/net/tcp` and `tcp6`: the files
+//! show the namespace of the thread that reads them, so a thread inside a container's
+//! namespace sees that container's sockets.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The kernel's TCP states, as the tables number them.
+const ESTABLISHED: u8 = 0x01;
+const LISTEN: u8 = 0x0A;
+
+/// One row of a TCP table: the socket's local address and port, and its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSocket {
+    pub address: IpAddr,
+    pub port: u16,
+    state: u8,
+}
+
+impl TcpSocket {
+    pub fn is_listening(&self) -> bool {
+        self.state == LISTEN
+    }
+
+    pub fn is_established(&self) -> bool {
+        self.state == ESTABLISHED
+    }
+}
+
+/// Reads the TCP sockets of the namespace of the calling thread. A namespace without IPv6
+/// has no `tcp6` table.
+pub fn read() -> io::Result<Vec<TcpSocket>> {
+    let mut sockets = Vec::new();
+    for file in ["tcp", "tcp6"] {
+        let table = match std::fs::read_to_string(format!("/proc/thread-self/net/{file}")) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            table => table?,
+        };
+        sockets.extend(parse(&table));
+    }
+    Ok(sockets)
+}
+
+/// The rows of a table: `sl local_address rem_address st ...`, addresses as `ADDRESS:PORT`
+/// in hex, the address in the kernel's byte order, one 32-bit word at a time.
+fn parse(table: &str) -> impl Iterator<Item = TcpSocket> + '_ {
+    table.lines().skip(1).filter_map(|row| {
+        let mut fields = row.split_whitespace();
+        let (address, port) = fields.nth(1)?.split_once(':')?;
+        let state = u8::from_str_radix(fields.nth(1)?, 16).ok()?;
+        let words: Vec<u32> = (0..address.len() / 8)
+            .map(|word| u32::from_str_radix(&address[word * 8..word * 8 + 8], 16).map(u32::swap_bytes))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        let address = match words.as_slice() {
+            [word] => IpAddr::V4(Ipv4Addr::from(*word)),
+            [a, b, c, d] => {
+                let address = Ipv6Addr::from(
+                    (u128::from(*a) << 96) | (u128::from(*b) << 64) | (u128::from(*c) << 32) | u128::from(*d),
+                );
+                // A v4-mapped address is the IPv4 socket it stands for.
+                address.to_ipv4_mapped().map_or(IpAddr::V6(address), IpAddr::V4)
+            }
+            _ => return None,
+        };
+        Some(TcpSocket { address, port: u16::from_str_radix(port, 16).ok()?, state })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_give_address_port_and_state() {
+        let table = "  sl  local_address rem_address   st tx_queue\n   0: 0100007F:1F90 00000000:0000 0A 0\n   1: 0300590A:1388 0200590A:D431 01 0\n";
+        let sockets: Vec<TcpSocket> = parse(table).collect();
+        assert_eq!(sockets[0].address, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(sockets[0].port, 8080);
+        assert!(sockets[0].is_listening());
+        assert_eq!(sockets[1].address, IpAddr::V4(Ipv4Addr::new(10, 89, 0, 3)));
+        assert_eq!(sockets[1].port, 5000);
+        assert!(sockets[1].is_established());
+    }
+
+    #[test]
+    fn ipv6_rows_read_whole_and_v4_mapped_ones_as_ipv4() {
+        let table = "  sl  local_address rem_address st\n   0: 00000000000000000000000000000000:1388 00000000000000000000000000000000:0000 0A\n   1: 0000000000000000FFFF00000300590A:1388 0000000000000000FFFF00000200590A:D431 01\n";
+        let sockets: Vec<TcpSocket> = parse(table).collect();
+        assert!(sockets[0].address.is_unspecified() && sockets[0].address.is_ipv6());
+        assert_eq!(sockets[1].address, IpAddr::V4(Ipv4Addr::new(10, 89, 0, 3)));
+    }
+}

@@ -1,0 +1,108 @@
+//! The kernel's part of a swap: what the containers taking an alias listen on, whether
+//! they accept connections once wired, and how many connections the containers it leaves
+//! still have. What to check, and what the answers mean, comes from [`crate::plan::Swap`].
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use super::{Kernel, KernelError, netns, nft, sockets};
+use crate::plan::{Listening, Swap};
+use crate::state::NamespaceName;
+
+/// How long a wired container gets to accept a verifying connection: its link has just
+/// come up, and the host resolves its neighbour entry on the first packet.
+const VERIFY_WITHIN: Duration = Duration::from_secs(5);
+/// How often the connections of draining containers are counted.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
+
+/// How a container that an alias left drained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drained {
+    pub container: String,
+    /// Connections still established when the drain ended: 0 unless it timed out.
+    pub remaining: usize,
+    pub waited: Duration,
+}
+
+impl Kernel {
+    /// What each container that takes an alias listens on, read before any change.
+    pub(super) fn listening(&self, swap: &Swap) -> Result<BTreeMap<String, Listening>, KernelError> {
+        let mut listening = BTreeMap::new();
+        for readiness in &swap.verify {
+            if listening.contains_key(&readiness.container) {
+                continue;
+            }
+            let object = format!("the sockets of container `{}`", readiness.container);
+            let found = match self.sockets_in(&readiness.namespace) {
+                Ok(sockets) => Listening::On(
+                    sockets.iter().filter(|socket| socket.is_listening()).map(|s| (s.address, s.port)).collect(),
+                ),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => Listening::NoNamespace,
+                Err(error) => return Err(KernelError::new("read", object, error)),
+            };
+            listening.insert(readiness.container.clone(), found);
+        }
+        Ok(listening)
+    }
+
+    /// Connects from the host to every port the swap verifies, now that the containers are
+    /// wired, retrying for a short while; the first port that does not accept fails.
+    pub(super) fn verify(&self, swap: &Swap) -> Result<(), KernelError> {
+        for readiness in &swap.verify {
+            let target = SocketAddr::from((readiness.address, readiness.port));
+            let object = format!(
+                "that container `{}` accepts tcp/{} at {} before the alias moves to it",
+                readiness.container, readiness.port, readiness.address
+            );
+            let deadline = Instant::now() + VERIFY_WITHIN;
+            let connected = nft::in_host(self.host_file.as_ref(), || {
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(10));
+                    match TcpStream::connect_timeout(&target, left.min(Duration::from_secs(1))) {
+                        Ok(_) => return Ok(()),
+                        Err(error) if Instant::now() >= deadline => return Err(error),
+                        Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                    }
+                }
+            });
+            connected.map_err(|error| KernelError::new("verify", object, error))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the containers the aliases left have no established connection on the
+    /// addresses they leave, or the swap's timeout has passed.
+    pub(super) fn drain(&self, swap: &Swap) -> Result<Vec<Drained>, KernelError> {
+        let started = Instant::now();
+        let timeout = Duration::from_millis(swap.timeout.0);
+        let mut drained = Vec::new();
+        for leaving in &swap.drain {
+            let object = format!("the connections of container `{}`", leaving.container);
+            let remaining = loop {
+                let open = match self.sockets_in(&leaving.namespace) {
+                    Ok(sockets) => sockets
+                        .iter()
+                        .filter(|socket| socket.is_established())
+                        .filter(|socket| leaving.addresses.iter().any(|address| socket.address == *address))
+                        .count(),
+                    // A container that is gone has nothing left to drain.
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => 0,
+                    Err(error) => return Err(KernelError::new("count", object, error)),
+                };
+                if open == 0 || started.elapsed() >= timeout {
+                    break open;
+                }
+                std::thread::sleep(DRAIN_POLL);
+            };
+            drained.push(Drained { container: leaving.container.clone(), remaining, waited: started.elapsed() });
+        }
+        Ok(drained)
+    }
+
+    fn sockets_in(&self, namespace: &NamespaceName) -> io::Result<Vec<sockets::TcpSocket>> {
+        let file = netns::open(&self.places.namespace(namespace))?;
+        nft::in_host(Some(&file), sockets::read)
+    }
+}
