@@ -50,6 +50,32 @@ struct SummaryDocument {
 struct PlanDocument {
     /// One entry per resource, in the order the operations run.
     operations: Vec<OperationDocument>,
+    /// The make-before-break move of aliases, when the plan makes one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    swap: Option<SwapDocument>,
+}
+
+/// A swap: its moves, what is verified before the repoint, and what drains after it.
+#[derive(Serialize)]
+struct SwapDocument {
+    moves: Vec<MoveDocument>,
+    /// `CONTAINER:PORT` pairs that must accept TCP connections before the repoint.
+    verify: Vec<String>,
+    /// The containers whose established connections finish before what follows.
+    drain: Vec<String>,
+    /// The drain timeout, such as `30s`.
+    drain_timeout: String,
+    /// The index in `operations` of the first operation after the repoint.
+    removal_starts_at: usize,
+}
+
+#[derive(Serialize)]
+struct MoveDocument {
+    alias: String,
+    network: String,
+    address: String,
+    from: Vec<String>,
+    to: Vec<String>,
 }
 
 /// One resource's change.
@@ -65,6 +91,34 @@ struct OperationDocument {
     before: Option<Attributes>,
     /// The attributes after the change, as strings; `null` for `delete`.
     after: Option<Attributes>,
+}
+
+fn swap(review: &Review) -> Option<SwapDocument> {
+    let plan = review.plan();
+    let swap = plan.swap.as_ref()?;
+    // The operations list shows replacements once, so indices count what it shows.
+    let replaced = plan.replaced();
+    let shown_before = plan.operations[..swap.remove_at]
+        .iter()
+        .filter(|operation| !(matches!(operation, Operation::Delete { .. }) && replaced.contains(&operation.key())))
+        .count();
+    Some(SwapDocument {
+        moves: swap
+            .moves
+            .iter()
+            .map(|moved| MoveDocument {
+                alias: moved.alias.clone(),
+                network: moved.network.clone(),
+                address: moved.address.to_string(),
+                from: moved.from.clone(),
+                to: moved.to.clone(),
+            })
+            .collect(),
+        verify: swap.verify.iter().map(|readiness| format!("{}:{}", readiness.container, readiness.port)).collect(),
+        drain: swap.drain.iter().map(|leaving| leaving.container.clone()).collect(),
+        drain_timeout: swap.timeout.to_string(),
+        removal_starts_at: shown_before,
+    })
 }
 
 /// A resource's attributes as a JSON object, in the planner's fixed order.
@@ -142,7 +196,7 @@ pub fn render(review: &Review, old_name: &str, new_name: &str) -> String {
         old: old_name,
         new: new_name,
         has_changes: review.has_changes(),
-        plan: PlanDocument { operations: operations(review) },
+        plan: PlanDocument { operations: operations(review), swap: swap(review) },
         summary: SummaryDocument { add: summary.add, change: summary.change, destroy: summary.destroy },
         reachability: ReachabilityDocument {
             flows_allowed: delta.flows_allowed.iter().map(flow).collect(),
