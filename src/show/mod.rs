@@ -33,6 +33,24 @@ pub struct NetworkView {
     pub gateway: Option<Ipv4Addr>,
     pub up: bool,
     pub members: Vec<MemberView>,
+    /// The network's aliases, with the virtual address each resolves to and the containers
+    /// behind it, as the host's firewall forwards them.
+    pub aliases: Vec<AliasView>,
+}
+
+/// An alias on one network: its name, its virtual address, and its backends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AliasView {
+    pub name: String,
+    /// `None` while the alias's rule is missing.
+    pub address: Option<Ipv4Addr>,
+    pub backends: Vec<BackendView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackendView {
+    pub container: String,
+    pub address: Ipv4Addr,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,7 +126,32 @@ impl Topology {
                         }
                     })
                     .collect();
+                let aliases = stack
+                    .aliases_on(&network.name)
+                    .into_keys()
+                    .map(|alias| {
+                        let key = Key::Alias { network: network.name.clone(), name: alias.to_owned() };
+                        let found = match observed.get(&key) {
+                            Some(Resource::Alias(found)) => Some(found),
+                            _ => None,
+                        };
+                        AliasView {
+                            name: alias.to_owned(),
+                            address: found.map(|found| found.address),
+                            backends: found
+                                .map(|found| &found.backends[..])
+                                .unwrap_or_default()
+                                .iter()
+                                .map(|backend| BackendView {
+                                    container: backend.container.clone(),
+                                    address: backend.address,
+                                })
+                                .collect(),
+                        }
+                    })
+                    .collect();
                 NetworkView {
+                    aliases,
                     name: network.name.clone(),
                     bridge: bridge.map(|bridge| bridge.ifname.clone()),
                     subnet: address.map(|address| address.trunc()),

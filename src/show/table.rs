@@ -48,6 +48,17 @@ pub fn render_table(topology: &Topology) -> String {
             let line: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
             let _ = writeln!(out, "  {}", line.join("  ").trim_end());
         }
+        for alias in &network.aliases {
+            let backends: Vec<String> =
+                alias.backends.iter().map(|backend| format!("{} ({})", backend.container, backend.address)).collect();
+            let _ = writeln!(
+                out,
+                "  alias {} at {} -> {}",
+                alias.name,
+                or_missing(alias.address),
+                if backends.is_empty() { "missing".to_owned() } else { backends.join(", ") }
+            );
+        }
     }
     let _ = writeln!(out);
     for container in &topology.containers {

@@ -153,7 +153,7 @@ impl Sandbox {
 
     /// Accepts connections on `port` in a namespace and hands each to `serve`, until the
     /// listener is dropped.
-    fn serve(&self, netns: &str, port: u16, serve: impl Fn(TcpStream) + Send + 'static) -> Listener {
+    pub fn serve(&self, netns: &str, port: u16, serve: impl Fn(TcpStream) + Send + 'static) -> Listener {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = {
