@@ -7,7 +7,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The kernel's TCP states, as the tables number them.
 const ESTABLISHED: u8 = 0x01;
+const SYN_RECV: u8 = 0x03;
+const FIN_WAIT1: u8 = 0x04;
+const CLOSE_WAIT: u8 = 0x08;
+const LAST_ACK: u8 = 0x09;
 const LISTEN: u8 = 0x0A;
+const CLOSING: u8 = 0x0B;
 
 /// One row of a TCP table: the socket's local address and port, and its state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +27,11 @@ impl TcpSocket {
         self.state == LISTEN
     }
 
-    pub fn is_established(&self) -> bool {
-        self.state == ESTABLISHED
+    /// Whether the connection still needs its peer: it is being opened, is open (accepted
+    /// or still in a listener's queue), or has sent data or a close that is not yet
+    /// acknowledged. Removing its namespace now would lose what is in flight.
+    pub fn is_in_use(&self) -> bool {
+        [SYN_RECV, ESTABLISHED, FIN_WAIT1, CLOSE_WAIT, LAST_ACK, CLOSING].contains(&self.state)
     }
 }
 
@@ -80,7 +88,7 @@ mod tests {
         assert!(sockets[0].is_listening());
         assert_eq!(sockets[1].address, IpAddr::V4(Ipv4Addr::new(10, 89, 0, 3)));
         assert_eq!(sockets[1].port, 5000);
-        assert!(sockets[1].is_established());
+        assert!(sockets[1].is_in_use());
     }
 
     #[test]

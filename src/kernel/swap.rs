@@ -72,8 +72,9 @@ impl Kernel {
         Ok(())
     }
 
-    /// Waits until the containers the aliases left have no established connection on the
-    /// addresses they leave, or the swap's timeout has passed.
+    /// Waits until the containers the aliases left have no connection in use on the
+    /// addresses they leave (see [`sockets::TcpSocket::is_in_use`]), or the swap's timeout
+    /// has passed.
     pub(super) fn drain(&self, swap: &Swap) -> Result<Vec<Drained>, KernelError> {
         let started = Instant::now();
         let timeout = Duration::from_millis(swap.timeout.0);
@@ -84,7 +85,7 @@ impl Kernel {
                 let open = match self.sockets_in(&leaving.namespace) {
                     Ok(sockets) => sockets
                         .iter()
-                        .filter(|socket| socket.is_established())
+                        .filter(|socket| socket.is_in_use())
                         .filter(|socket| leaving.addresses.iter().any(|address| socket.address == *address))
                         .count(),
                     // A container that is gone has nothing left to drain.
