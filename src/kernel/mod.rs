@@ -16,6 +16,7 @@ mod ports;
 mod privilege;
 mod probe;
 mod record;
+mod resolver;
 
 pub use enter::enter;
 pub use error::KernelError;
@@ -23,6 +24,7 @@ pub use lock::{ApplyLock, LockError};
 pub use observe::Observation;
 pub use privilege::has_privileges;
 pub use record::{read_record, write_record};
+pub use resolver::serve as serve_names;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -33,8 +35,9 @@ use futures_util::StreamExt;
 use rtnetlink::Handle;
 
 use crate::firewall::{Found, dropping_forward_chains, recognise, table_name};
+use crate::names::parse_resolv_conf;
 use crate::plan::{Operation, Plan, record_after};
-use crate::state::{KernelState, NamespaceName, Records, Scope};
+use crate::state::{KernelState, Kind, NamespaceName, Scope};
 use error::io_error;
 use nft::Nft;
 use observe::NamespaceView;
@@ -48,9 +51,9 @@ const IN_FLIGHT: usize = 64;
 pub struct Places {
     /// Named network namespaces, as `ip netns` keeps them.
     pub netns: PathBuf,
-    /// Per-namespace files (`hosts`), as `ip netns exec` reads them.
+    /// Per-namespace files (`hosts`, `resolv.conf`), as `ip netns exec` reads them.
     pub etc_netns: PathBuf,
-    /// Locks and apply records.
+    /// Locks, apply records and the name server's files.
     pub state: PathBuf,
 }
 
@@ -74,6 +77,11 @@ impl Places {
     /// The hosts file of a container.
     pub fn hosts_file(&self, scope: &Scope, container: &str) -> PathBuf {
         self.etc_netns.join(crate::state::namespace_name(&scope.stack, container)).join("hosts")
+    }
+
+    /// The `resolv.conf` of a container: its name servers.
+    pub fn resolv_conf(&self, scope: &Scope, container: &str) -> PathBuf {
+        self.etc_netns.join(crate::state::namespace_name(&scope.stack, container)).join("resolv.conf")
     }
 }
 
@@ -212,9 +220,6 @@ impl Kernel {
         // A connection holds a 64 KiB receive buffer, so namespaces are read a batch at a
         // time, and their connections closed after; apply opens the few it needs again.
         let mut views = Vec::with_capacity(found.len());
-        // Containers on the same networks have the same hosts file: each text is parsed
-        // once, and its records shared, as `lower` shares them.
-        let mut records: HashMap<String, Option<Records>> = HashMap::new();
         let mut found = found.into_iter().peekable();
         while found.peek().is_some() {
             let batch: Vec<_> = found.by_ref().take(IN_FLIGHT).collect();
@@ -237,13 +242,40 @@ impl Kernel {
                 let snapshot = snapshot.map_err(|error| {
                     KernelError::new("read", format!("namespace of `{container}`"), io_error(error))
                 })?;
-                let hosts = std::fs::read_to_string(self.places.hosts_file(scope, &container)).ok().and_then(|text| {
-                    records.entry(text).or_insert_with_key(|text| hosts_file::parse(text).map(Arc::new)).clone()
-                });
-                views.push(NamespaceView { container, name, snapshot, hosts });
+                let hosts_file = std::fs::read_to_string(self.places.hosts_file(scope, &container))
+                    .is_ok_and(|text| hosts_file::is_stackctls(&text));
+                let nameservers = std::fs::read_to_string(self.places.resolv_conf(scope, &container))
+                    .ok()
+                    .and_then(|text| parse_resolv_conf(&text));
+                views.push(NamespaceView { container, name, snapshot, hosts_file, nameservers });
             }
         }
-        Ok(observe::read(scope, &host, &views))
+        // The names are what the running name server serves: a dead or stale server
+        // serves none, so the next apply publishes them again.
+        let served = self.names().loaded(&scope.stack).map(|zone| zone.served()).unwrap_or_default();
+        Ok(observe::read(scope, &host, &views, &served))
+    }
+
+    fn names(&self) -> resolver::Supervisor<'_> {
+        resolver::Supervisor::new(&self.places, &self.host_namespace)
+    }
+
+    /// Makes the host's name server serve the names of the stack as `state` has them (its
+    /// `Hosts`, links and gateways): writes the stack's zone, starts the server or replaces
+    /// one that is dead, hung or of another version, and returns once the server answers
+    /// from the new zone. With no names left in `state`, withdraws the stack's zone, and
+    /// stops the server when no stack has one. `apply` calls it at its end with the state
+    /// its operations left; it may be called after any part of an apply.
+    pub fn publish_names(&self, scope: &Scope, state: &KernelState) -> Result<(), KernelError> {
+        let zone = crate::names::zone(&scope.stack, state);
+        let names = self.names();
+        let object =
+            format!("the names of stack `{}` on the name server in {}", scope.stack, names.files().directory.display());
+        if zone.clients.is_empty() {
+            names.withdraw(&scope.stack).map_err(|error| KernelError::new("withdraw", object, error))
+        } else {
+            names.publish(&zone).map_err(|error| KernelError::new("publish", object, error))
+        }
     }
 
     /// The namespaces to look at: those the stack declares, and those under `/run/netns`
@@ -276,7 +308,27 @@ impl Kernel {
     /// the stack's tables with what the plan leaves. That transaction is checked against the
     /// kernel before anything else is changed, so a missing kernel or `nft` feature stops
     /// the apply with nothing done.
+    ///
+    /// Once the operations are made, the stack's names are published as the state they
+    /// left has them (see [`Kernel::publish_names`]); when that fails, the apply fails
+    /// with it, on its first `hosts` operation.
     pub fn apply(&self, scope: &Scope, observed: &KernelState, plan: &Plan) -> Applied {
+        let mut applied = self.make(scope, observed, plan);
+        if applied.done.is_empty() {
+            return applied;
+        }
+        if let Err(error) = self.publish_names(scope, &record_after(observed, &applied.done))
+            && applied.failed.is_none()
+        {
+            let done = &applied.done;
+            let hosts = done.iter().find(|operation| operation.key().kind() == Kind::Hosts);
+            let blamed = hosts.or(done.last()).expect("some operation was made").clone();
+            applied.failed = Some((blamed, error));
+        }
+        applied
+    }
+
+    fn make(&self, scope: &Scope, observed: &KernelState, plan: &Plan) -> Applied {
         let firewall = plan.operations.iter().any(|operation| operation.key().kind().is_firewall()).then(|| {
             let after = record_after(observed, &plan.operations);
             (crate::firewall::render(&scope.stack, &after), crate::firewall::needs_forwarding(after.resources.values()))

@@ -91,7 +91,15 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
             let records = records_of
                 .entry(networks)
                 .or_insert_with_key(|networks| Arc::new(records(stack, networks, &addresses)));
-            state.insert(Resource::Hosts(Hosts { container: container.name.clone(), records: Arc::clone(records) }));
+            state.insert(Resource::Hosts(Hosts {
+                container: container.name.clone(),
+                records: Arc::clone(records),
+                nameservers: container.memberships().iter().map(|membership| subnets[&membership.network].1).collect(),
+                upstream: container
+                    .memberships()
+                    .iter()
+                    .any(|membership| !stack.networks[&membership.network].internal),
+            }));
         }
     }
     if let Some(local_ports) = &host.local_ports {
