@@ -310,8 +310,10 @@ impl Kernel {
     /// the apply with nothing done.
     ///
     /// Once the operations are made, the stack's names are published as the state they
-    /// left has them (see [`Kernel::publish_names`]); when that fails, the apply fails
-    /// with it, on its first `hosts` operation.
+    /// left has them (see [`Kernel::publish_names`]), also after a failure: what was made
+    /// is served. When publishing fails and nothing else did, the apply fails with it, on
+    /// its first `hosts` operation (or its last operation, with none): those names are not
+    /// served.
     pub fn apply(&self, scope: &Scope, observed: &KernelState, plan: &Plan) -> Applied {
         let mut applied = self.make(scope, observed, plan);
         if applied.done.is_empty() {
@@ -328,6 +330,7 @@ impl Kernel {
         applied
     }
 
+    /// The operations of an apply, without the names they leave.
     fn make(&self, scope: &Scope, observed: &KernelState, plan: &Plan) -> Applied {
         let firewall = plan.operations.iter().any(|operation| operation.key().kind().is_firewall()).then(|| {
             let after = record_after(observed, &plan.operations);

@@ -53,6 +53,12 @@ impl Index {
         self.clients.get(&(local, source)).map(Arc::as_ref)
     }
 
+    /// Whether `source` is a container that may ask at `local`: anyone else's connection
+    /// is closed before it is read.
+    pub fn knows(&self, local: Ipv4Addr, source: Ipv4Addr) -> bool {
+        self.clients.contains_key(&(local, source))
+    }
+
     /// Whether any stack on the host has this name (in lower case).
     pub fn has_name(&self, name: &str) -> bool {
         self.names.contains(name)

@@ -238,6 +238,15 @@ fn each_client_resolves_what_it_shares_a_network_with_and_nothing_else() {
 }
 
 #[test]
+fn only_containers_at_the_gateways_of_their_networks_are_known() {
+    let index = &*STACKS;
+    assert!(index.knows(WEB, NGINX) && index.knows(WEB, FLASKAPP_WEB) && index.knows(DB, FLASKAPP_DB));
+    assert!(!index.knows(DB, NGINX), "nginx is not on db_nw");
+    assert!(!index.knows(WEB, WEB), "the host");
+    assert!(!index.knows(WEB, Ipv4Addr::new(192, 0, 2, 2)), "a stranger");
+}
+
+#[test]
 fn malformed_and_unserved_messages() {
     let index = stacks();
     let ask = |bytes: &[u8]| summary(&respond(&index, WEB, NGINX, Transport::Udp, bytes));

@@ -6,6 +6,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,7 +97,7 @@ async fn answer_udp(socket: Arc<UdpSocket>, gateway: Ipv4Addr, shared: Arc<Share
         // Errors of a datagram socket concern one datagram; the next one is served.
         let Ok((length, SocketAddr::V4(client))) = socket.recv_from(&mut buffer).await else { continue };
         let query = &buffer[..length];
-        match respond(&shared.index.load(), gateway, *client.ip(), Transport::Udp, query) {
+        match answer(&shared, gateway, *client.ip(), Transport::Udp, query) {
             Response::Reply(reply) => {
                 let _ = socket.send_to(&reply, client).await;
             }
@@ -117,6 +118,15 @@ async fn answer_udp(socket: Arc<UdpSocket>, gateway: Ipv4Addr, shared: Arc<Share
     }
 }
 
+/// What to do with a query, as the core says. Should the core ever panic on a packet, the
+/// packet is dropped and the loop lives on: a panic would otherwise end the loop, and with
+/// it every answer on that gateway.
+fn answer(shared: &Shared, gateway: Ipv4Addr, client: Ipv4Addr, transport: Transport, query: &[u8]) -> Response {
+    let index = shared.index.load();
+    std::panic::catch_unwind(AssertUnwindSafe(|| respond(&index, gateway, client, transport, query)))
+        .unwrap_or(Response::Drop)
+}
+
 async fn accept_tcp(listener: TcpListener, gateway: Ipv4Addr, shared: Arc<Shared>) {
     loop {
         let (stream, client) = match listener.accept().await {
@@ -128,7 +138,12 @@ async fn accept_tcp(listener: TcpListener, gateway: Ipv4Addr, shared: Arc<Shared
                 continue;
             }
         };
-        // Past the limit a connection is closed at once; its client falls back to UDP.
+        // A stranger's connection is closed unread, so that strangers cannot use up the
+        // connections; past the limit a connection is closed at once too, and its client
+        // falls back to UDP.
+        if !shared.index.load().knows(gateway, *client.ip()) {
+            continue;
+        }
         let Ok(permit) = Arc::clone(&shared.connections).try_acquire_owned() else { continue };
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
@@ -145,7 +160,7 @@ async fn answer_tcp(mut stream: TcpStream, gateway: Ipv4Addr, client: Ipv4Addr, 
         let length = tokio::time::timeout(IDLE, stream.read_u16()).await.map_err(io::Error::from)??;
         let mut query = vec![0; usize::from(length)];
         tokio::time::timeout(IDLE, stream.read_exact(&mut query)).await.map_err(io::Error::from)??;
-        let reply = match respond(&shared.index.load(), gateway, client, Transport::Tcp, &query) {
+        let reply = match answer(shared, gateway, client, Transport::Tcp, &query) {
             Response::Reply(reply) => reply,
             Response::Forward => {
                 let upstreams = shared.upstreams.load_full();

@@ -129,6 +129,8 @@ impl<'a> Supervisor<'a> {
             .arg("--dir")
             .arg(&self.files.directory)
             .env_remove("STACKCTL_HOST_NETNS")
+            // It outlives this command: it must not keep the directory it was run from busy.
+            .current_dir("/")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
