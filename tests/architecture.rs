@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// The modules of the pure core, relative to `src/`.
 const CORE: &[&str] =
-    &["spec", "diagnostic.rs", "model", "graph", "state", "plan", "review", "show", "check", "firewall"];
+    &["spec", "diagnostic.rs", "model", "graph", "state", "plan", "review", "show", "check", "firewall", "names"];
 
 /// Paths whose use means I/O, the environment or the clock.
 const FORBIDDEN: &[&str] = &[

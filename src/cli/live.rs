@@ -11,7 +11,7 @@ use super::stackfile::load_stack;
 use super::{Exit, ShowFormat};
 use crate::kernel::{
     ApplyLock, HostNamespace, Kernel, KernelError, Observation, Places, enter, has_privileges, read_record,
-    write_record,
+    serve_names, write_record,
 };
 use crate::model::{Attachment, Stack};
 use crate::plan::{
@@ -317,7 +317,8 @@ pub fn exec_command(file: &Path, container: &str, command: &[OsString], style: S
         let places = Places::system();
         let namespace = places.namespace(&scope.namespaces[container]);
         let hosts = places.hosts_file(&scope, container);
-        let error = enter(&namespace, &hosts, command);
+        let resolv_conf = places.resolv_conf(&scope, container);
+        let error = enter(&namespace, &hosts, &resolv_conf, command);
         Err(fail(format!(
             "cannot run `{}` in container `{container}` ({}): {error}",
             command[0].to_string_lossy(),
@@ -325,6 +326,14 @@ pub fn exec_command(file: &Path, container: &str, command: &[OsString], style: S
         )))
     };
     run().unwrap_or_else(|exit| exit)
+}
+
+/// `stackctl resolver`: the host's name server, until it is asked to stop.
+pub fn resolver_command(host: &HostNamespace, directory: Option<&Path>) -> Exit {
+    match serve_names(host, &Places::system(), directory) {
+        Ok(()) => Exit::Ok,
+        Err(error) => kernel_error(error),
+    }
 }
 
 /// Says which other tables drop what the stack routes: stackctl never changes them, and an

@@ -117,6 +117,14 @@ enum Command {
     },
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
+    /// Run the host's name server in the foreground. apply starts it, and stops it when
+    /// no stack is left: it is not meant to be run by hand.
+    #[command(hide = true)]
+    Resolver {
+        /// The directory of the zone files (the default is the host's, under /run/stackctl).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -168,6 +176,7 @@ fn run(cli: Cli) -> Exit {
         Command::Graph { format } => stackfile::graph(&cli.file, format, style),
         Command::Suggest => stackfile::suggest(&cli.file, style),
         Command::Check { format, timeout } => check::check_command(&live, &cli.file, format, timeout),
+        Command::Resolver { dir } => live::resolver_command(&live.host, dir.as_deref()),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "stackctl", &mut std::io::stdout());
             Exit::Ok

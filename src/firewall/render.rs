@@ -18,7 +18,8 @@
 //! - Traffic entering through a container's port must carry that container's address, so a
 //!   container cannot borrow another's flows.
 //! - Networks that are not internal leave the host through masquerade; internal networks
-//!   reach nothing outside the stack, the host included.
+//!   reach nothing outside the stack, the host included, but for the name server on their
+//!   gateway (port 53).
 //! - Published ports are DNAT rules: from outside on the host's addresses (or the one
 //!   asked for), from the host itself, including 127.0.0.1 (which needs `route_localnet`
 //!   on the bridge and a masquerade), and from containers through the host's address.
@@ -269,6 +270,14 @@ fn policy_rules(script: &mut Script, policy: &Policy) {
     if policy.internal {
         script.rule(Inet, "leave", format!("iifname \"{bridge}\" oifname != \"{bridge}\" {REJECT}"));
         script.rule(Inet, "input", format!("iifname \"{bridge}\" ct state established,related accept"));
+        // The stack's name server, on the gateway, is the one thing of the host that an
+        // internal network reaches.
+        let gateway = policy.gateway;
+        script.rule(
+            Inet,
+            "input",
+            format!("iifname \"{bridge}\" ip daddr {gateway} meta l4proto {{ tcp, udp }} th dport 53 accept"),
+        );
         script.rule(Inet, "input", format!("iifname \"{bridge}\" {REJECT}"));
     }
     // Between members, the verdict was given before routing (`isolation`).

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{KernelError, io_error, is_absent};
 use super::{Connected, Kernel, hosts_file, label, netns};
+use crate::names::render_resolv_conf;
 use crate::plan::Operation;
 use crate::state::{Bridge, Hosts, Link, NO_ADDRESS, Namespace, Resource, Route, Scope, bridge_ifname};
 
@@ -130,6 +131,9 @@ impl Executor<'_> {
             }
             Resource::Namespace(namespace) => {
                 self.kernel.forget(&namespace.container);
+                // Names that were not observed (their server was gone) are not deleted on
+                // their own: their files go with the namespace.
+                self.remove_name_files(&namespace.container)?;
                 // An adopted namespace belongs to whoever made it: it is released, never deleted.
                 if namespace.adopted {
                     return Ok(());
@@ -141,15 +145,7 @@ impl Executor<'_> {
                 let message = RouteMessageBuilder::<Ipv4Addr>::new().gateway(route.gateway).build();
                 connected.handle.route().del(message).execute().await.map_err(io_error)
             }
-            Resource::Hosts(hosts) => {
-                let path = self.kernel.places.hosts_file(self.scope, &hosts.container);
-                std::fs::remove_file(&path)?;
-                // The directory holds only the hosts file; another tool's files keep it.
-                if let Some(directory) = path.parent() {
-                    let _ = std::fs::remove_dir(directory);
-                }
-                Ok(())
-            }
+            Resource::Hosts(hosts) => self.remove_name_files(&hosts.container),
             Resource::Stray(_)
             | Resource::Policy(_)
             | Resource::Forward(_)
@@ -241,14 +237,36 @@ impl Executor<'_> {
         connected.handle.route().add(message).replace().execute().await.map_err(io_error)
     }
 
+    /// Removes the container's hosts file and `resolv.conf`, where they are, and their
+    /// directory, when nothing else is in it (another tool's files keep it).
+    fn remove_name_files(&self, container: &str) -> Outcome {
+        let places = &self.kernel.places;
+        for path in [places.hosts_file(self.scope, container), places.resolv_conf(self.scope, container)] {
+            match std::fs::remove_file(&path) {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+                _ => {}
+            }
+        }
+        if let Some(directory) = places.hosts_file(self.scope, container).parent() {
+            let _ = std::fs::remove_dir(directory);
+        }
+        Ok(())
+    }
+
+    /// Writes the container's hosts file and its `resolv.conf`, which sends its programs to
+    /// the name server on its gateways. The names themselves are served once apply
+    /// publishes the stack's zone.
     fn write_hosts(&self, hosts: &Hosts) -> Outcome {
         let path = self.kernel.places.hosts_file(self.scope, &hosts.container);
         let directory = path.parent().expect("a hosts file is in a directory");
         std::fs::create_dir_all(directory)?;
         // Written aside and renamed over, so that a reader never sees half a file.
         let partial = directory.join(".hosts.partial");
-        std::fs::write(&partial, hosts_file::render(&hosts.records))?;
-        std::fs::rename(&partial, &path)
+        std::fs::write(&partial, hosts_file::render(&hosts.container, &hosts.records))?;
+        std::fs::rename(&partial, &path)?;
+        let partial = directory.join(".resolv.conf.partial");
+        std::fs::write(&partial, render_resolv_conf(&hosts.nameservers))?;
+        std::fs::rename(&partial, self.kernel.places.resolv_conf(self.scope, &hosts.container))
     }
 
     /// The connection to a container's namespace: opened while observing or creating it, or

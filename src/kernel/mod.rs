@@ -16,6 +16,7 @@ mod ports;
 mod privilege;
 mod probe;
 mod record;
+mod resolver;
 mod sockets;
 mod swap;
 
@@ -25,6 +26,7 @@ pub use lock::{ApplyLock, LockError};
 pub use observe::Observation;
 pub use privilege::has_privileges;
 pub use record::{read_record, write_record};
+pub use resolver::serve as serve_names;
 pub use swap::Drained;
 
 use std::collections::HashMap;
@@ -36,8 +38,9 @@ use futures_util::StreamExt;
 use rtnetlink::Handle;
 
 use crate::firewall::{Found, dropping_forward_chains, recognise, table_name};
+use crate::names::parse_resolv_conf;
 use crate::plan::{Operation, Plan, Swap, record_after};
-use crate::state::{KernelState, NamespaceName, Records, Scope};
+use crate::state::{KernelState, NamespaceName, Scope};
 use error::io_error;
 use nft::Nft;
 use observe::NamespaceView;
@@ -51,9 +54,9 @@ const IN_FLIGHT: usize = 64;
 pub struct Places {
     /// Named network namespaces, as `ip netns` keeps them.
     pub netns: PathBuf,
-    /// Per-namespace files (`hosts`), as `ip netns exec` reads them.
+    /// Per-namespace files (`hosts`, `resolv.conf`), as `ip netns exec` reads them.
     pub etc_netns: PathBuf,
-    /// Locks and apply records.
+    /// Locks, apply records and the name server's files.
     pub state: PathBuf,
 }
 
@@ -77,6 +80,11 @@ impl Places {
     /// The hosts file of a container.
     pub fn hosts_file(&self, scope: &Scope, container: &str) -> PathBuf {
         self.etc_netns.join(crate::state::namespace_name(&scope.stack, container)).join("hosts")
+    }
+
+    /// The `resolv.conf` of a container: its name servers.
+    pub fn resolv_conf(&self, scope: &Scope, container: &str) -> PathBuf {
+        self.etc_netns.join(crate::state::namespace_name(&scope.stack, container)).join("resolv.conf")
     }
 }
 
@@ -215,9 +223,6 @@ impl Kernel {
         // A connection holds a 64 KiB receive buffer, so namespaces are read a batch at a
         // time, and their connections closed after; apply opens the few it needs again.
         let mut views = Vec::with_capacity(found.len());
-        // Containers on the same networks have the same hosts file: each text is parsed
-        // once, and its records shared, as `lower` shares them.
-        let mut records: HashMap<String, Option<Records>> = HashMap::new();
         let mut found = found.into_iter().peekable();
         while found.peek().is_some() {
             let batch: Vec<_> = found.by_ref().take(IN_FLIGHT).collect();
@@ -240,13 +245,40 @@ impl Kernel {
                 let snapshot = snapshot.map_err(|error| {
                     KernelError::new("read", format!("namespace of `{container}`"), io_error(error))
                 })?;
-                let hosts = std::fs::read_to_string(self.places.hosts_file(scope, &container)).ok().and_then(|text| {
-                    records.entry(text).or_insert_with_key(|text| hosts_file::parse(text).map(Arc::new)).clone()
-                });
-                views.push(NamespaceView { container, name, snapshot, hosts });
+                let hosts_file = std::fs::read_to_string(self.places.hosts_file(scope, &container))
+                    .is_ok_and(|text| hosts_file::is_stackctls(&text));
+                let nameservers = std::fs::read_to_string(self.places.resolv_conf(scope, &container))
+                    .ok()
+                    .and_then(|text| parse_resolv_conf(&text));
+                views.push(NamespaceView { container, name, snapshot, hosts_file, nameservers });
             }
         }
-        Ok(observe::read(scope, &host, &views))
+        // The names are what the running name server serves: a dead or stale server
+        // serves none, so the next apply publishes them again.
+        let served = self.names().loaded(&scope.stack).map(|zone| zone.served()).unwrap_or_default();
+        Ok(observe::read(scope, &host, &views, &served))
+    }
+
+    fn names(&self) -> resolver::Supervisor<'_> {
+        resolver::Supervisor::new(&self.places, &self.host_namespace)
+    }
+
+    /// Makes the host's name server serve the names of the stack as `state` has them (its
+    /// `Hosts`, links and gateways): writes the stack's zone, starts the server or replaces
+    /// one that is dead, hung or of another version, and returns once the server answers
+    /// from the new zone. With no names left in `state`, withdraws the stack's zone, and
+    /// stops the server when no stack has one. `apply` calls it at its end with the state
+    /// its operations left; it may be called after any part of an apply.
+    pub fn publish_names(&self, scope: &Scope, state: &KernelState) -> Result<(), KernelError> {
+        let zone = crate::names::zone(&scope.stack, state);
+        let names = self.names();
+        let object =
+            format!("the names of stack `{}` on the name server in {}", scope.stack, names.files().directory.display());
+        if zone.clients.is_empty() {
+            names.withdraw(&scope.stack).map_err(|error| KernelError::new("withdraw", object, error))
+        } else {
+            names.publish(&zone).map_err(|error| KernelError::new("publish", object, error))
+        }
     }
 
     /// The namespaces to look at: those the stack declares, and those under `/run/netns`
@@ -284,7 +316,27 @@ impl Kernel {
     /// take the aliases must listen on the verified ports (else nothing is done); after the
     /// first phase they must accept connections (else the aliases stay where they are);
     /// after the repoint, the containers the aliases leave drain.
+    ///
+    /// Once the operations are made, the stack's names are published as the state they
+    /// left has them (see [`Kernel::publish_names`]), also after a failure: what was made
+    /// is served. A swap publishes them after its wiring too, before its repoint. When
+    /// publishing fails and nothing else did, the apply fails with it: those names are not
+    /// served.
     pub fn apply(&self, scope: &Scope, observed: &KernelState, plan: &Plan) -> Applied {
+        let mut applied = self.make(scope, observed, plan);
+        if applied.done.is_empty() {
+            return applied;
+        }
+        if let Err(error) = self.publish_names(scope, &record_after(observed, &applied.done))
+            && applied.failed.is_none()
+        {
+            applied.failed = Some(error);
+        }
+        applied
+    }
+
+    /// The operations of an apply, phase by phase, and a swap's steps between them.
+    fn make(&self, scope: &Scope, observed: &KernelState, plan: &Plan) -> Applied {
         let mut applied = Applied::default();
         let phases = phases(plan);
         let mut scripts = Vec::with_capacity(phases.len());
@@ -320,7 +372,8 @@ impl Kernel {
             }
             let Some(swap) = &plan.swap else { continue };
             let step = match index {
-                0 => self.verify(swap),
+                // The new containers' names are served before the aliases move to them.
+                0 => self.publish_names(scope, &record_after(observed, &applied.done)).and_then(|()| self.verify(swap)),
                 1 => self.drain(swap).map(|drained| applied.drained = drained),
                 _ => Ok(()),
             };

@@ -1,7 +1,8 @@
 //! Turning what the kernel reports into the stack's observed state: which objects are the
 //! stack's, what they are, and what the rest of the host occupies.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use ipnet::Ipv4Net;
@@ -9,9 +10,9 @@ use ipnet::Ipv4Net;
 use super::dump::{Interface, Snapshot};
 use super::label;
 use crate::model::Isolation;
+use crate::names::Served;
 use crate::state::{
-    Bridge, HostFacts, Hosts, KernelState, Key, Link, NO_ADDRESS, Namespace, NamespaceName, Records, Resource, Route,
-    Scope,
+    Bridge, HostFacts, Hosts, KernelState, Key, Link, NO_ADDRESS, Namespace, NamespaceName, Resource, Route, Scope,
 };
 
 /// What was read from one of the stack's namespaces.
@@ -20,8 +21,10 @@ pub struct NamespaceView {
     pub container: String,
     pub name: NamespaceName,
     pub snapshot: Snapshot,
-    /// The records of the container's hosts file, when stackctl wrote one.
-    pub hosts: Option<Records>,
+    /// Whether the container has the hosts file stackctl writes.
+    pub hosts_file: bool,
+    /// The name servers of the container's `resolv.conf`, when stackctl wrote it.
+    pub nameservers: Option<Vec<Ipv4Addr>>,
 }
 
 /// The stack's objects as they are, and what the rest of the host holds.
@@ -49,7 +52,15 @@ struct Owned<'a> {
 /// resource it is; an interface that has the group but no label yet (apply was stopped
 /// between creating and labelling it) is known by its derived name. Everything else is
 /// foreign: observed only so that nothing of the stack's collides with it.
-pub fn read(scope: &Scope, host: &Snapshot, namespaces: &[NamespaceView]) -> Observation {
+///
+/// A container's names (its `Hosts`) are observed when the host's name server serves them
+/// (`served`, by container) and its hosts file is stackctl's.
+pub fn read(
+    scope: &Scope,
+    host: &Snapshot,
+    namespaces: &[NamespaceView],
+    served: &BTreeMap<String, Served>,
+) -> Observation {
     let mut owned = Vec::new();
     let mut foreign = BTreeSet::new();
     for interface in &host.interfaces {
@@ -116,7 +127,7 @@ pub fn read(scope: &Scope, host: &Snapshot, namespaces: &[NamespaceView]) -> Obs
     }
 
     for view in namespaces {
-        read_namespace(view, &networks, &mut state);
+        read_namespace(view, &networks, served.get(&view.container), &mut state);
     }
 
     let used_subnets = used_subnets(host, &owned);
@@ -128,8 +139,13 @@ pub fn read(scope: &Scope, host: &Snapshot, namespaces: &[NamespaceView]) -> Obs
     }
 }
 
-/// The namespace itself, its default route and its hosts file.
-fn read_namespace(view: &NamespaceView, networks: &HashMap<(String, String), String>, state: &mut KernelState) {
+/// The namespace itself, its default route and its names.
+fn read_namespace(
+    view: &NamespaceView,
+    networks: &HashMap<(String, String), String>,
+    served: Option<&Served>,
+    state: &mut KernelState,
+) {
     let (name, adopted) = match &view.name {
         NamespaceName::Created(name) => (name.clone(), false),
         NamespaceName::Adopted(path) => (path.clone(), true),
@@ -152,8 +168,13 @@ fn read_namespace(view: &NamespaceView, networks: &HashMap<(String, String), Str
         let network = networks.get(&(view.container.clone(), ifname.clone())).cloned().unwrap_or_default();
         state.insert(Resource::Route(Route { container: view.container.clone(), network, gateway, ifname }));
     }
-    if let Some(records) = &view.hosts {
-        state.insert(Resource::Hosts(Hosts { container: view.container.clone(), records: Arc::clone(records) }));
+    if let Some(served) = served.filter(|_| view.hosts_file) {
+        state.insert(Resource::Hosts(Hosts {
+            container: view.container.clone(),
+            records: Arc::clone(&served.records),
+            nameservers: view.nameservers.clone().unwrap_or_default(),
+            upstream: served.upstream,
+        }));
     }
 }
 
@@ -207,7 +228,7 @@ mod tests {
             interfaces: vec![interface(1, &bridge, 7, None), interface(2, "eth0", 0, None)],
             ..Snapshot::default()
         };
-        let observation = read(&scope, &host, &[]);
+        let observation = read(&scope, &host, &[], &BTreeMap::new());
         assert!(observation.state.is_empty());
         assert_eq!(observation.foreign, BTreeSet::from([bridge, "eth0".to_owned()]));
     }
@@ -219,7 +240,7 @@ mod tests {
         let labelled = Some(label::bridge_label("s", "n", true, Isolation::Open));
         let host = Snapshot { interfaces: vec![interface(3, &bridge, scope.group, None)], ..Snapshot::default() };
         let Some(Resource::Bridge(observed)) =
-            read(&scope, &host, &[]).state.get(&Key::Bridge { network: "n".to_owned() }).cloned()
+            read(&scope, &host, &[], &BTreeMap::new()).state.get(&Key::Bridge { network: "n".to_owned() }).cloned()
         else {
             panic!("the bridge is the stack's");
         };
@@ -228,7 +249,7 @@ mod tests {
 
         let host = Snapshot { interfaces: vec![interface(1, &bridge, scope.group, labelled)], ..Snapshot::default() };
         let Some(Resource::Bridge(observed)) =
-            read(&scope, &host, &[]).state.get(&Key::Bridge { network: "n".to_owned() }).cloned()
+            read(&scope, &host, &[], &BTreeMap::new()).state.get(&Key::Bridge { network: "n".to_owned() }).cloned()
         else {
             panic!("the bridge is the stack's");
         };

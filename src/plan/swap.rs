@@ -92,6 +92,9 @@ pub(super) fn phases(desired: &Desired, observed: &KernelState) -> Option<Phases
                 let link = Key::Link { container: backend.container.clone(), network: wanted.network.clone() };
                 !desired.state.resources.contains_key(&link)
             })
+            // A container whose address the new state gives to another (a static address
+            // handed over) cannot serve beside it: that move is not made before break.
+            .filter(|backend| !taken(desired, &wanted.network, backend.address))
             .collect();
         if lost.is_empty() {
             continue;
@@ -216,6 +219,15 @@ fn readiness(desired: &Desired, moves: &[Move]) -> Vec<Readiness> {
         }
     }
     verify
+}
+
+/// Whether the desired state uses `address` on `network`: for a member or an alias.
+fn taken(desired: &Desired, network: &str, address: Ipv4Addr) -> bool {
+    desired.state.resources.values().any(|resource| match resource {
+        Resource::Link(link) => link.network == network && link.address.addr() == address,
+        Resource::Bridge(bridge) => bridge.network == network && bridge.virtual_addresses.contains(&address),
+        _ => false,
+    })
 }
 
 fn namespace_of(state: &KernelState, container: &str) -> Option<NamespaceName> {

@@ -110,7 +110,15 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
             let records = records_of
                 .entry(networks)
                 .or_insert_with_key(|networks| Arc::new(records(stack, networks, &addresses, &alias_addresses)));
-            state.insert(Resource::Hosts(Hosts { container: container.name.clone(), records: Arc::clone(records) }));
+            state.insert(Resource::Hosts(Hosts {
+                container: container.name.clone(),
+                records: Arc::clone(records),
+                nameservers: container.memberships().iter().map(|membership| subnets[&membership.network].1).collect(),
+                upstream: container
+                    .memberships()
+                    .iter()
+                    .any(|membership| !stack.networks[&membership.network].internal),
+            }));
         }
     }
     if let Some(local_ports) = &host.local_ports {
@@ -352,6 +360,15 @@ fn addresses<'a>(
         }
         for (alias, address) in &kept_aliases {
             alias_addresses.insert((network.name.as_str(), *alias), *address);
+        }
+        // A new virtual address also avoids the addresses that links hold now: the bridge
+        // takes it before links change or go.
+        for resource in observed.of_kind(super::Kind::Link) {
+            if let Resource::Link(link) = resource
+                && link.network == network.name
+            {
+                pool.take(link.address.addr());
+            }
         }
         for alias in aliases.keys().filter(|alias| !kept_aliases.iter().any(|(kept, _)| kept == *alias)) {
             let address = pool.last_free().ok_or_else(|| LowerError::NoFreeAddress {

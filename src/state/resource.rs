@@ -277,11 +277,17 @@ pub struct Route {
 pub type Records = Arc<Vec<(String, Ipv4Addr)>>;
 
 /// The names a container resolves: its own and those of the containers and aliases it
-/// shares a network with.
+/// shares a network with, served to it by the host's name server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hosts {
     pub container: String,
     pub records: Records,
+    /// The gateways of the container's networks, in the order its networks are written:
+    /// the name server listens on each, and the container's `resolv.conf` lists them.
+    pub nameservers: Vec<Ipv4Addr>,
+    /// Whether names outside the stack are forwarded to the host's own name servers: only
+    /// for a container on at least one network that is not internal.
+    pub upstream: bool,
 }
 
 /// The host ports of a forward.
@@ -472,10 +478,19 @@ impl Resource {
                 ("subnet", link.subnet_via.map_or("on link".to_owned(), |gateway| format!("via {gateway}"))),
             ],
             Resource::Route(route) => vec![("default", format!("via {} dev {}", route.gateway, route.ifname))],
-            Resource::Hosts(hosts) => vec![(
-                "records",
-                hosts.records.iter().map(|(name, address)| format!("{name}={address}")).collect::<Vec<_>>().join(" "),
-            )],
+            Resource::Hosts(hosts) => vec![
+                (
+                    "records",
+                    hosts
+                        .records
+                        .iter()
+                        .map(|(name, address)| format!("{name}={address}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+                ("nameservers", hosts.nameservers.iter().map(Ipv4Addr::to_string).collect::<Vec<_>>().join(" ")),
+                ("upstream", if hosts.upstream { "forwarded" } else { "none (internal)" }.to_owned()),
+            ],
             Resource::Forward(forward) => vec![
                 ("host", {
                     let ip = forward.host_ip.map_or("*".to_owned(), |ip| ip.to_string());

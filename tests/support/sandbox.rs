@@ -5,8 +5,10 @@
 //!
 //! The sandbox is a `sleep` process started by `unshare`; commands join its namespaces with
 //! `nsenter`, and threads of the test process join a namespace inside it with `setns`.
-//! Dropping the sandbox kills that one process, by its pid; the kernel then takes the mount
-//! namespace down, and with it every network namespace bound under its `/run/netns`.
+//! Dropping the sandbox, also when a test panics, kills every process still in its mount
+//! namespace (the name server that apply starts detached, and anything else a test started
+//! there), each by its pid, and then that `sleep`; the kernel then takes the mount namespace
+//! down, and with it every network namespace bound under its `/run/netns`.
 
 #![allow(dead_code)] // Each test binary uses its own part of the helpers.
 
@@ -22,6 +24,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nix::sched::{CloneFlags, setns};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 /// Set by CI, which runs as root: there a test that cannot make its sandbox fails instead
 /// of skipping.
@@ -219,8 +223,35 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        for pid in self.processes() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Sandbox {
+    /// The processes inside the sandbox but its `sleep`: those that share its mount
+    /// namespace, which only processes started in the sandbox do. A detached process
+    /// (the name server) would otherwise outlive the sandbox, and keep it alive.
+    pub fn processes(&self) -> Vec<i32> {
+        let namespace = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+        let Some(own) = namespace(&self.pid().to_string()) else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+        entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| *pid != self.pid() as i32 && namespace(&pid.to_string()).as_ref() == Some(&own))
+            .collect()
+    }
+
+    /// The pid of the name server that apply started in the sandbox, while one runs, for
+    /// the host `tag` (`host`, or `netns-NAME` for a named host namespace).
+    pub fn name_server(&self, tag: &str) -> Option<i32> {
+        let path = format!("/proc/{}/root/run/stackctl/{tag}/names/resolver.pid", self.pid());
+        let pid: i32 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
+        self.processes().contains(&pid).then_some(pid)
     }
 }
 

@@ -1,0 +1,262 @@
+//! How apply keeps the host's name server serving its stack: it writes the stack's zone,
+//! makes sure a current server runs (starting one, or replacing one that is dead, hung or
+//! of another version), and waits for the reload that shows the zone's digest. The last
+//! zone withdrawn stops the server.
+
+use std::fs::File;
+use std::fs::{OpenOptions, TryLockError};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::control::{Reply, Request, Status, ask};
+use super::{Files, version, write_whole};
+use crate::kernel::lock::ApplyLock;
+use crate::kernel::{HostNamespace, Places};
+use crate::names::{Zone, digest};
+
+/// How long a server may take to tell its status before it counts as hung.
+const STATUS_WAIT: Duration = Duration::from_secs(1);
+/// How long a reload may take: it reads every stack's zone.
+const RELOAD_WAIT: Duration = Duration::from_secs(10);
+/// How long a new server may take to answer.
+const START_WAIT: Duration = Duration::from_secs(5);
+/// How long a server may take to end once stopped or killed.
+const END_WAIT: Duration = Duration::from_secs(3);
+/// How long to wait for another apply that is starting or reloading the server.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// The name server of one host, as apply sees it.
+pub struct Supervisor<'a> {
+    files: Files,
+    host: &'a HostNamespace,
+}
+
+impl<'a> Supervisor<'a> {
+    pub fn new(places: &Places, host: &'a HostNamespace) -> Supervisor<'a> {
+        Supervisor { files: Files::of(places, host), host }
+    }
+
+    pub fn files(&self) -> &Files {
+        &self.files
+    }
+
+    /// Serves `zone`: writes it (when it changed), makes sure a current server runs, and
+    /// returns once the server answers from it on every one of its gateways.
+    pub fn publish(&self, zone: &Zone) -> io::Result<()> {
+        let bytes = zone.to_json();
+        let digest = digest(&bytes);
+        std::fs::create_dir_all(&self.files.directory)?;
+        let _lock = self.lock()?;
+        let path = self.files.zone(&zone.stack);
+        if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
+            write_whole(&path, &bytes)?;
+        }
+        let status = self.ensure()?;
+        if serves(&status, zone, &digest).is_ok() {
+            return Ok(());
+        }
+        match ask(&self.files.control(), Request::Reload, RELOAD_WAIT)? {
+            Reply::Reloaded(status) => serves(&status, zone, &digest),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Stops serving the names of `stack`; with no stack left, stops the server.
+    pub fn withdraw(&self, stack: &str) -> io::Result<()> {
+        if !self.files.directory.exists() {
+            return Ok(());
+        }
+        let _lock = self.lock()?;
+        match std::fs::remove_file(self.files.zone(stack)) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+        if self.files.stacks()?.is_empty() {
+            return self.stop();
+        }
+        self.ensure()?;
+        match ask(&self.files.control(), Request::Reload, RELOAD_WAIT)? {
+            Reply::Reloaded(status) if status.zones.contains_key(stack) => {
+                Err(io::Error::other(format!("the name server still serves stack `{stack}` after a reload")))
+            }
+            Reply::Reloaded(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The zone of `stack` that the running server serves: `None` when no server answers,
+    /// when it is of another version, or when it serves another zone than the file holds.
+    pub fn loaded(&self, stack: &str) -> Option<Zone> {
+        let bytes = std::fs::read(self.files.zone(stack)).ok()?;
+        let Ok(Reply::Status(status)) = ask(&self.files.control(), Request::Status, STATUS_WAIT) else { return None };
+        let current = status.version == version() && status.zones.get(stack) == Some(&digest(&bytes));
+        current.then(|| serde_json::from_slice(&bytes).ok()).flatten()
+    }
+
+    fn lock(&self) -> io::Result<ApplyLock> {
+        ApplyLock::acquire(&self.files.supervision_lock(), LOCK_WAIT, |_| {}).map_err(io::Error::other)
+    }
+
+    /// The status of a current server, started when none answers or the one that does is
+    /// of another version.
+    fn ensure(&self) -> io::Result<Status> {
+        if let Ok(Reply::Status(status)) = ask(&self.files.control(), Request::Status, STATUS_WAIT)
+            && status.version == version()
+        {
+            return Ok(status);
+        }
+        self.end_running()?;
+        self.start()
+    }
+
+    /// Starts a server in the host namespace, detached from this process (a session of its
+    /// own, its output in the log), and waits until it answers.
+    fn start(&self) -> io::Result<Status> {
+        let log = OpenOptions::new().create(true).append(true).open(self.files.log())?;
+        let mut command = Command::new(std::env::current_exe()?);
+        if let HostNamespace::Named(name) = self.host {
+            command.args(["--host-netns", name]);
+        }
+        command
+            .arg("resolver")
+            .arg("--dir")
+            .arg(&self.files.directory)
+            .env_remove("STACKCTL_HOST_NETNS")
+            // It outlives this command: it must not keep the directory it was run from busy.
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // SAFETY: between fork and exec the child only makes the setsid system call, which
+        // is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(io::Error::from));
+        }
+        let mut child = command.spawn()?;
+        let pid = child.id();
+        // Reaps the server should it end while this process still runs; once this process
+        // ends, the server is init's.
+        std::thread::spawn(move || child.wait());
+        let deadline = Instant::now() + START_WAIT;
+        loop {
+            if let Ok(Reply::Status(status)) = ask(&self.files.control(), Request::Status, STATUS_WAIT)
+                && status.pid == pid
+            {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the name server (pid {pid}) did not answer within {START_WAIT:?}: see {}",
+                        self.files.log().display()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Asks the server to stop, and kills it when it does not.
+    fn stop(&self) -> io::Result<()> {
+        if self.holder()?.is_none() {
+            return Ok(());
+        }
+        let _ = ask(&self.files.control(), Request::Stop, STATUS_WAIT);
+        if self.ended_within(END_WAIT)? {
+            return Ok(());
+        }
+        self.end_running()
+    }
+
+    /// Kills the running server, if one runs, by its pid, once `/proc` shows that the pid
+    /// is stackctl's name server; any other process is left alone.
+    fn end_running(&self) -> io::Result<()> {
+        let Some(pid) = self.holder()? else { return Ok(()) };
+        if !is_name_server(pid) {
+            return Err(io::Error::other(format!(
+                "{} is locked by pid {pid}, which is not stackctl's name server: it is left alone",
+                self.files.pid().display()
+            )));
+        }
+        match kill(Pid::from_raw(pid), Signal::SIGKILL) {
+            Ok(()) | Err(nix::Error::ESRCH) => {}
+            Err(error) => return Err(error.into()),
+        }
+        if self.ended_within(END_WAIT)? {
+            Ok(())
+        } else {
+            Err(io::Error::new(io::ErrorKind::TimedOut, format!("the name server (pid {pid}) did not end when killed")))
+        }
+    }
+
+    /// The pid of the running server: the process that holds the pid file locked.
+    fn holder(&self) -> io::Result<Option<i32>> {
+        let file = match File::open(self.files.pid()) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        match file.try_lock() {
+            // Nobody holds it; dropping the file releases it at once.
+            Ok(()) => Ok(None),
+            Err(TryLockError::WouldBlock) => {
+                let text = std::fs::read_to_string(self.files.pid())?;
+                text.trim().parse().map(Some).map_err(|_| {
+                    io::Error::other(format!("{} is locked but holds no pid: {text:?}", self.files.pid().display()))
+                })
+            }
+            Err(TryLockError::Error(error)) => Err(error),
+        }
+    }
+
+    fn ended_within(&self, wait: Duration) -> io::Result<bool> {
+        let deadline = Instant::now() + wait;
+        while self.holder()?.is_some() {
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(true)
+    }
+}
+
+/// Whether a status shows `zone` (whose file has `digest`) served on all its gateways;
+/// otherwise, why not.
+fn serves(status: &Status, zone: &Zone, digest: &str) -> io::Result<()> {
+    if status.zones.get(&zone.stack).map(String::as_str) != Some(digest) {
+        let reason = status.rejected.get(&zone.stack).map_or("it serves an older zone", String::as_str);
+        return Err(io::Error::other(format!(
+            "the name server does not serve the zone of stack `{}`: {reason}",
+            zone.stack
+        )));
+    }
+    for gateway in &zone.gateways {
+        if !status.listening.contains(gateway) {
+            let reason = status.unbound.get(gateway).map_or("not tried yet", String::as_str);
+            return Err(io::Error::other(format!("the name server cannot listen on {gateway}: {reason}")));
+        }
+    }
+    Ok(())
+}
+
+fn unexpected(reply: &Reply) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("the name server gave an unexpected reply: {reply:?}"))
+}
+
+/// Whether `pid` runs `stackctl resolver`, by its command line.
+fn is_name_server(pid: i32) -> bool {
+    let Ok(command_line) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let mut arguments = command_line.split(|byte| *byte == 0);
+    let program = arguments.next().map(|program| Path::new(std::ffi::OsStr::from_bytes(program)));
+    let stackctl = program.and_then(Path::file_name).is_some_and(|name| name.as_bytes().starts_with(b"stackctl"));
+    stackctl && arguments.any(|argument| argument == b"resolver")
+}
