@@ -115,9 +115,9 @@ fn assert_reachability(sandbox: &Sandbox, file: &str) {
         }
     }
 
-    // By name, side by side too, on the port of an allowed flow: a name resolves only on a
-    // shared network. A name that is not in the container's hosts file goes on to the
-    // host's resolver, which the container cannot reach, and fails by timeout.
+    // By name, side by side too, on the port of an allowed flow, through the container's
+    // name servers: a name resolves only on a shared network, and any other container's
+    // name does not exist for it.
     let mut pairs: Vec<(&str, &str, u16, bool)> = Vec::new();
     for source in &containers {
         for target in containers.iter().filter(|target| *target != source) {

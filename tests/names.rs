@@ -611,3 +611,25 @@ fn the_last_destroy_stops_the_server() {
     assert!(eventually(|| !sandbox.processes().contains(&pid)), "the server still runs");
     assert_eq!(zones(), "");
 }
+
+#[test]
+fn a_process_that_is_not_the_name_server_is_never_killed() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    // Another program holds the name server's pid file locked, and its pid is in it.
+    let pid_file = "/run/stackctl/host/names/resolver.pid";
+    sandbox.sh("mkdir -p /run/stackctl/host/names");
+    let mut holder = sandbox.command("flock").args([pid_file, "sleep", "30"]).spawn().expect("hold the pid file");
+    assert!(
+        eventually(|| sandbox.sh(&format!("flock --nonblock {pid_file} true || echo held")).contains("held")),
+        "flock did not take the pid file"
+    );
+    sandbox.sh(&format!("echo {} > {pid_file}", holder.id()));
+    let output = run(&sandbox, &["-f", &example("web-app-db"), "apply", "--yes"]);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let alive = holder.try_wait().expect("the holder's status").is_none();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("which is not stackctl's name server: it is left alone"), "{stderr}");
+    assert!(alive, "the process that held the pid file was killed");
+}

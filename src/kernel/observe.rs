@@ -256,4 +256,36 @@ mod tests {
         assert!(observed.up && observed.internal);
         assert_eq!(observed.isolation, Isolation::Open);
     }
+
+    #[test]
+    fn names_are_observed_only_while_the_name_server_serves_them() {
+        let scope = scope();
+        let records: crate::state::Records = Arc::new(vec![("a".to_owned(), "10.89.0.2".parse().expect("address"))]);
+        let served = BTreeMap::from([("a".to_owned(), Served { records: Arc::clone(&records), upstream: true })]);
+        let view = |hosts_file: bool, nameservers: Option<Vec<Ipv4Addr>>| NamespaceView {
+            container: "a".to_owned(),
+            name: NamespaceName::Created("s:a".to_owned()),
+            snapshot: Snapshot::default(),
+            hosts_file,
+            nameservers,
+        };
+        let hosts = |view: NamespaceView, served: &BTreeMap<String, Served>| {
+            read(&scope, &Snapshot::default(), &[view], served)
+                .state
+                .get(&Key::Hosts { container: "a".to_owned() })
+                .cloned()
+        };
+        let gateway: Ipv4Addr = "10.89.0.1".parse().expect("address");
+        let expected = Resource::Hosts(Hosts {
+            container: "a".to_owned(),
+            records: Arc::clone(&records),
+            nameservers: vec![gateway],
+            upstream: true,
+        });
+        assert_eq!(hosts(view(true, Some(vec![gateway])), &served), Some(expected));
+        assert_eq!(hosts(view(true, Some(vec![gateway])), &BTreeMap::new()), None, "no server serves them");
+        assert_eq!(hosts(view(false, Some(vec![gateway])), &served), None, "no hosts file of stackctl's");
+        let Some(Resource::Hosts(without)) = hosts(view(true, None), &served) else { panic!("served names") };
+        assert!(without.nameservers.is_empty(), "no resolv.conf of stackctl's: no name servers");
+    }
 }

@@ -204,8 +204,8 @@ impl Sandbox {
     }
 
     /// Connects from a container to `name:port` the way its programs would: through
-    /// `stackctl exec`, whose resolver reads the container's hosts file. Returns the first
-    /// line the peer sent, or the error output.
+    /// `stackctl exec`, whose resolver asks the name servers of the container's
+    /// `resolv.conf`. Returns the first line the peer sent, or the error output.
     pub fn connect_by_name(&self, file: &str, container: &str, name: &str, port: u16) -> Result<String, String> {
         let script = format!("exec 3<>/dev/tcp/{name}/{port} && head -n 1 <&3");
         let output = self

@@ -53,10 +53,12 @@ pub fn serve(host: &HostNamespace, places: &Places, directory: Option<&Path>) ->
         .build()
         .map_err(|error| KernelError::new("start the runtime of", &object, error))?;
     let outcome = runtime.block_on(run(files.clone())).map_err(|error| KernelError::new("serve", &object, error));
+    // Every socket is closed before the pid file's lock says that the server is gone.
+    drop(runtime);
     let _ = std::fs::remove_file(files.control());
     let _ = std::fs::remove_file(files.pid());
-    drop(pid_file);
     log("stopped");
+    drop(pid_file);
     outcome
 }
 

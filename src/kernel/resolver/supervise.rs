@@ -134,10 +134,18 @@ impl<'a> Supervisor<'a> {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        // SAFETY: between fork and exec the child only makes the setsid system call, which
-        // is async-signal-safe.
+        // SAFETY: between fork and exec the child only makes the setsid and close_range
+        // system calls, which are async-signal-safe.
         unsafe {
-            command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(io::Error::from));
+            command.pre_exec(|| {
+                nix::unistd::setsid()?;
+                // Only its standard streams go to the server: a descriptor that whoever ran
+                // apply left open (a pipe a script waits on, a lock) would stay open for as
+                // long as the server runs. A kernel without close_range (before 5.11) has
+                // its descriptors passed on.
+                let _ = nix::libc::close_range(3, u32::MAX, nix::libc::CLOSE_RANGE_CLOEXEC as i32);
+                Ok(())
+            });
         }
         let mut child = command.spawn()?;
         let pid = child.id();
