@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::Plan;
 use crate::state::Scope;
 
-/// The version of the file format; apply refuses other versions.
-pub const SAVED_PLAN_VERSION: u32 = 1;
+/// The version of the file format; apply refuses other versions. Version 2 holds aliases,
+/// swaps and the name servers of each container.
+pub const SAVED_PLAN_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedPlan {
