@@ -416,6 +416,20 @@ fn destroy_removes_what_the_stack_owns_and_nothing_else() {
     assert_eq!(stdout(&output), "No changes. The kernel matches the stack.\n");
 }
 
+/// `ip netns add` makes `/run/netns` a mount point of its own; had stackctl not made it a
+/// shared one first, that would copy the stack's namespace mounts and their deletion would
+/// fail with "device or resource busy".
+#[test]
+fn a_namespace_added_with_ip_netns_after_apply_does_not_stop_destroy() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    apply(&sandbox, &file);
+    sandbox.sh("ip netns add later");
+    let output = run(&sandbox, &["-f", &file, "destroy", "--yes"]);
+    assert_success(&output, "destroy after ip netns add");
+    assert_eq!(sandbox.sh("ls /run/netns"), "later\n");
+}
+
 #[test]
 fn a_foreign_interface_with_a_colliding_name_is_left_untouched() {
     let Some(sandbox) = Sandbox::new() else { return };

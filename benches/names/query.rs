@@ -105,7 +105,6 @@ pub fn answers(server: SocketAddr, name: &str, within: Duration) -> bool {
 pub struct Throughput {
     /// Replies that answered, per second of the run.
     pub per_second: f64,
-    pub answered: u64,
     /// Queries with no reply after [`LOST_AFTER`] (each replaced by a new one).
     pub lost: u64,
     /// Replies with an error code or no answer.
@@ -186,7 +185,7 @@ pub fn throughput(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    Ok(Throughput { per_second: answered as f64 / seconds, answered, lost, failed })
+    Ok(Throughput { per_second: answered as f64 / seconds, lost, failed })
 }
 
 pub struct Latency {
@@ -248,4 +247,3 @@ pub fn latency(server: SocketAddr, queries: &mut Queries, duration: Duration, mo
     round_trips.sort_unstable();
     Ok(Latency { round_trips, lost, failed })
 }
-

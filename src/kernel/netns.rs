@@ -88,6 +88,7 @@ pub async fn create(path: &Path, runtime: &Runtime) -> io::Result<(File, Handle)
     on_own_thread(move || {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
+            share(parent)?;
         }
         match File::create_new(&path) {
             Ok(_) => {}
@@ -106,6 +107,23 @@ pub async fn create(path: &Path, runtime: &Runtime) -> io::Result<(File, Handle)
         Ok((open(&path)?, handle))
     })
     .await
+}
+
+/// Makes the directory of named namespaces a mount point with shared propagation, as `ip
+/// netns add` does: a namespace mounted or unmounted under it is then mounted or unmounted
+/// in every copy of it. Otherwise a later `ip netns add`, which makes the directory a mount
+/// point of its own, copies the namespaces already mounted there, and deleting one of them
+/// fails with `EBUSY`.
+fn share(directory: &Path) -> io::Result<()> {
+    let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
+    match mount(None::<&str>, directory, None::<&str>, shared, None::<&str>) {
+        // Not a mount point yet.
+        Err(nix::Error::EINVAL) => {
+            mount(Some(directory), directory, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)?;
+            Ok(mount(None::<&str>, directory, None::<&str>, shared, None::<&str>)?)
+        }
+        done => Ok(done?),
+    }
 }
 
 /// Deletes the named namespace at `path`. The kernel frees it, and the interfaces in it,

@@ -16,6 +16,13 @@ use crate::state::NamespaceName;
 const VERIFY_WITHIN: Duration = Duration::from_secs(5);
 /// How often the connections of draining containers are counted.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
+/// How long after the repoint the first count waits. A connection sent to the old
+/// container just before the repoint may have no socket there yet: its first packet may
+/// still be on its way, or have been dropped (a full accept queue) and be sent again after
+/// TCP's initial retransmission timeout of 1 s, to the old container still (conntrack keeps
+/// the address it was given). Removing the old container before then would turn that
+/// retry into a failed connection.
+const DRAIN_SETTLE: Duration = Duration::from_millis(1500);
 
 /// How a container that an alias left drained.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +86,11 @@ impl Kernel {
         let started = Instant::now();
         let timeout = Duration::from_millis(swap.timeout.0);
         let mut drained = Vec::new();
+        std::thread::sleep(DRAIN_SETTLE.min(timeout));
         for leaving in &swap.drain {
+            // A container counts as drained when two counts in a row find nothing in use,
+            // so that a connection between its handshake's packets is not missed.
+            let mut idle = 0;
             let object = format!("the connections of container `{}`", leaving.container);
             let remaining = loop {
                 let open = match self.sockets_in(&leaving.namespace) {
@@ -92,7 +103,8 @@ impl Kernel {
                     Err(error) if error.kind() == io::ErrorKind::NotFound => 0,
                     Err(error) => return Err(KernelError::new("count", object, error)),
                 };
-                if open == 0 || started.elapsed() >= timeout {
+                idle = if open == 0 { idle + 1 } else { 0 };
+                if idle == 2 || started.elapsed() >= timeout {
                     break open;
                 }
                 std::thread::sleep(DRAIN_POLL);
