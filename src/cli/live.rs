@@ -253,7 +253,6 @@ impl Live {
             }
         }
         let done = Plan { operations: applied.done, swap: None };
-        let repointed = plan.swap.as_ref().is_some_and(|swap| done.operations.len() > swap.repoint_at);
         match applied.failed {
             None => {
                 let summary = done.summary();
@@ -271,7 +270,7 @@ impl Live {
                     plan.operations.len()
                 );
                 eprint!("{}", render_operations(&done, Marks::Terraform, self.style.color_err));
-                if let Some(swap) = plan.swap.as_ref().filter(|_| !repointed) {
+                if let Some(swap) = plan.swap.as_ref().filter(|swap| !swap.repointed(done.operations.len())) {
                     let from: Vec<String> = swap.moves.iter().map(|moved| moved.from.join(", ")).collect();
                     eprintln!("the swap stopped before the repoint: the aliases still point at {}", from.join("; "));
                 }

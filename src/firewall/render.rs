@@ -20,6 +20,8 @@
 //! - Networks that are not internal leave the host through masquerade; internal networks
 //!   reach nothing outside the stack, the host included, but for the name server on their
 //!   gateway (port 53).
+//! - An alias is a virtual address that DNAT sends to one of its backends, per connection
+//!   in turn; the flows are judged after it, on the backend's address.
 //! - Published ports are DNAT rules: from outside on the host's addresses (or the one
 //!   asked for), from the host itself, including 127.0.0.1 (which needs `route_localnet`
 //!   on the bridge and a masquerade), and from containers through the host's address.

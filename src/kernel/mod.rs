@@ -202,7 +202,7 @@ impl Kernel {
         let chains = self.nft().list_chains().map_err(|error| KernelError::new("list", "nftables chains", error))?;
         observation.dropping_forward_chains = dropping_forward_chains(&chains, &tables)
             .map_err(|error| KernelError::new("read", "nftables chains", std::io::Error::other(error)))?;
-        let local_ports = nft::in_host(self.host_file.as_ref(), ports::read)
+        let local_ports = netns::inside(self.host_file.as_ref(), ports::read)
             .map_err(|error| KernelError::new("read", "the host's ports", error))?;
         observation.host.local_ports = Some(local_ports);
         Ok(observation)
@@ -338,7 +338,7 @@ impl Kernel {
     /// The operations of an apply, phase by phase, and a swap's steps between them.
     fn make(&self, scope: &Scope, observed: &KernelState, plan: &Plan) -> Applied {
         let mut applied = Applied::default();
-        let phases = phases(plan);
+        let phases = plan.phases();
         let mut scripts = Vec::with_capacity(phases.len());
         let mut end = 0;
         for phase in &phases {
@@ -450,7 +450,7 @@ impl Kernel {
         if !forwarding {
             return Ok(false);
         }
-        nft::in_host(self.host_file.as_ref(), || {
+        netns::inside(self.host_file.as_ref(), || {
             let path = "/proc/sys/net/ipv4/ip_forward";
             let off = std::fs::read_to_string(path)?.trim() == "0";
             if off {
@@ -485,19 +485,6 @@ pub struct Applied {
     pub forwarding_turned_on: bool,
     /// How the containers that a swap's aliases left drained.
     pub drained: Vec<Drained>,
-}
-
-/// The plan's phases: its operations, or, with a swap, the wiring, the repoint and the
-/// removal.
-fn phases(plan: &Plan) -> Vec<&[Operation]> {
-    match &plan.swap {
-        None => vec![&plan.operations[..]],
-        Some(swap) => vec![
-            &plan.operations[..swap.repoint_at],
-            &plan.operations[swap.repoint_at..swap.remove_at],
-            &plan.operations[swap.remove_at..],
-        ],
-    }
 }
 
 /// The plan cut into stages: runs of operations of one kind and one action, and the run

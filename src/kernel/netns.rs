@@ -58,6 +58,23 @@ pub fn connect_all(namespaces: Vec<File>, runtime: &Runtime) -> Vec<io::Result<H
     .unwrap_or_else(|_| vec![Err(io::Error::other("the namespace thread panicked"))])
 }
 
+/// Runs `work` inside `namespace`, on a thread that joins it; with `None`, here (the
+/// process's own namespace, which plays the host unless a named one does).
+pub fn inside<T: Send>(namespace: Option<&File>, work: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+    match namespace {
+        None => work(),
+        Some(namespace) => std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    setns(namespace.as_fd(), CloneFlags::CLONE_NEWNET)?;
+                    work()
+                })
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")))
+        }),
+    }
+}
+
 /// Runs `work` on a fresh std thread, which may change namespace, and awaits its result.
 async fn on_own_thread<T: Send + 'static>(work: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
     let (sender, receiver) = tokio::sync::oneshot::channel();

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -87,20 +87,4 @@ impl Nft<'_> {
 fn failure(stderr: &str) -> io::Error {
     let message: Vec<&str> = stderr.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
     io::Error::other(format!("nft: {}", message.join(" / ")))
-}
-
-/// Runs `work` in the host namespace: here, or on a thread that joins the named one.
-pub fn in_host<T: Send>(namespace: Option<&File>, work: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
-    match namespace {
-        None => work(),
-        Some(namespace) => std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    setns(namespace.as_fd(), CloneFlags::CLONE_NEWNET)?;
-                    work()
-                })
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")))
-        }),
-    }
 }

@@ -1,6 +1,6 @@
-//! The TCP sockets of a namespace, from `/proc/thread-self/net/tcp` and `tcp6`: the files
-//! show the namespace of the thread that reads them, so a thread inside a container's
-//! namespace sees that container's sockets.
+//! The sockets of a namespace, from the tables under `/proc/thread-self/net` (`tcp`, `udp`
+//! and their IPv6 twins): the files show the namespace of the thread that reads them, so a
+//! thread inside a container's namespace sees that container's sockets.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -14,15 +14,16 @@ const LAST_ACK: u8 = 0x09;
 const LISTEN: u8 = 0x0A;
 const CLOSING: u8 = 0x0B;
 
-/// One row of a TCP table: the socket's local address and port, and its state.
+/// One row of a table: the socket's local address and port, and its state (TCP's states,
+/// numbered as the kernel numbers them; UDP uses some of them loosely).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpSocket {
+pub struct Socket {
     pub address: IpAddr,
     pub port: u16,
     state: u8,
 }
 
-impl TcpSocket {
+impl Socket {
     pub fn is_listening(&self) -> bool {
         self.state == LISTEN
     }
@@ -35,11 +36,16 @@ impl TcpSocket {
     }
 }
 
-/// Reads the TCP sockets of the namespace of the calling thread. A namespace without IPv6
-/// has no `tcp6` table.
-pub fn read() -> io::Result<Vec<TcpSocket>> {
+/// Reads the TCP sockets of the namespace of the calling thread.
+pub fn read_tcp() -> io::Result<Vec<Socket>> {
+    read(&["tcp", "tcp6"])
+}
+
+/// Reads the sockets of `tables` (such as `tcp`, `udp6`) of the namespace of the calling
+/// thread. A namespace without IPv6 has no `tcp6` or `udp6` table.
+pub fn read(tables: &[&str]) -> io::Result<Vec<Socket>> {
     let mut sockets = Vec::new();
-    for file in ["tcp", "tcp6"] {
+    for file in tables {
         let table = match std::fs::read_to_string(format!("/proc/thread-self/net/{file}")) {
             Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
             table => table?,
@@ -51,7 +57,7 @@ pub fn read() -> io::Result<Vec<TcpSocket>> {
 
 /// The rows of a table: `sl local_address rem_address st ...`, addresses as `ADDRESS:PORT`
 /// in hex, the address in the kernel's byte order, one 32-bit word at a time.
-fn parse(table: &str) -> impl Iterator<Item = TcpSocket> + '_ {
+fn parse(table: &str) -> impl Iterator<Item = Socket> + '_ {
     table.lines().skip(1).filter_map(|row| {
         let mut fields = row.split_whitespace();
         let (address, port) = fields.nth(1)?.split_once(':')?;
@@ -71,7 +77,7 @@ fn parse(table: &str) -> impl Iterator<Item = TcpSocket> + '_ {
             }
             _ => return None,
         };
-        Some(TcpSocket { address, port: u16::from_str_radix(port, 16).ok()?, state })
+        Some(Socket { address, port: u16::from_str_radix(port, 16).ok()?, state })
     })
 }
 
@@ -82,7 +88,7 @@ mod tests {
     #[test]
     fn rows_give_address_port_and_state() {
         let table = "  sl  local_address rem_address   st tx_queue\n   0: 0100007F:1F90 00000000:0000 0A 0\n   1: 0300590A:1388 0200590A:D431 01 0\n";
-        let sockets: Vec<TcpSocket> = parse(table).collect();
+        let sockets: Vec<Socket> = parse(table).collect();
         assert_eq!(sockets[0].address, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!(sockets[0].port, 8080);
         assert!(sockets[0].is_listening());
@@ -94,7 +100,7 @@ mod tests {
     #[test]
     fn ipv6_rows_read_whole_and_v4_mapped_ones_as_ipv4() {
         let table = "  sl  local_address rem_address st\n   0: 00000000000000000000000000000000:1388 00000000000000000000000000000000:0000 0A\n   1: 0000000000000000FFFF00000300590A:1388 0000000000000000FFFF00000200590A:D431 01\n";
-        let sockets: Vec<TcpSocket> = parse(table).collect();
+        let sockets: Vec<Socket> = parse(table).collect();
         assert!(sockets[0].address.is_unspecified() && sockets[0].address.is_ipv6());
         assert_eq!(sockets[1].address, IpAddr::V4(Ipv4Addr::new(10, 89, 0, 3)));
     }

@@ -7,7 +7,7 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::{Kernel, KernelError, netns, nft, sockets};
+use super::{Kernel, KernelError, netns, sockets};
 use crate::plan::{Listening, Swap};
 use crate::state::NamespaceName;
 
@@ -64,7 +64,7 @@ impl Kernel {
                 readiness.container, readiness.port, readiness.address
             );
             let deadline = Instant::now() + VERIFY_WITHIN;
-            let connected = nft::in_host(self.host_file.as_ref(), || {
+            let connected = netns::inside(self.host_file.as_ref(), || {
                 loop {
                     let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(10));
                     match TcpStream::connect_timeout(&target, left.min(Duration::from_secs(1))) {
@@ -80,7 +80,7 @@ impl Kernel {
     }
 
     /// Waits until the containers the aliases left have no connection in use on the
-    /// addresses they leave (see [`sockets::TcpSocket::is_in_use`]), or the swap's timeout
+    /// addresses they leave (see [`sockets::Socket::is_in_use`]), or the swap's timeout
     /// has passed.
     pub(super) fn drain(&self, swap: &Swap) -> Result<Vec<Drained>, KernelError> {
         let started = Instant::now();
@@ -114,8 +114,8 @@ impl Kernel {
         Ok(drained)
     }
 
-    fn sockets_in(&self, namespace: &NamespaceName) -> io::Result<Vec<sockets::TcpSocket>> {
+    fn sockets_in(&self, namespace: &NamespaceName) -> io::Result<Vec<sockets::Socket>> {
         let file = netns::open(&self.places.namespace(namespace))?;
-        nft::in_host(Some(&file), sockets::read)
+        netns::inside(Some(&file), sockets::read_tcp)
     }
 }

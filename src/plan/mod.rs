@@ -52,6 +52,19 @@ impl Plan {
         self.operations.is_empty()
     }
 
+    /// The operations in the phases they run in: all of them, or, with a swap, the
+    /// wiring, the repoint and the removal.
+    pub fn phases(&self) -> Vec<&[Operation]> {
+        match &self.swap {
+            None => vec![&self.operations[..]],
+            Some(swap) => vec![
+                &self.operations[..swap.repoint_at],
+                &self.operations[swap.repoint_at..swap.remove_at],
+                &self.operations[swap.remove_at..],
+            ],
+        }
+    }
+
     /// The keys that are deleted and created again.
     pub fn replaced(&self) -> BTreeSet<Key> {
         let deleted: BTreeSet<Key> = self

@@ -250,6 +250,12 @@ pub enum Listening {
 }
 
 impl Swap {
+    /// Whether the aliases moved, once the plan's first `done` operations are made: the
+    /// repoint is the first thing after the wiring.
+    pub fn repointed(&self, done: usize) -> bool {
+        done > self.repoint_at
+    }
+
     /// Why the swap cannot start, given what the containers taking the aliases listen on:
     /// one message per port that nothing accepts, or per container that does not run yet.
     /// Empty when every port is served. Made before any change, so that a refused swap
