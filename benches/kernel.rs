@@ -239,11 +239,11 @@ fn main() {
             results.record(n, Tool::Stackctl, stackctl::run(&stack, &stack2, &plus_one));
             settle(n);
             eprint!(" ip script ...");
-            results.record(n, Tool::Ip, ip::run(&ip_scripts));
+            results.record(n, Tool::Ip, common::run_scripts(&ip_scripts, "ip"));
             settle(n);
             if !unavailable.0.contains_key(&Tool::Netavark) {
                 eprint!(" netavark ...");
-                results.record(n, Tool::Netavark, netavark::run(&netavark_scripts));
+                results.record(n, Tool::Netavark, common::run_scripts(&netavark_scripts, "netavark"));
                 settle(n);
             }
             if let Some(docker) = docker_here {

@@ -21,6 +21,8 @@ mod dns;
 mod query;
 #[path = "../tests/support/sandbox.rs"]
 mod sandbox;
+#[path = "../tests/support/stacks.rs"]
+mod stacks;
 #[path = "names/swap.rs"]
 mod swap;
 
@@ -128,4 +130,15 @@ fn dns_rows(run: &dns::DnsRun, rounds: usize) {
         None => "MISS (not measured)".to_owned(),
     };
     println!("- DNS p99 latency under 1 ms, one at a time: {p99}");
+}
+
+/// Runs `stackctl -f FILE VERB --yes` in the sandbox: `Err` with its error output when it
+/// fails.
+fn stackctl(sandbox: &sandbox::Sandbox, file: &str, verb: &str) -> Result<(), String> {
+    let output = sandbox.stackctl().args(["-f", file, verb, "--yes"]).output().map_err(|error| error.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{verb} {file}: {}", String::from_utf8_lossy(&output.stderr).trim()))
+    }
 }

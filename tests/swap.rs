@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use sandbox::{Sandbox, read_all};
 use serde_json::Value;
-use stacks::{apply, example, plan, run, topology, write_stack};
+use stacks::{alias_address, apply, both_versions, example, plan, run};
 
 /// A client that sends requests without pause through a name, for `seconds`: each request
 /// is a new connection whose first line is the reply. `per-request` resolves the name
@@ -81,16 +81,6 @@ impl Drop for Client {
     }
 }
 
-/// Scenario 1 with flaskapp-v2 running beside flaskapp before it takes the alias: the
-/// first apply of a swap needs the new container running (its namespace exists and it
-/// listens), as a deployment starts the new version before moving traffic to it.
-fn both_versions(dir: &std::path::Path) -> String {
-    let v1 = std::fs::read_to_string(example("web-app-db")).expect("read scenario 1");
-    let text =
-        format!("{v1}  flaskapp-v2:\n    networks:\n      web_nw: {{}}\n      db_nw: {{}}\n    talks_to: [db:5432]\n");
-    write_stack(dir, "both.yaml", &text)
-}
-
 /// Serves the version's name to each new connection on port 5000, and to each line a
 /// long-lived connection sends.
 fn serve_version(sandbox: &Sandbox, namespace: &str, version: &'static str) -> sandbox::Listener {
@@ -111,14 +101,7 @@ fn serve_version(sandbox: &Sandbox, namespace: &str, version: &'static str) -> s
 
 /// The virtual address of an alias, as `show` lists it.
 fn vip(sandbox: &Sandbox, file: &str, alias: &str) -> Ipv4Addr {
-    let topology = topology(sandbox, file);
-    let networks = topology["networks"].as_array().expect("networks");
-    let found = networks
-        .iter()
-        .flat_map(|network| network["aliases"].as_array().into_iter().flatten())
-        .find(|shown| shown["name"] == alias)
-        .and_then(|shown| shown["address"].as_str()?.parse().ok());
-    found.unwrap_or_else(|| panic!("no virtual address of `{alias}` in {topology}"))
+    alias_address(sandbox, file, alias).unwrap_or_else(|| panic!("`show` lists no virtual address of `{alias}`"))
 }
 
 #[test]

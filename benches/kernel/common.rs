@@ -4,12 +4,13 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use crate::process::measure;
 use crate::sandbox::Sandbox;
+use crate::topology::Container;
 
 /// One timed step: its wall-clock time, or why it failed.
 pub type Sample = Result<Duration, String>;
@@ -112,4 +113,36 @@ pub fn check_destroyed(sandbox: &Sandbox, what: &str) -> Result<(), String> {
 /// Quotes a path for bash.
 pub fn quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
+}
+
+/// The three scripts of a column that works through `ip netns`, and the namespaces they
+/// make.
+pub struct Scripts {
+    /// Creates the first N containers and their networks.
+    pub create: PathBuf,
+    /// Creates the one added container.
+    pub one: PathBuf,
+    /// Deletes the N+1 namespaces and the bridges.
+    pub destroy: PathBuf,
+    /// The namespaces after `create` and after `one`.
+    pub netns: Vec<String>,
+}
+
+/// The namespace a script column makes for a container.
+pub fn netns(container: &Container) -> String {
+    format!("bench-{}", container.name)
+}
+
+/// One repetition of a script column (`what` names it in messages), in a fresh sandbox.
+pub fn run_scripts(scripts: &Scripts, what: &str) -> Run {
+    let sandbox = Sandbox::new().expect("a sandbox (the bench runs as root)");
+    let count = scripts.netns.len() - 1;
+    let step = |script: &Path, name: &str| script_in(&sandbox, script, &format!("{what} {name} script"));
+    let (cold, cold_rss) = step(&scripts.create, "create");
+    let cold = checked(cold, || check_created(&sandbox, &scripts.netns[..count], &format!("{what} create script")));
+    let (one, one_rss) = step(&scripts.one, "one-container");
+    let one = checked(one, || check_created(&sandbox, &scripts.netns, &format!("{what} one-container script")));
+    let (destroy, destroy_rss) = step(&scripts.destroy, "teardown");
+    let destroy = checked(destroy, || check_destroyed(&sandbox, &format!("{what} teardown script")));
+    Run { cold, noop: None, one, destroy, max_rss_kib: Some(cold_rss.max(one_rss).max(destroy_rss)) }
 }

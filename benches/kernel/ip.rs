@@ -3,26 +3,10 @@
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::common::{Run, check_created, check_destroyed, checked, script_in};
-use crate::sandbox::Sandbox;
+use crate::common::{Scripts, netns};
 use crate::topology::{Container, Topology, gateway, subnet};
-
-pub struct Scripts {
-    /// Creates the first N containers and their networks.
-    pub create: PathBuf,
-    /// Creates the one added container.
-    pub one: PathBuf,
-    /// Deletes the N+1 namespaces and the bridges.
-    pub destroy: PathBuf,
-    /// The namespaces after `create` and after `one`.
-    pub netns: Vec<String>,
-}
-
-fn netns(container: &Container) -> String {
-    format!("bench-{}", container.name)
-}
 
 fn bridge(network: usize) -> String {
     format!("sbn{network}")
@@ -80,17 +64,4 @@ fn container_commands(script: &mut String, index: usize, container: &Container, 
     }
     let _ = writeln!(script, "ip -n {ns} link set lo up");
     let _ = writeln!(script, "ip -n {ns} route add default via {}", gateway(container.networks[0]));
-}
-
-/// One repetition, in a fresh sandbox.
-pub fn run(scripts: &Scripts) -> Run {
-    let sandbox = Sandbox::new().expect("a sandbox (the bench runs as root)");
-    let count = scripts.netns.len() - 1;
-    let (cold, cold_rss) = script_in(&sandbox, &scripts.create, "ip create script");
-    let cold = checked(cold, || check_created(&sandbox, &scripts.netns[..count], "ip create script"));
-    let (one, one_rss) = script_in(&sandbox, &scripts.one, "ip one-container script");
-    let one = checked(one, || check_created(&sandbox, &scripts.netns, "ip one-container script"));
-    let (destroy, destroy_rss) = script_in(&sandbox, &scripts.destroy, "ip teardown script");
-    let destroy = checked(destroy, || check_destroyed(&sandbox, "ip teardown script"));
-    Run { cold, noop: None, one, destroy, max_rss_kib: Some(cold_rss.max(one_rss).max(destroy_rss)) }
 }

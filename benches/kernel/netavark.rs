@@ -5,30 +5,18 @@
 //! member). Run by bash inside a fresh sandbox; netavark's iptables rules land there too.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use crate::common::{Run, check_created, check_destroyed, checked, quote, script_in};
-use crate::sandbox::Sandbox;
-use crate::topology::{Container, Topology, gateway, network_name, subnet};
+use crate::common::{Scripts, netns, quote};
+use crate::topology::{Topology, gateway, network_name, subnet};
 
 pub const NETAVARK: &str = "/usr/lib/podman/netavark";
 
 /// netavark's `--config` directory (for aardvark-dns, which these networks do not use),
 /// on the sandbox's private `/run`.
 const CONFIG: &str = "/run/stackctl-bench-netavark";
-
-pub struct Scripts {
-    pub create: PathBuf,
-    pub one: PathBuf,
-    pub destroy: PathBuf,
-    pub netns: Vec<String>,
-}
-
-fn netns(container: &Container) -> String {
-    format!("bench-{}", container.name)
-}
 
 /// Writes one JSON options file per container and the three scripts, for `plus_one`.
 pub fn write(dir: &Path, plus_one: &Topology) -> Scripts {
@@ -85,17 +73,4 @@ pub fn write(dir: &Path, plus_one: &Topology) -> Scripts {
     std::fs::write(&scripts.one, one).expect("write the netavark one-change script");
     std::fs::write(&scripts.destroy, destroy).expect("write the netavark destroy script");
     scripts
-}
-
-/// One repetition, in a fresh sandbox.
-pub fn run(scripts: &Scripts) -> Run {
-    let sandbox = Sandbox::new().expect("a sandbox (the bench runs as root)");
-    let count = scripts.netns.len() - 1;
-    let (cold, cold_rss) = script_in(&sandbox, &scripts.create, "netavark setup script");
-    let cold = checked(cold, || check_created(&sandbox, &scripts.netns[..count], "netavark setup script"));
-    let (one, one_rss) = script_in(&sandbox, &scripts.one, "netavark one-container script");
-    let one = checked(one, || check_created(&sandbox, &scripts.netns, "netavark one-container script"));
-    let (destroy, destroy_rss) = script_in(&sandbox, &scripts.destroy, "netavark teardown script");
-    let destroy = checked(destroy, || check_destroyed(&sandbox, "netavark teardown script"));
-    Run { cold, noop: None, one, destroy, max_rss_kib: Some(cold_rss.max(one_rss).max(destroy_rss)) }
 }

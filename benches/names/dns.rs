@@ -19,6 +19,7 @@ use nix::unistd::Pid;
 
 use crate::query::{self, Queries};
 use crate::sandbox::Sandbox;
+use crate::stackctl;
 
 /// Where Debian's package puts aardvark-dns.
 pub const AARDVARK: &str = "/usr/lib/podman/aardvark-dns";
@@ -105,15 +106,6 @@ fn stack_text() -> String {
         }
     }
     text
-}
-
-fn stackctl(sandbox: &Sandbox, file: &str, verb: &str) -> Result<(), String> {
-    let output = sandbox.stackctl().args(["-f", file, verb, "--yes"]).output().map_err(|error| error.to_string())?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{verb} {file}: {}", String::from_utf8_lossy(&output.stderr).trim()))
-    }
 }
 
 /// Everything between apply and destroy: aardvark started (and stopped, whatever

@@ -3,13 +3,15 @@
 //! swap, in the same sandbox and run.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::sandbox::Sandbox;
+use crate::stackctl;
+use crate::stacks::{alias_address, both_versions, example};
 
 /// Client threads in nginx's namespace, each opening one connection after another.
 const CLIENTS: usize = 4;
@@ -27,25 +29,15 @@ pub struct SwapRun {
 
 pub fn run(dir: &Path) -> Result<SwapRun, String> {
     let sandbox = Sandbox::new().ok_or("kernel benchmarks need root")?;
-    let examples = format!("{}/examples", env!("CARGO_MANIFEST_DIR"));
-    let v1 = format!("{examples}/web-app-db.yaml");
-    let v2 = format!("{examples}/web-app-db-v2.yaml");
-    let both = dir.join("both.yaml");
-    let text = std::fs::read_to_string(&v1).map_err(|error| format!("read {v1}: {error}"))?;
-    std::fs::write(
-        &both,
-        format!(
-            "{text}  flaskapp-v2:\n    networks:\n      web_nw: {{}}\n      db_nw: {{}}\n    talks_to: [db:5432]\n"
-        ),
-    )
-    .map_err(|error| format!("write {}: {error}", both.display()))?;
-    let both = both.display().to_string();
+    let (v1, v2) = (example("web-app-db"), example("web-app-db-v2"));
+    let both = both_versions(dir);
     for file in [&v1, &both] {
-        apply(&sandbox, file)?;
+        stackctl(&sandbox, file, "apply")?;
     }
     let _old = sandbox.listen("shop:flaskapp", 5000, "v1");
     let _new = sandbox.listen("shop:flaskapp-v2", 5000, "v2");
-    let app = SocketAddr::from((alias_address(&sandbox, &v1)?, 5000));
+    let app = alias_address(&sandbox, &v1, "app").ok_or("`show` lists no address for `app`")?;
+    let app = SocketAddr::from((app, 5000));
 
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
@@ -76,7 +68,7 @@ pub fn run(dir: &Path) -> Result<SwapRun, String> {
     std::thread::sleep(Duration::from_secs(1));
     let before = ok.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed);
     let started = Instant::now();
-    let swapped = apply(&sandbox, &v2);
+    let swapped = stackctl(&sandbox, &v2, "apply");
     let took = started.elapsed();
     let during = ok.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) - before;
     stop.store(true, Ordering::Relaxed);
@@ -101,31 +93,4 @@ fn request(to: SocketAddr) -> std::io::Result<()> {
     BufReader::new(&mut stream).read_line(&mut line)?;
     let _ = stream.flush();
     if line.trim().is_empty() { Err(std::io::Error::other("no reply")) } else { Ok(()) }
-}
-
-fn apply(sandbox: &Sandbox, file: &str) -> Result<(), String> {
-    let output = sandbox.stackctl().args(["-f", file, "apply", "--yes"]).output().map_err(|error| error.to_string())?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!("apply {file}: {}", String::from_utf8_lossy(&output.stderr)))
-    }
-}
-
-fn alias_address(sandbox: &Sandbox, file: &str) -> Result<Ipv4Addr, String> {
-    let output = sandbox
-        .stackctl()
-        .args(["-f", file, "show", "--format", "json"])
-        .output()
-        .map_err(|error| error.to_string())?;
-    let topology: serde_json::Value =
-        serde_json::from_slice(&output.stdout).map_err(|error| format!("show: {error}"))?;
-    topology["networks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|network| network["aliases"].as_array().into_iter().flatten())
-        .find(|alias| alias["name"] == "app")
-        .and_then(|alias| alias["address"].as_str()?.parse().ok())
-        .ok_or_else(|| "show lists no address for `app`".to_owned())
 }

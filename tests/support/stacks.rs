@@ -86,3 +86,24 @@ pub fn address_of(sandbox: &Sandbox, file: &str, container: &str, network: &str)
 pub fn namespace(stack: &Stack, container: &str) -> String {
     format!("{}:{container}", stack.name)
 }
+
+/// Scenario 1 with flaskapp-v2 running beside flaskapp before it takes the alias `app`:
+/// the apply that swaps an alias needs its new container running (its namespace exists
+/// and it listens), as a deployment starts the new version before moving traffic to it.
+pub fn both_versions(dir: &Path) -> String {
+    let v1 = std::fs::read_to_string(example("web-app-db")).expect("read scenario 1");
+    let text =
+        format!("{v1}  flaskapp-v2:\n    networks:\n      web_nw: {{}}\n      db_nw: {{}}\n    talks_to: [db:5432]\n");
+    write_stack(dir, "both.yaml", &text)
+}
+
+/// The virtual address of an alias, as `show` lists it; `None` when it lists none.
+pub fn alias_address(sandbox: &Sandbox, file: &str, alias: &str) -> Option<Ipv4Addr> {
+    let topology = topology(sandbox, file);
+    let networks = topology["networks"].as_array()?;
+    networks
+        .iter()
+        .flat_map(|network| network["aliases"].as_array().into_iter().flatten())
+        .find(|shown| shown["name"] == alias)
+        .and_then(|shown| shown["address"].as_str()?.parse().ok())
+}
