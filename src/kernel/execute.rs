@@ -19,7 +19,7 @@ use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, Ro
 use sha2::{Digest, Sha256};
 
 use super::error::{KernelError, io_error, is_absent};
-use super::{Connected, Kernel, hosts_file, label, netns};
+use super::{Connected, Kernel, hosts_file, label, netns, write_whole};
 use crate::names::render_resolv_conf;
 use crate::plan::Operation;
 use crate::state::{Bridge, Hosts, Link, NO_ADDRESS, Namespace, Resource, Route, Scope, bridge_ifname};
@@ -260,13 +260,9 @@ impl Executor<'_> {
         let path = self.kernel.places.hosts_file(self.scope, &hosts.container);
         let directory = path.parent().expect("a hosts file is in a directory");
         std::fs::create_dir_all(directory)?;
-        // Written aside and renamed over, so that a reader never sees half a file.
-        let partial = directory.join(".hosts.partial");
-        std::fs::write(&partial, hosts_file::render(&hosts.container, &hosts.records))?;
-        std::fs::rename(&partial, &path)?;
-        let partial = directory.join(".resolv.conf.partial");
-        std::fs::write(&partial, render_resolv_conf(&hosts.nameservers))?;
-        std::fs::rename(&partial, self.kernel.places.resolv_conf(self.scope, &hosts.container))
+        write_whole(&path, hosts_file::render(&hosts.container, &hosts.records).as_bytes())?;
+        let resolv_conf = self.kernel.places.resolv_conf(self.scope, &hosts.container);
+        write_whole(&resolv_conf, render_resolv_conf(&hosts.nameservers).as_bytes())
     }
 
     /// The connection to a container's namespace: opened while observing or creating it, or

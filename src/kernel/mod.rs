@@ -487,6 +487,15 @@ pub struct Applied {
     pub drained: Vec<Drained>,
 }
 
+/// Writes `bytes` aside and renames them over `path`, so that a reader never sees half a
+/// file.
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let partial = path.with_file_name(format!(".{name}.partial"));
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, path)
+}
+
 /// The plan cut into stages: runs of operations of one kind and one action, and the run
 /// of the firewall's operations. The planner
 /// orders operations so that each depends only on earlier kinds (or, for deletes, later

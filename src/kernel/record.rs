@@ -30,7 +30,5 @@ pub fn write_record(places: &Places, host: &HostNamespace, stack: &str, state: &
         };
     }
     std::fs::create_dir_all(path.parent().expect("the record is in a directory"))?;
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, serde_json::to_vec(state).map_err(io::Error::other)?)?;
-    std::fs::rename(&partial, &path)
+    super::write_whole(&path, &serde_json::to_vec(state).map_err(io::Error::other)?)
 }

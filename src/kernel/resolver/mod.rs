@@ -18,7 +18,7 @@ mod upstream;
 pub use server::serve;
 pub use supervise::Supervisor;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{HostNamespace, Places};
 
@@ -85,13 +85,4 @@ const ZONE_SUFFIX: &str = ".zone.json";
 /// version is replaced.
 pub fn version() -> String {
     format!("{}+zone{}", env!("CARGO_PKG_VERSION"), crate::names::ZONE_FORMAT_VERSION)
-}
-
-/// Writes `bytes` aside and renames them over `path`, so that a reader never sees half a
-/// file.
-fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    let partial = path.with_file_name(format!(".{name}.partial"));
-    std::fs::write(&partial, bytes)?;
-    std::fs::rename(&partial, path)
 }

@@ -16,8 +16,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::control::{Reply, Request, Status, ask};
-use super::{Files, version, write_whole};
+use super::{Files, version};
 use crate::kernel::lock::ApplyLock;
+use crate::kernel::write_whole;
 use crate::kernel::{HostNamespace, Places};
 use crate::names::{Zone, digest};
 
