@@ -462,7 +462,10 @@ fn garbage_does_not_stop_it() {
                 let _ = stream.write_all(garbage);
             }
         }
-        (ask(web, "flaskapp", RecordType::A), ask_tcp(web, "flaskapp", RecordType::A))
+        // Under load the garbage can fill the server's receive buffer, and the kernel drops
+        // what does not fit, this query among it: asked again, as a resolver would.
+        let udp = (0..5).find_map(|_| ask(web, "flaskapp", RecordType::A));
+        (udp, ask_tcp(web, "flaskapp", RecordType::A))
     });
     let (udp, tcp) = replies;
     assert_eq!(addresses(&udp.expect("a reply over UDP after the garbage")), [Ipv4Addr::new(10, 89, 0, 2)]);
