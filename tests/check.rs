@@ -32,13 +32,16 @@ fn kernel(sandbox: &Sandbox) -> Kernel {
     let root = PathBuf::from(format!("/proc/{}/root", sandbox.pid()));
     let places =
         Places { netns: root.join("run/netns"), etc_netns: root.join("etc/netns"), state: root.join("run/stackctl") };
-    Kernel::connect(&HostNamespace::Named("host".to_owned()), places, false).expect("connect to the sandbox")
+    Kernel::open(&HostNamespace::Named("host".to_owned()), places)
+        .expect("connect to the sandbox")
+        .expect("the sandbox's host namespace exists")
 }
 
 /// A scope whose containers are the named namespaces of the sandbox.
 fn scope(namespaces: &[String]) -> Scope {
     Scope {
         stack: "probe".to_owned(),
+        host: HostNamespace::Named("host".to_owned()),
         group: 0,
         interfaces: BTreeMap::new(),
         namespaces: namespaces.iter().map(|name| (name.clone(), NamespaceName::Created(name.clone()))).collect(),

@@ -9,7 +9,7 @@ use clap::ValueEnum;
 use super::Exit;
 use super::live::{Live, fail, kernel_error, privileged};
 use super::output::Style;
-use super::stackfile::load_stack;
+use super::stackfile::{Findings, load_stack};
 use crate::check::{render_text, survey};
 use crate::kernel::Kernel;
 use crate::model::Stack;
@@ -28,10 +28,10 @@ pub enum CheckFormat {
 /// cell of the truth table is wrong.
 pub fn check_command(live: &Live, file: &Path, format: CheckFormat, timeout: Duration) -> Exit {
     let run = || -> Result<Exit, Exit> {
-        let (_, stack) = load_stack(file, live.style)?;
+        let (_, stack) = load_stack(file, Findings::ErrorsOnly, live.style)?;
         privileged()?;
-        let kernel = live.connect(false)?;
-        Ok(verify(&kernel, &stack, format, timeout, live.style))
+        let kernel = live.open_existing(&stack)?;
+        Ok(verify(&kernel, &stack, &live.scope(&stack), format, timeout, live.style))
     };
     run().unwrap_or_else(|exit| exit)
 }
@@ -39,9 +39,15 @@ pub fn check_command(live: &Live, file: &Path, format: CheckFormat, timeout: Dur
 /// Probes the stack as the kernel has it now and prints the truth table: the end of
 /// `stackctl check`, and of `apply --verify` once its changes are made. Exit 0 when every
 /// cell is right, 1 when one is wrong or the probes could not be made.
-pub fn verify(kernel: &Kernel, stack: &Stack, format: CheckFormat, timeout: Duration, style: Style) -> Exit {
-    let scope = Scope::of(stack);
-    let observation = match kernel.observe(&scope) {
+pub fn verify(
+    kernel: &Kernel,
+    stack: &Stack,
+    scope: &Scope,
+    format: CheckFormat,
+    timeout: Duration,
+    style: Style,
+) -> Exit {
+    let observation = match kernel.observe(scope) {
         Ok(observation) => observation,
         Err(error) => return kernel_error(error),
     };
@@ -71,7 +77,7 @@ pub fn verify(kernel: &Kernel, stack: &Stack, format: CheckFormat, timeout: Dura
             humantime::format_duration(pacing.interval)
         );
     }
-    let outcomes = match kernel.probe(&scope, &survey.probes, timeout) {
+    let outcomes = match kernel.probe(scope, &survey.probes, timeout) {
         Ok(outcomes) => outcomes,
         Err(error) => return kernel_error(error),
     };

@@ -1,27 +1,34 @@
 //! The commands on the live kernel: plan, apply, destroy, show and exec. Each reads the
 //! stack, observes the kernel, calls the core for the plan, and hands it to the adapters.
+//!
+//! Nothing is changed before the user agrees: `plan`, and `apply` up to its question,
+//! only read (a scratch host that does not exist yet is read as empty, not created). Once
+//! the user agrees, apply creates the scratch host if needed, takes the stack's lock,
+//! reads the stack's objects again and goes on only if they are still those the plan was
+//! made against.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use super::output::Style;
-use super::stackfile::load_stack;
+use super::stackfile::{Findings, load_stack};
 use super::{Exit, ShowFormat};
 use crate::kernel::{
-    ApplyLock, HostNamespace, Kernel, KernelError, Observation, Places, enter, has_privileges, read_record,
+    ApplyLock, HostNamespace, Kernel, KernelError, Observation, Places, SwapWait, enter, has_privileges, read_record,
     serve_names, write_record,
 };
 use crate::model::{Attachment, Stack};
 use crate::plan::{
-    Marks, Plan, SAVED_PLAN_VERSION, SavedPlan, collisions, drift, plan as plan_operations, record_after, render_drift,
-    render_operations, render_text,
+    Listening, Marks, Plan, Readiness, SAVED_PLAN_VERSION, SavedPlan, Start, Swap, Unready, Waiting, collisions, drift,
+    plan as plan_operations, record_after, record_after_failure, render_drift, render_operations, render_text,
 };
 use crate::show::{Topology, render_table};
-use crate::state::{Desired, KernelState, Scope, fingerprint, lower};
+use crate::state::{Desired, KernelState, NamespaceName, Scope, fingerprint, lower};
 
-/// What the live commands share: where the host is, and how long to wait for the lock.
+/// What the live commands share: which namespace plays the host, and how output looks.
 pub struct Live {
     pub host: HostNamespace,
     pub style: Style,
@@ -55,9 +62,95 @@ pub(super) fn kernel_error(error: KernelError) -> Exit {
     fail(error)
 }
 
+/// Whether the user agreed to the changes on the command line (`--yes`), or is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    Given,
+    Ask,
+}
+
+impl Consent {
+    /// Without a terminal nobody can be asked: that is a usage error, said before anything
+    /// is read or printed.
+    fn check(self, verb: Verb) -> Outcome<()> {
+        if self == Consent::Ask && !std::io::stdin().is_terminal() {
+            eprintln!(
+                "error: standard input is not a terminal, so nothing can be confirmed: pass --yes to {}",
+                verb.word()
+            );
+            return Err(Exit::Usage);
+        }
+        Ok(())
+    }
+}
+
+/// What a plan is made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Apply,
+    Destroy,
+}
+
+impl Verb {
+    fn word(self) -> &'static str {
+        match self {
+            Verb::Apply => "apply",
+            Verb::Destroy => "destroy",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Verb::Apply => "Apply",
+            Verb::Destroy => "Destroy",
+        }
+    }
+}
+
+/// How `apply` makes a swap: how long it waits for the containers that take the aliases.
+#[derive(Debug, Clone, Copy)]
+pub struct SwapOptions {
+    /// `--wait`: `None` when not given.
+    pub wait: Option<Duration>,
+}
+
+/// How long apply waits for a swap's new containers when `--wait` is not given: on a
+/// terminal, where a person can start them, a few minutes; otherwise not at all.
+const WAIT_ON_A_TERMINAL: Duration = Duration::from_secs(300);
+
+/// A plan the user is asked to agree to, and what it was made against.
+struct Proposal<'a> {
+    file: &'a Path,
+    scope: Scope,
+    observation: Observation,
+    plan: Plan,
+    verb: Verb,
+}
+
 impl Live {
-    pub(super) fn connect(&self, create: bool) -> Outcome<Kernel> {
-        Kernel::connect(&self.host, Places::system(), create).map_err(kernel_error)
+    /// Connects to the host; `None` for a scratch host that does not exist yet.
+    fn open(&self) -> Outcome<Option<Kernel>> {
+        Kernel::open(&self.host, Places::system()).map_err(kernel_error)
+    }
+
+    /// Connects to a host that must exist: the commands that show or probe what runs.
+    pub(super) fn open_existing(&self, stack: &Stack) -> Outcome<Kernel> {
+        match self.open()? {
+            Some(kernel) => Ok(kernel),
+            None => Err(self.not_applied(stack)),
+        }
+    }
+
+    fn not_applied(&self, stack: &Stack) -> Exit {
+        let on = match &self.host {
+            HostNamespace::Current => "this host".to_owned(),
+            HostNamespace::Named(name) => format!("the scratch host `{name}`, which does not exist yet"),
+        };
+        fail(format!("stack `{}` is not applied on {on}: `stackctl apply` creates it", stack.name))
+    }
+
+    pub(super) fn scope(&self, stack: &Stack) -> Scope {
+        Scope::of(stack, &self.host)
     }
 
     fn lock(&self, places: &Places, stack: &str, timeout: Duration) -> Outcome<ApplyLock> {
@@ -69,9 +162,17 @@ impl Live {
         .map_err(fail)
     }
 
+    /// The stack's objects as they are: nothing on a scratch host that does not exist yet.
+    fn observe(kernel: Option<&Kernel>, scope: &Scope) -> Outcome<Observation> {
+        match kernel {
+            Some(kernel) => kernel.observe(scope).map_err(kernel_error),
+            None => Ok(Observation::of_absent_host(scope)),
+        }
+    }
+
     /// Observes the kernel and plans the changes that make it match `stack`.
-    fn plan(&self, kernel: &Kernel, stack: &Stack, scope: &Scope) -> Outcome<(Observation, Plan)> {
-        let observation = kernel.observe(scope).map_err(kernel_error)?;
+    fn plan(&self, kernel: Option<&Kernel>, stack: &Stack, scope: &Scope) -> Outcome<(Observation, Plan)> {
+        let observation = Live::observe(kernel, scope)?;
         if !stack.networks.is_empty() {
             warn_of_dropping_chains(&observation.dropping_forward_chains);
         }
@@ -81,21 +182,32 @@ impl Live {
         Ok((observation, plan))
     }
 
-    fn print_plan(&self, kernel: &Kernel, scope: &Scope, observed: &KernelState, plan: &Plan) {
-        if let Some(record) = read_record(kernel.places(), &self.host, &scope.stack) {
-            print!("{}", render_drift(&drift(&record, observed)));
+    /// The plan as text, after what changed outside stackctl since the last apply, and,
+    /// for a scratch host that does not exist yet, that apply creates it first.
+    fn print_plan(&self, kernel: Option<&Kernel>, scope: &Scope, observed: &KernelState, plan: &Plan) {
+        match (kernel, &self.host) {
+            (Some(kernel), _) => {
+                if let Some(record) = read_record(kernel.places(), &self.host, &scope.stack) {
+                    print!("{}", render_drift(&drift(&record, observed)));
+                }
+            }
+            (None, HostNamespace::Named(name)) if !plan.is_empty() => println!(
+                "The scratch host `{name}` ({}) does not exist yet: apply creates it first, with its loopback up.\n",
+                Places::system().netns.join(name).display()
+            ),
+            (None, _) => {}
         }
         print!("{}", render_text(plan, self.style.color_out));
     }
 
     pub fn plan_command(&self, file: &Path, detailed_exitcode: bool, out: Option<&Path>) -> Exit {
         let run = || -> Outcome<Exit> {
-            let (_, stack) = load_stack(file, self.style)?;
+            let (_, stack) = load_stack(file, Findings::All, self.style)?;
             privileged()?;
-            let kernel = self.connect(false)?;
-            let scope = Scope::of(&stack);
-            let (observation, plan) = self.plan(&kernel, &stack, &scope)?;
-            self.print_plan(&kernel, &scope, &observation.state, &plan);
+            let kernel = self.open()?;
+            let scope = self.scope(&stack);
+            let (observation, plan) = self.plan(kernel.as_ref(), &stack, &scope)?;
+            self.print_plan(kernel.as_ref(), &scope, &observation.state, &plan);
             let changes = !plan.is_empty();
             if let Some(out) = out {
                 let saved = SavedPlan {
@@ -124,30 +236,40 @@ impl Live {
         &self,
         file: &Path,
         saved: Option<&Path>,
-        yes: bool,
+        consent: Consent,
         verify: bool,
         lock_timeout: Duration,
+        swap: SwapOptions,
     ) -> Exit {
         let run = || -> Outcome<Exit> {
-            match saved {
-                Some(saved) => self.apply_saved(saved, yes, verify, lock_timeout),
-                None => {
-                    let (_, stack) = load_stack(file, self.style)?;
-                    privileged()?;
-                    let kernel = self.connect(true)?;
-                    let scope = Scope::of(&stack);
-                    let _lock = self.lock(kernel.places(), &scope.stack, lock_timeout)?;
-                    let (observation, plan) = self.plan(&kernel, &stack, &scope)?;
-                    self.print_plan(&kernel, &scope, &observation.state, &plan);
-                    self.confirm_and_apply(&kernel, &scope, &observation.state, &plan, yes, "Apply")?;
-                    Ok(if verify { self.verify(&kernel, &stack) } else { Exit::Ok })
-                }
+            consent.check(Verb::Apply)?;
+            if let Some(saved) = saved {
+                return self.apply_saved(saved, consent, verify, lock_timeout, swap);
             }
+            let (_, stack) = load_stack(file, Findings::All, self.style)?;
+            privileged()?;
+            let kernel = self.open()?;
+            let scope = self.scope(&stack);
+            let (observation, plan) = self.plan(kernel.as_ref(), &stack, &scope)?;
+            self.print_plan(kernel.as_ref(), &scope, &observation.state, &plan);
+            let proposal = Proposal { file, scope, observation, plan, verb: Verb::Apply };
+            let kernel = self.agree_and_apply(kernel, proposal, consent, lock_timeout, swap)?;
+            Ok(match kernel {
+                Some(kernel) if verify => self.verify(&kernel, &stack),
+                _ => Exit::Ok,
+            })
         };
         run().unwrap_or_else(|exit| exit)
     }
 
-    fn apply_saved(&self, path: &Path, yes: bool, verify: bool, lock_timeout: Duration) -> Outcome<Exit> {
+    fn apply_saved(
+        &self,
+        path: &Path,
+        consent: Consent,
+        verify: bool,
+        lock_timeout: Duration,
+        swap: SwapOptions,
+    ) -> Outcome<Exit> {
         let text =
             std::fs::read(path).map_err(|error| fail(format!("cannot read plan `{}`: {error}", path.display())))?;
         let saved: SavedPlan = serde_json::from_slice(&text).map_err(|error| {
@@ -166,125 +288,218 @@ impl Live {
         }
         let live = Live { host, style: self.style };
         privileged()?;
-        let kernel = live.connect(true)?;
-        let _lock = live.lock(kernel.places(), &saved.scope.stack, lock_timeout)?;
-        let observation = kernel.observe(&saved.scope).map_err(kernel_error)?;
+        let kernel = live.open()?;
+        let observation = Live::observe(kernel.as_ref(), &saved.scope)?;
         if fingerprint(&observation.state) != saved.fingerprint {
-            return Err(fail(format!(
-                "stale plan `{}`: the stack's objects on this host changed since it was made; run `stackctl plan` again",
-                path.display()
-            )));
+            return Err(stale(path));
         }
         print!("{}", render_text(&saved.plan, self.style.color_out));
-        live.confirm_and_apply(&kernel, &saved.scope, &observation.state, &saved.plan, yes, "Apply")?;
-        if !verify {
-            return Ok(Exit::Ok);
-        }
-        let (_, stack) = load_stack(Path::new(&saved.stack_file), self.style)?;
+        let stack_file = Path::new(&saved.stack_file);
+        let proposal =
+            Proposal { file: stack_file, scope: saved.scope, observation, plan: saved.plan, verb: Verb::Apply };
+        let kernel = live.agree_and_apply(kernel, proposal, consent, lock_timeout, swap)?;
+        let Some(kernel) = kernel.filter(|_| verify) else { return Ok(Exit::Ok) };
+        let (_, stack) = load_stack(stack_file, Findings::ErrorsOnly, self.style)?;
         Ok(live.verify(&kernel, &stack))
     }
 
     /// `apply --verify`: the truth table of what was just applied.
     fn verify(&self, kernel: &Kernel, stack: &Stack) -> Exit {
         println!("\nVerifying with `stackctl check`:");
-        super::check::verify(kernel, stack, super::check::CheckFormat::Text, super::check::DEFAULT_TIMEOUT, self.style)
+        super::check::verify(
+            kernel,
+            stack,
+            &self.scope(stack),
+            super::check::CheckFormat::Text,
+            super::check::DEFAULT_TIMEOUT,
+            self.style,
+        )
     }
 
-    pub fn destroy_command(&self, file: &Path, yes: bool, lock_timeout: Duration) -> Exit {
+    pub fn destroy_command(&self, file: &Path, consent: Consent, lock_timeout: Duration) -> Exit {
         let run = || -> Outcome<Exit> {
-            let (_, stack) = load_stack(file, self.style)?;
+            consent.check(Verb::Destroy)?;
+            let (_, stack) = load_stack(file, Findings::ErrorsOnly, self.style)?;
             privileged()?;
-            let kernel = match self.connect(false) {
-                Ok(kernel) => kernel,
-                // A scratch host that is gone holds nothing of the stack.
-                Err(_) if matches!(self.host, HostNamespace::Named(_)) => {
-                    println!("No changes. The stack has nothing on this host.");
-                    return Ok(Exit::Ok);
-                }
-                Err(exit) => return Err(exit),
+            let scope = self.scope(&stack);
+            // A scratch host that does not exist holds nothing of the stack.
+            let Some(kernel) = self.open()? else {
+                println!("No changes. The stack has nothing on this host.");
+                return Ok(Exit::Ok);
             };
-            let scope = Scope::of(&stack);
-            let _lock = self.lock(kernel.places(), &scope.stack, lock_timeout)?;
             let observation = kernel.observe(&scope).map_err(kernel_error)?;
-            let nothing = Desired::default();
-            let plan = plan_operations(&nothing, &observation.state);
+            let plan = plan_operations(&Desired::default(), &observation.state);
             print!("{}", render_text(&plan, self.style.color_out));
-            self.confirm_and_apply(&kernel, &scope, &observation.state, &plan, yes, "Destroy")
+            let proposal = Proposal { file, scope, observation, plan, verb: Verb::Destroy };
+            let swap = SwapOptions { wait: None };
+            self.agree_and_apply(Some(kernel), proposal, consent, lock_timeout, swap)?;
+            Ok(Exit::Ok)
         };
         run().unwrap_or_else(|exit| exit)
     }
 
-    /// Asks for confirmation when needed, makes the plan, keeps the record, and reports.
-    fn confirm_and_apply(
+    /// Decides whether a swap may start, asks for confirmation when needed, and only then
+    /// changes anything: creates the scratch host if needed, takes the lock, and makes the
+    /// plan if the stack's objects are still those it was made against. Keeps the record
+    /// and reports. Returns the kernel the plan was applied to (`None` for an empty plan on
+    /// a host that does not exist).
+    fn agree_and_apply(
         &self,
-        kernel: &Kernel,
-        scope: &Scope,
-        observed: &KernelState,
-        plan: &Plan,
-        yes: bool,
-        verb: &str,
-    ) -> Outcome<Exit> {
+        kernel: Option<Kernel>,
+        proposal: Proposal,
+        consent: Consent,
+        lock_timeout: Duration,
+        options: SwapOptions,
+    ) -> Outcome<Option<Kernel>> {
+        let Proposal { file, scope, observation, plan, verb } = proposal;
         if plan.is_empty() {
-            return Ok(Exit::Ok);
+            return Ok(kernel);
         }
-        if !yes {
+        let wait = options.wait.or_else(|| (consent == Consent::Ask).then_some(WAIT_ON_A_TERMINAL));
+        if let Some(swap) = &plan.swap {
+            self.decide_swap(kernel.as_ref(), swap, file, wait)?;
+        }
+        if consent == Consent::Ask {
             confirm(verb)?;
         }
-        let applied = kernel.apply(scope, observed, plan);
+        let kernel = match kernel {
+            Some(kernel) => kernel,
+            None => Kernel::open_or_create(&self.host, Places::system()).map_err(kernel_error)?,
+        };
+        let _lock = self.lock(kernel.places(), &scope.stack, lock_timeout)?;
+        let now = kernel.observe(&scope).map_err(kernel_error)?;
+        if fingerprint(&now.state) != fingerprint(&observation.state) {
+            return Err(fail(format!(
+                "the stack's objects on this host changed while the plan was shown (another apply?), so nothing \
+                 was changed: run `stackctl {}` again",
+                verb.word()
+            )));
+        }
+        let observed = &observation.state;
+        let hint = self.start_hint(file);
+        let waiting = |readiness: &Readiness| {
+            let within = humantime::format_duration(wait.unwrap_or_default());
+            eprintln!(
+                "waiting up to {within} for container `{}` to accept tcp/{} at {}: {}",
+                readiness.container,
+                readiness.port,
+                readiness.address,
+                hint(&readiness.container, &readiness.namespace)
+            );
+        };
+        let applied = kernel.apply(&scope, observed, &plan, &SwapWait { within: wait, waiting: &waiting });
         if applied.forwarding_turned_on {
             eprintln!(
                 "note: turned on IPv4 forwarding on the host (net.ipv4.ip_forward = 1): replies to containers' connections out come back through it"
             );
         }
-        let record = record_after(observed, &applied.done);
+        let record = match &applied.failed {
+            None => record_after(observed, &applied.done),
+            // What a failed operation made in part is the apply's, not a change outside.
+            Some(_) => match kernel.observe(&scope) {
+                Ok(after) => record_after_failure(observed, &applied.done, &after.state),
+                Err(_) => record_after(observed, &applied.done),
+            },
+        };
         if let Err(error) = write_record(kernel.places(), &self.host, &scope.stack, &record) {
             eprintln!("warning: cannot keep the apply record of stack `{}`: {error}", scope.stack);
         }
-        for drained in &applied.drained {
-            let waited = humantime::format_duration(Duration::from_millis(drained.waited.as_millis() as u64));
-            match drained.remaining {
-                0 => println!("drained `{}`: its connections finished within {waited}", drained.container),
-                open => eprintln!(
-                    "warning: `{}` still had {open} established connection{} after the drain timeout ({waited}); \
-                     removing it closes them",
-                    drained.container,
-                    if open == 1 { "" } else { "s" }
-                ),
-            }
-        }
+        report_drained(&applied.drained);
         let done = Plan { operations: applied.done, swap: None };
-        match applied.failed {
-            None => {
-                let summary = done.summary();
-                println!(
-                    "\n{verb} complete: {} added, {} changed, {} destroyed.",
-                    summary.add, summary.change, summary.destroy
-                );
-                Ok(Exit::Ok)
-            }
-            Some(error) => {
-                eprintln!("\nerror: {error}");
-                eprintln!(
-                    "{} of {} operations were made before it failed; the next apply continues from there:",
-                    done.operations.len(),
-                    plan.operations.len()
-                );
-                eprint!("{}", render_operations(&done, Marks::Terraform, self.style.color_err));
-                if let Some(swap) = plan.swap.as_ref().filter(|swap| !swap.repointed(done.operations.len())) {
-                    let from: Vec<String> = swap.moves.iter().map(|moved| moved.from.join(", ")).collect();
-                    eprintln!("the swap stopped before the repoint: the aliases still point at {}", from.join("; "));
+        let Some(error) = applied.failed else {
+            let summary = done.summary();
+            println!(
+                "\n{} complete: {} added, {} changed, {} destroyed.",
+                verb.title(),
+                summary.add,
+                summary.change,
+                summary.destroy
+            );
+            return Ok(Some(kernel));
+        };
+        eprintln!("\nerror: {error}");
+        if done.is_empty() {
+            eprintln!("nothing was changed before it failed");
+        } else {
+            eprintln!(
+                "{} of {} operations were made before it failed; the next apply continues from there. They were:",
+                done.operations.len(),
+                plan.operations.len()
+            );
+            eprint!("{}", render_operations(&done, Marks::Terraform, self.style.color_err));
+        }
+        if let Some(swap) = plan.swap.as_ref().filter(|swap| !swap.repointed(done.operations.len())) {
+            let from: Vec<String> = swap.moves.iter().map(|moved| moved.from.join(", ")).collect();
+            eprintln!("the swap stopped before the repoint: the aliases still point at {}", from.join("; "));
+        }
+        Err(Exit::Error)
+    }
+
+    /// Refuses, before anything changes, a swap whose new containers cannot take the
+    /// aliases now when apply may not wait for them; says what it will wait for when it
+    /// may.
+    fn decide_swap(&self, kernel: Option<&Kernel>, swap: &Swap, file: &Path, wait: Option<Duration>) -> Outcome<()> {
+        let listening = match kernel {
+            Some(kernel) => kernel.listening(swap).map_err(kernel_error)?,
+            None => swap.verify.iter().map(|readiness| (readiness.container.clone(), Listening::NoNamespace)).collect(),
+        };
+        let waiting = if wait.is_some_and(|wait| !wait.is_zero()) { Waiting::Allowed } else { Waiting::Forbidden };
+        let hint = self.start_hint(file);
+        match swap.start(&listening, waiting) {
+            Start::Ready => Ok(()),
+            Start::AfterWaiting(problems) => {
+                let within = humantime::format_duration(wait.unwrap_or_default());
+                for problem in &problems {
+                    println!("note: {problem}; once wired, apply waits up to {within} for it before the alias moves");
                 }
+                Ok(())
+            }
+            Start::Refused(problems) => {
+                let aliases: Vec<String> =
+                    swap.moves.iter().map(|moved| format!("`{}` on `{}`", moved.alias, moved.network)).collect();
+                eprintln!("error: refuse the swap of alias {}, so nothing was changed:", aliases.join(", "));
+                let mut told = BTreeMap::new();
+                for problem in &problems {
+                    eprintln!("  {problem}");
+                    told.entry(problem.container().to_owned()).or_insert_with(|| namespace_of(problem));
+                }
+                for (container, namespace) in told {
+                    eprintln!("  to take the alias, `{container}` must run: {}", hint(&container, &namespace));
+                }
+                eprintln!(
+                    "  apply with `--wait 5m` to wire it and wait while you start it, or start it and apply again"
+                );
                 Err(Exit::Error)
             }
         }
     }
 
+    /// How a user starts a container in its namespace, to say while apply waits for it.
+    fn start_hint(&self, file: &Path) -> impl Fn(&str, &NamespaceName) -> String {
+        let host = match &self.host {
+            HostNamespace::Current => String::new(),
+            HostNamespace::Named(name) => format!(" --host-netns {name}"),
+        };
+        let file = file.display().to_string();
+        move |container: &str, namespace: &NamespaceName| {
+            let path = Places::system().namespace(namespace);
+            format!(
+                "start it in its namespace, e.g. `stackctl{host} -f {file} exec {container} -- COMMAND &`, or \
+                 `podman run --network ns:{} ...`",
+                path.display()
+            )
+        }
+    }
+
     pub fn show_command(&self, file: &Path, format: ShowFormat) -> Exit {
         let run = || -> Outcome<Exit> {
-            let (_, stack) = load_stack(file, self.style)?;
+            let (_, stack) = load_stack(file, Findings::ErrorsOnly, self.style)?;
             privileged()?;
-            let kernel = self.connect(false)?;
-            let observation = kernel.observe(&Scope::of(&stack)).map_err(kernel_error)?;
+            let kernel = self.open_existing(&stack)?;
+            let observation = kernel.observe(&self.scope(&stack)).map_err(kernel_error)?;
+            if observation.state.is_empty() {
+                return Err(self.not_applied(&stack));
+            }
             let topology = Topology::read(&stack, &observation.state);
             match format {
                 ShowFormat::Table => print!("{}", render_table(&topology)),
@@ -294,37 +509,76 @@ impl Live {
         };
         run().unwrap_or_else(|exit| exit)
     }
+
+    /// Runs a command inside a container's namespace; returns only on failure.
+    pub fn exec_command(&self, file: &Path, container: &str, command: &[OsString]) -> Exit {
+        let run = || -> Outcome<Exit> {
+            let (_, stack) = load_stack(file, Findings::ErrorsOnly, self.style)?;
+            let Some(declared) = stack.containers.get(container) else {
+                let names: Vec<&str> = stack.containers.keys().map(String::as_str).collect();
+                return Err(fail(format!(
+                    "stack `{}` has no container `{container}` (it has: {})",
+                    stack.name,
+                    names.join(", ")
+                )));
+            };
+            if declared.attachment == Attachment::Host {
+                return Err(fail(format!("container `{container}` uses the host's network: run the command directly")));
+            }
+            privileged()?;
+            let scope = self.scope(&stack);
+            let places = Places::system();
+            let namespace = places.namespace(&scope.namespaces[container]);
+            if !namespace.exists() {
+                return Err(fail(format!(
+                    "container `{container}` of stack `{}` does not run on this host: its namespace {} does not \
+                     exist; `stackctl apply` creates it",
+                    stack.name,
+                    namespace.display()
+                )));
+            }
+            let hosts = places.hosts_file(&scope, container);
+            let resolv_conf = places.resolv_conf(&scope, container);
+            let error = enter(&namespace, &hosts, &resolv_conf, command);
+            Err(fail(format!(
+                "cannot run `{}` in container `{container}` ({}): {error}",
+                command[0].to_string_lossy(),
+                namespace.display()
+            )))
+        };
+        run().unwrap_or_else(|exit| exit)
+    }
 }
 
-/// Runs a command inside a container's namespace; returns only on failure.
-pub fn exec_command(file: &Path, container: &str, command: &[OsString], style: Style) -> Exit {
-    let run = || -> Outcome<Exit> {
-        let (_, stack) = load_stack(file, style)?;
-        let Some(declared) = stack.containers.get(container) else {
-            let names: Vec<&str> = stack.containers.keys().map(String::as_str).collect();
-            return Err(fail(format!(
-                "stack `{}` has no container `{container}` (it has: {})",
-                stack.name,
-                names.join(", ")
-            )));
-        };
-        if declared.attachment == Attachment::Host {
-            return Err(fail(format!("container `{container}` uses the host's network: run the command directly")));
+/// The namespace of the container an unreadiness is about.
+fn namespace_of(problem: &Unready) -> NamespaceName {
+    match problem {
+        Unready::NotRunning { namespace, .. } => namespace.clone(),
+        Unready::NotListening(readiness) => readiness.namespace.clone(),
+    }
+}
+
+/// Says how the containers that a swap's aliases left drained.
+fn report_drained(drained: &[crate::kernel::Drained]) {
+    for drained in drained {
+        let waited = humantime::format_duration(Duration::from_millis(drained.waited.as_millis() as u64));
+        match drained.remaining {
+            0 => println!("drained `{}`: its connections finished within {waited}", drained.container),
+            open => eprintln!(
+                "warning: `{}` still had {open} established connection{} after the drain timeout ({waited}); \
+                 what follows cuts them",
+                drained.container,
+                if open == 1 { "" } else { "s" }
+            ),
         }
-        privileged()?;
-        let scope = Scope::of(&stack);
-        let places = Places::system();
-        let namespace = places.namespace(&scope.namespaces[container]);
-        let hosts = places.hosts_file(&scope, container);
-        let resolv_conf = places.resolv_conf(&scope, container);
-        let error = enter(&namespace, &hosts, &resolv_conf, command);
-        Err(fail(format!(
-            "cannot run `{}` in container `{container}` ({}): {error}",
-            command[0].to_string_lossy(),
-            namespace.display()
-        )))
-    };
-    run().unwrap_or_else(|exit| exit)
+    }
+}
+
+fn stale(path: &Path) -> Exit {
+    fail(format!(
+        "stale plan `{}`: the stack's objects on this host changed since it was made; run `stackctl plan` again",
+        path.display()
+    ))
 }
 
 /// `stackctl resolver`: the host's name server, until it is asked to stop.
@@ -357,23 +611,16 @@ fn refuse_collisions(plan: &Plan, observation: &Observation) -> Outcome<()> {
     if collisions.is_empty() { Ok(()) } else { Err(Exit::Error) }
 }
 
-/// Asks on the terminal; without one, `--yes` is required.
-fn confirm(verb: &str) -> Outcome<()> {
-    if !std::io::stdin().is_terminal() {
-        eprintln!(
-            "error: standard input is not a terminal, so nothing can be confirmed: pass --yes to {}",
-            verb.to_lowercase()
-        );
-        return Err(Exit::Usage);
-    }
-    print!("\n{verb} these changes? Only `yes` is accepted: ");
+/// Asks on the terminal (checked to be one before anything was read).
+fn confirm(verb: Verb) -> Outcome<()> {
+    print!("\n{} these changes? Only `yes` is accepted: ", verb.title());
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
     if answer.trim() == "yes" {
         Ok(())
     } else {
-        eprintln!("{verb} cancelled: nothing was changed.");
+        eprintln!("{} cancelled: nothing was changed.", verb.title());
         Err(Exit::Error)
     }
 }

@@ -9,7 +9,7 @@ mod stackfile;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 pub use exit::Exit;
 
@@ -18,29 +18,55 @@ pub use exit::Exit;
 #[derive(Debug, Parser)]
 #[command(name = "stackctl", version, propagate_version = true)]
 pub struct Cli {
-    /// The stack file.
-    #[arg(short, long, global = true, default_value = "stack.yaml", value_name = "FILE")]
-    file: PathBuf,
+    /// The stack file [default: stack.yaml]; may also follow the command.
+    #[arg(short, long, value_name = "FILE")]
+    file: Option<PathBuf>,
 
-    /// Let a named network namespace (under /run/netns, created by apply when missing) play
-    /// the host, so that a stack can be tried without touching the machine's own network.
-    #[arg(long, global = true, env = "STACKCTL_HOST_NETNS", value_name = "NAME")]
+    /// Let a named network namespace play the host; may also follow the command (see the
+    /// commands on the live kernel).
+    #[arg(long, value_name = "NAME", value_parser = host_name)]
     host_netns: Option<String>,
 
     #[command(subcommand)]
     command: Command,
 }
 
+/// The stack file of a command that reads one.
+#[derive(Debug, Args)]
+struct FileArg {
+    /// The stack file [default: stack.yaml].
+    #[arg(short, long, value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+/// The stack file and the host of a command on the live kernel.
+#[derive(Debug, Args)]
+struct HostArgs {
+    /// The stack file [default: stack.yaml].
+    #[arg(short, long, value_name = "FILE")]
+    file: Option<PathBuf>,
+
+    /// Let a named network namespace (under /run/netns) play the host, so that a stack can
+    /// be tried without touching the machine's own network; apply creates it, with its
+    /// loopback up, once you agree to the changes.
+    #[arg(long, env = "STACKCTL_HOST_NETNS", value_name = "NAME", value_parser = host_name)]
+    host_netns: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check the stack file and report every mistake.
     Validate {
+        #[command(flatten)]
+        target: FileArg,
         #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
         format: DiagnosticFormat,
     },
     /// Show the changes that would make the live kernel match the stack file, and what
-    /// changed outside stackctl since the last apply.
+    /// changed outside stackctl since the last apply. Changes nothing.
     Plan {
+        #[command(flatten)]
+        target: HostArgs,
         /// Exit 2 when there are changes, 0 when there are none.
         #[arg(long)]
         detailed_exitcode: bool,
@@ -53,6 +79,8 @@ enum Command {
     },
     /// Make the changes that make the live kernel match the stack file (or a saved plan).
     Apply {
+        #[command(flatten)]
+        target: HostArgs,
         /// A plan saved by `stackctl plan --out`, applied only if the host still matches it.
         plan: Option<PathBuf>,
         /// Apply without asking; required when standard input is not a terminal.
@@ -64,9 +92,16 @@ enum Command {
         /// How long to wait for another apply of the same stack to finish.
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         lock_timeout: std::time::Duration,
+        /// How long a swap waits, once it has wired the containers that take an alias, for
+        /// them to accept connections (you start them meanwhile) [default: 5m on a
+        /// terminal; otherwise a swap to containers that do not accept yet is refused].
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        wait: Option<std::time::Duration>,
     },
     /// Remove everything the stack owns on this host, and nothing else.
     Destroy {
+        #[command(flatten)]
+        target: HostArgs,
         /// Destroy without asking; required when standard input is not a terminal.
         #[arg(long, short = 'y')]
         yes: bool,
@@ -76,11 +111,16 @@ enum Command {
     },
     /// Show the live topology: each network's subnet, gateway and members.
     Show {
+        #[command(flatten)]
+        target: HostArgs,
         #[arg(long, value_enum, default_value_t = ShowFormat::Table)]
         format: ShowFormat,
     },
     /// Run a command in a container's namespace, where the names it may reach resolve.
     Exec {
+        #[command(flatten)]
+        target: HostArgs,
+        /// The container, by its name in the stack file.
         container: String,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "COMMAND")]
@@ -100,15 +140,22 @@ enum Command {
     },
     /// Draw the least-privilege graph.
     Graph {
+        #[command(flatten)]
+        target: FileArg,
         #[arg(long, value_enum, default_value_t = crate::graph::Drawing::Mermaid)]
         format: crate::graph::Drawing,
     },
     /// Derive a layout of few networks that carries every declared flow and nothing else.
-    Suggest,
+    Suggest {
+        #[command(flatten)]
+        target: FileArg,
+    },
     /// Probe the live stack from inside each container: every declared flow must connect
     /// and a sample of the undeclared ones must not. Prints the truth table; exits 1 when
     /// a pair is wrong.
     Check {
+        #[command(flatten)]
+        target: HostArgs,
         #[arg(long, value_enum, default_value_t = check::CheckFormat::Text)]
         format: check::CheckFormat,
         /// How long a probe waits for an answer before it counts as blocked.
@@ -121,10 +168,22 @@ enum Command {
     /// no stack is left: it is not meant to be run by hand.
     #[command(hide = true)]
     Resolver {
+        /// The named network namespace that plays the host.
+        #[arg(long, value_name = "NAME", value_parser = host_name)]
+        host_netns: Option<String>,
         /// The directory of the zone files (the default is the host's, under /run/stackctl).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+/// A `--host-netns` name: a file name under `/run/netns`, and part of the names of the
+/// stack's namespaces and files, so it follows the rule of stack names.
+fn host_name(name: &str) -> Result<String, String> {
+    match crate::model::name_problem(name) {
+        None => Ok(name.to_owned()),
+        Some(problem) => Err(problem),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -154,32 +213,90 @@ pub fn main() -> ExitCode {
     run(cli).into()
 }
 
+/// The stack file and host of a command: given after the command, else before it.
+struct Resolved {
+    file: PathBuf,
+    live: live::Live,
+}
+
+impl Cli {
+    fn resolve(&self, file: Option<&PathBuf>, host_netns: Option<&String>, style: output::Style) -> Resolved {
+        let file = file.or(self.file.as_ref()).cloned().unwrap_or_else(|| PathBuf::from("stack.yaml"));
+        let host = host_netns
+            .or(self.host_netns.as_ref())
+            .map_or(crate::kernel::HostNamespace::Current, |name| crate::kernel::HostNamespace::Named(name.clone()));
+        Resolved { file, live: live::Live { host, style } }
+    }
+
+    /// `-f` and `--host-netns` before a command that takes neither are a mistake, not
+    /// something to ignore.
+    fn refuse_misplaced(&self, command: &str) -> Result<(), Exit> {
+        let given: Vec<&str> = [("-f/--file", self.file.is_some()), ("--host-netns", self.host_netns.is_some())]
+            .into_iter()
+            .filter_map(|(flag, given)| given.then_some(flag))
+            .collect();
+        if given.is_empty() {
+            return Ok(());
+        }
+        eprintln!("error: `{}` does not apply to `stackctl {command}`", given.join("` and `"));
+        Err(Exit::Usage)
+    }
+}
+
 fn run(cli: Cli) -> Exit {
     let style = output::Style::detect();
-    let host = cli.host_netns.map_or(crate::kernel::HostNamespace::Current, crate::kernel::HostNamespace::Named);
-    let live = live::Live { host, style };
-    match cli.command {
-        Command::Validate { format } => stackfile::validate(&cli.file, format, style),
-        Command::Plan { detailed_exitcode, offline: true, .. } => stackfile::plan(&cli.file, detailed_exitcode, style),
-        Command::Plan { detailed_exitcode, out, offline: false } => {
-            live.plan_command(&cli.file, detailed_exitcode, out.as_deref())
+    let consent = |yes: bool| if yes { live::Consent::Given } else { live::Consent::Ask };
+    match &cli.command {
+        Command::Validate { target, format } => {
+            stackfile::validate(&cli.resolve(target.file.as_ref(), None, style).file, *format, style)
         }
-        Command::Apply { plan, yes, verify, lock_timeout } => {
-            live.apply_command(&cli.file, plan.as_deref(), yes, verify, lock_timeout)
+        Command::Plan { target, detailed_exitcode, offline: true, .. } => {
+            let file = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style).file;
+            stackfile::plan(&file, *detailed_exitcode, style)
         }
-        Command::Destroy { yes, lock_timeout } => live.destroy_command(&cli.file, yes, lock_timeout),
-        Command::Show { format } => live.show_command(&cli.file, format),
-        Command::Exec { container, command } => live::exec_command(&cli.file, &container, &command, style),
-        Command::Diff { old, new, format, detailed_exitcode } => {
-            stackfile::diff(&old, &new, format, detailed_exitcode, style)
+        Command::Plan { target, detailed_exitcode, out, offline: false } => {
+            let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);
+            live.plan_command(&file, *detailed_exitcode, out.as_deref())
         }
-        Command::Graph { format } => stackfile::graph(&cli.file, format, style),
-        Command::Suggest => stackfile::suggest(&cli.file, style),
-        Command::Check { format, timeout } => check::check_command(&live, &cli.file, format, timeout),
-        Command::Resolver { dir } => live::resolver_command(&live.host, dir.as_deref()),
-        Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "stackctl", &mut std::io::stdout());
-            Exit::Ok
+        Command::Apply { target, plan, yes, verify, lock_timeout, wait } => {
+            let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);
+            let swap = live::SwapOptions { wait: *wait };
+            live.apply_command(&file, plan.as_deref(), consent(*yes), *verify, *lock_timeout, swap)
         }
+        Command::Destroy { target, yes, lock_timeout } => {
+            let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);
+            live.destroy_command(&file, consent(*yes), *lock_timeout)
+        }
+        Command::Show { target, format } => {
+            let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);
+            live.show_command(&file, *format)
+        }
+        Command::Exec { target, container, command } => {
+            let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);
+            live.exec_command(&file, container, command)
+        }
+        Command::Diff { old, new, format, detailed_exitcode } => match cli.refuse_misplaced("diff") {
+            Ok(()) => stackfile::diff(old, new, *format, *detailed_exitcode, style),
+            Err(exit) => exit,
+        },
+        Command::Graph { target, format } => {
+            stackfile::graph(&cli.resolve(target.file.as_ref(), None, style).file, *format, style)
+        }
+        Command::Suggest { target } => stackfile::suggest(&cli.resolve(target.file.as_ref(), None, style).file, style),
+        Command::Check { target, format, timeout } => {
+            let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);
+            check::check_command(&live, &file, *format, *timeout)
+        }
+        Command::Resolver { host_netns, dir } => {
+            let Resolved { live, .. } = cli.resolve(None, host_netns.as_ref(), style);
+            live::resolver_command(&live.host, dir.as_deref())
+        }
+        Command::Completions { shell } => match cli.refuse_misplaced("completions") {
+            Ok(()) => {
+                clap_complete::generate(*shell, &mut Cli::command(), "stackctl", &mut std::io::stdout());
+                Exit::Ok
+            }
+            Err(exit) => exit,
+        },
     }
 }

@@ -35,11 +35,26 @@ fn check(file: SourceFile) -> Loaded {
     Loaded { file, stack: validated.stack, diagnostics: validated.diagnostics }
 }
 
+/// Which findings of a valid stack file a command prints: its errors always stop it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Findings {
+    /// Errors and warnings: the commands that review the file (`validate`, `plan`, `apply`,
+    /// `diff`), each once.
+    All,
+    /// Errors only: the commands that use a file already reviewed, whose output (a
+    /// program's, under `exec`) warnings would clutter.
+    ErrorsOnly,
+}
+
 /// Reads and validates a stack file, printing its findings; an invalid file ends the
 /// command with exit 65 before anything is planned.
-pub(super) fn load_stack(path: &Path, style: Style) -> Result<(SourceFile, Stack), Exit> {
+pub(super) fn load_stack(path: &Path, findings: Findings, style: Style) -> Result<(SourceFile, Stack), Exit> {
     let loaded = check(read(path)?);
-    eprint!("{}", render_diagnostics(&loaded.file, &loaded.diagnostics, style.color_err));
+    let shown: Vec<Diagnostic> = match (findings, &loaded.stack) {
+        (Findings::ErrorsOnly, Some(_)) => Vec::new(),
+        _ => loaded.diagnostics.clone(),
+    };
+    eprint!("{}", render_diagnostics(&loaded.file, &shown, style.color_err));
     match loaded.stack {
         Some(stack) => Ok((loaded.file, stack)),
         None => {
@@ -79,7 +94,7 @@ pub fn validate(path: &Path, format: DiagnosticFormat, style: Style) -> Exit {
 }
 
 pub fn plan(path: &Path, detailed_exitcode: bool, style: Style) -> Exit {
-    let (_, stack) = match load_stack(path, style) {
+    let (_, stack) = match load_stack(path, Findings::All, style) {
         Ok(loaded) => loaded,
         Err(exit) => return exit,
     };
@@ -98,11 +113,11 @@ pub fn plan(path: &Path, detailed_exitcode: bool, style: Style) -> Exit {
 }
 
 pub fn diff(old: &Path, new: &Path, format: Format, detailed_exitcode: bool, style: Style) -> Exit {
-    let (old_file, old_stack) = match load_stack(old, style) {
+    let (old_file, old_stack) = match load_stack(old, Findings::All, style) {
         Ok(loaded) => loaded,
         Err(exit) => return exit,
     };
-    let (new_file, new_stack) = match load_stack(new, style) {
+    let (new_file, new_stack) = match load_stack(new, Findings::All, style) {
         Ok(loaded) => loaded,
         Err(exit) => return exit,
     };
@@ -118,7 +133,7 @@ pub fn diff(old: &Path, new: &Path, format: Format, detailed_exitcode: bool, sty
 }
 
 pub fn graph(path: &Path, format: Drawing, style: Style) -> Exit {
-    match load_stack(path, style) {
+    match load_stack(path, Findings::ErrorsOnly, style) {
         Ok((_, stack)) => {
             print!("{}", draw(&StackGraph::build(&stack), format));
             Exit::Ok
@@ -128,7 +143,7 @@ pub fn graph(path: &Path, format: Drawing, style: Style) -> Exit {
 }
 
 pub fn suggest(path: &Path, style: Style) -> Exit {
-    match load_stack(path, style) {
+    match load_stack(path, Findings::ErrorsOnly, style) {
         Ok((_, stack)) => {
             print!("{}", suggest_layout(&stack));
             Exit::Ok

@@ -29,6 +29,8 @@ pub use record::{read_record, write_record};
 pub use resolver::serve as serve_names;
 pub use swap::Drained;
 
+pub use crate::state::HostNamespace;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
@@ -39,7 +41,7 @@ use rtnetlink::Handle;
 
 use crate::firewall::{Found, dropping_forward_chains, recognise, table_name};
 use crate::names::parse_resolv_conf;
-use crate::plan::{Operation, Plan, Swap, record_after};
+use crate::plan::{Operation, Plan, record_after};
 use crate::state::{KernelState, NamespaceName, Scope};
 use error::io_error;
 use nft::Nft;
@@ -79,30 +81,12 @@ impl Places {
 
     /// The hosts file of a container.
     pub fn hosts_file(&self, scope: &Scope, container: &str) -> PathBuf {
-        self.etc_netns.join(crate::state::namespace_name(&scope.stack, container)).join("hosts")
+        self.etc_netns.join(scope.files_name(container)).join("hosts")
     }
 
     /// The `resolv.conf` of a container: its name servers.
     pub fn resolv_conf(&self, scope: &Scope, container: &str) -> PathBuf {
-        self.etc_netns.join(crate::state::namespace_name(&scope.stack, container)).join("resolv.conf")
-    }
-}
-
-/// Which namespace plays the host: the process's own, or a named one (a scratch host that
-/// keeps a trial away from the machine's own network).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostNamespace {
-    Current,
-    Named(String),
-}
-
-impl HostNamespace {
-    /// A name for the host in file names: locks and records are per host.
-    pub fn tag(&self) -> String {
-        match self {
-            HostNamespace::Current => "host".to_owned(),
-            HostNamespace::Named(name) => format!("netns-{name}"),
-        }
+        self.etc_netns.join(scope.files_name(container)).join("resolv.conf")
     }
 }
 
@@ -128,14 +112,10 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// Connects to the host namespace. A named host namespace is created when missing and
-    /// `create` is set; otherwise a missing one is an error.
-    pub fn connect(host: &HostNamespace, places: Places, create: bool) -> Result<Kernel, KernelError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_io()
-            .build()
-            .map_err(|error| KernelError::new("start", "the netlink runtime", error))?;
+    /// Connects to the host namespace; `None` when it is a named one that does not exist
+    /// (yet): reading it changes nothing, not even by creating it.
+    pub fn open(host: &HostNamespace, places: Places) -> Result<Option<Kernel>, KernelError> {
+        let runtime = runtime()?;
         let (handle, host_file) = match host {
             HostNamespace::Current => (
                 netns::connect_here(runtime.handle())
@@ -144,29 +124,61 @@ impl Kernel {
             ),
             HostNamespace::Named(name) => {
                 let path = places.netns.join(name);
-                let object = format!("host namespace `{name}` ({})", path.display());
-                let handle = match netns::open(&path) {
-                    Ok(file) => netns::connect_all(vec![file], runtime.handle())
-                        .pop()
-                        .expect("one connection per namespace")
-                        .map_err(|error| KernelError::new("connect to", &object, error))?,
-                    Err(_) if create => {
-                        let created = runtime.block_on(netns::create(&path, runtime.handle()));
-                        created.map_err(|error| KernelError::new("create", &object, error))?.1
-                    }
-                    Err(error) => return Err(KernelError::new("open", object, error)),
+                let file = match netns::open(&path) {
+                    Ok(file) => file,
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(error) => return Err(KernelError::new("open", host_object(name, &path), error)),
                 };
-                (handle, Some(netns::open(&path).map_err(|error| KernelError::new("open", object, error))?))
+                let handle = netns::connect_all(
+                    vec![file.try_clone().map_err(|error| KernelError::new("open", host_object(name, &path), error))?],
+                    runtime.handle(),
+                )
+                .pop()
+                .expect("one connection per namespace")
+                .map_err(|error| KernelError::new("connect to", host_object(name, &path), error))?;
+                (handle, Some(file))
             }
         };
-        Ok(Kernel {
+        Ok(Some(Kernel::new(runtime, handle, host, host_file, places)))
+    }
+
+    /// Connects to the host namespace, creating a named one that does not exist yet, with
+    /// its loopback up: a scratch host is a working host, whose programs reach its own
+    /// published ports on 127.0.0.1.
+    pub fn open_or_create(host: &HostNamespace, places: Places) -> Result<Kernel, KernelError> {
+        if let Some(kernel) = Kernel::open(host, places.clone())? {
+            return Ok(kernel);
+        }
+        let HostNamespace::Named(name) = host else { unreachable!("the current namespace always exists") };
+        let runtime = runtime()?;
+        let path = places.netns.join(name);
+        let (file, handle) = runtime
+            .block_on(async {
+                let (file, handle) = netns::create(&path, runtime.handle()).await?;
+                // The loopback interface is always index 1 in a network namespace.
+                let up = rtnetlink::LinkUnspec::new_with_index(1).up().build();
+                handle.link().set(up).execute().await.map_err(io_error)?;
+                Ok::<_, std::io::Error>((file, handle))
+            })
+            .map_err(|error| KernelError::new("create", host_object(name, &path), error))?;
+        Ok(Kernel::new(runtime, handle, host, Some(file), places))
+    }
+
+    fn new(
+        runtime: tokio::runtime::Runtime,
+        host: Handle,
+        host_namespace: &HostNamespace,
+        host_file: Option<File>,
+        places: Places,
+    ) -> Kernel {
+        Kernel {
             runtime,
-            host: handle,
-            host_namespace: host.clone(),
+            host,
+            host_namespace: host_namespace.clone(),
             host_file,
             places,
             namespaces: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     fn nft(&self) -> Nft<'_> {
@@ -312,18 +324,19 @@ impl Kernel {
     /// checked against the kernel before anything else is changed, so a missing kernel or
     /// `nft` feature stops the apply with nothing done.
     ///
-    /// A plan with a swap runs in its three phases: before any change, the containers that
-    /// take the aliases must listen on the verified ports (else nothing is done); after the
-    /// first phase they must accept connections (else the aliases stay where they are);
-    /// after the repoint, the containers the aliases leave drain.
+    /// A plan with a swap runs in its three phases: after the first, the containers that
+    /// take the aliases must accept connections (within `wait`; else the aliases stay
+    /// where they are); after the repoint, the connections the removal would cut drain.
+    /// Whether the swap may start at all is decided before (see
+    /// [`crate::plan::Swap::start`]), from what [`Kernel::listening`] reads.
     ///
     /// Once the operations are made, the stack's names are published as the state they
     /// left has them (see [`Kernel::publish_names`]), also after a failure: what was made
     /// is served. A swap publishes them after its wiring too, before its repoint. When
     /// publishing fails and nothing else did, the apply fails with it: those names are not
     /// served.
-    pub fn apply(&self, scope: &Scope, observed: &KernelState, plan: &Plan) -> Applied {
-        let mut applied = self.make(scope, observed, plan);
+    pub fn apply(&self, scope: &Scope, observed: &KernelState, plan: &Plan, wait: &SwapWait) -> Applied {
+        let mut applied = self.make(scope, observed, plan, wait);
         if applied.done.is_empty() {
             return applied;
         }
@@ -336,7 +349,7 @@ impl Kernel {
     }
 
     /// The operations of an apply, phase by phase, and a swap's steps between them.
-    fn make(&self, scope: &Scope, observed: &KernelState, plan: &Plan) -> Applied {
+    fn make(&self, scope: &Scope, observed: &KernelState, plan: &Plan, wait: &SwapWait) -> Applied {
         let mut applied = Applied::default();
         let phases = plan.phases();
         let mut scripts = Vec::with_capacity(phases.len());
@@ -359,12 +372,6 @@ impl Kernel {
             }
             scripts.push(script);
         }
-        if let Some(swap) = &plan.swap
-            && let Err(error) = self.ready(swap)
-        {
-            applied.failed = Some(error);
-            return applied;
-        }
         for (index, (phase, script)) in phases.iter().zip(&scripts).enumerate() {
             if let Err(error) = self.run_phase(scope, phase, script.as_ref(), &mut applied) {
                 applied.failed = Some(error);
@@ -373,7 +380,9 @@ impl Kernel {
             let Some(swap) = &plan.swap else { continue };
             let step = match index {
                 // The new containers' names are served before the aliases move to them.
-                0 => self.publish_names(scope, &record_after(observed, &applied.done)).and_then(|()| self.verify(swap)),
+                0 => self
+                    .publish_names(scope, &record_after(observed, &applied.done))
+                    .and_then(|()| self.verify(swap, wait)),
                 1 => self.drain(swap).map(|drained| applied.drained = drained),
                 _ => Ok(()),
             };
@@ -383,26 +392,6 @@ impl Kernel {
             }
         }
         applied
-    }
-
-    /// Refuses a swap whose new containers do not listen on the ports it verifies: checked
-    /// before any change, so that a refused swap changes nothing.
-    fn ready(&self, swap: &Swap) -> Result<(), KernelError> {
-        let problems = swap.unready(&self.listening(swap)?);
-        if problems.is_empty() {
-            return Ok(());
-        }
-        let aliases: Vec<String> =
-            swap.moves.iter().map(|moved| format!("`{}` on `{}`", moved.alias, moved.network)).collect();
-        let message = format!(
-            "{}; start it first (or adopt its running namespace with `netns:`), then apply again",
-            problems.join("; ")
-        );
-        Err(KernelError::new(
-            "refuse",
-            format!("the swap of alias {}", aliases.join(", ")),
-            std::io::Error::other(message),
-        ))
     }
 
     /// Makes the operations of one phase, stage by stage.
@@ -476,6 +465,16 @@ impl Kernel {
     }
 }
 
+/// How long a swap waits for the containers that take its aliases to accept connections
+/// once they are wired, and whom it tells when it has to wait.
+pub struct SwapWait<'a> {
+    /// Up to how long; `None` for the short while a container that already listened
+    /// needs once its link is up.
+    pub within: Option<std::time::Duration>,
+    /// Told once of each port that does not accept at the first try.
+    pub waiting: &'a (dyn Fn(&crate::plan::Readiness) + Sync),
+}
+
 /// What apply made, and why it stopped, if it did.
 #[derive(Debug, Default)]
 pub struct Applied {
@@ -485,6 +484,20 @@ pub struct Applied {
     pub forwarding_turned_on: bool,
     /// How the containers that a swap's aliases left drained.
     pub drained: Vec<Drained>,
+}
+
+/// The runtime that drives the netlink connections.
+fn runtime() -> Result<tokio::runtime::Runtime, KernelError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_io()
+        .build()
+        .map_err(|error| KernelError::new("start", "the netlink runtime", error))
+}
+
+/// How errors name a named host namespace.
+fn host_object(name: &str, path: &std::path::Path) -> String {
+    format!("host namespace `{name}` ({})", path.display())
 }
 
 /// Writes `bytes` aside and renames them over `path`, so that a reader never sees half a

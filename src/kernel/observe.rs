@@ -39,6 +39,20 @@ pub struct Observation {
     pub dropping_forward_chains: Vec<String>,
 }
 
+impl Observation {
+    /// What a named host that does not exist yet holds: nothing of any stack's, and the
+    /// ports of a new network namespace (the kernel's default ephemeral range, none
+    /// held), which is what apply creates before it makes anything else.
+    pub fn of_absent_host(scope: &Scope) -> Observation {
+        let ephemeral = crate::model::PortRange { first: 32768, last: 60999 };
+        let local_ports = crate::state::LocalPorts { ephemeral, busy: BTreeSet::new() };
+        Observation {
+            host: HostFacts { host: scope.host.clone(), used_subnets: Vec::new(), local_ports: Some(local_ports) },
+            ..Observation::default()
+        }
+    }
+}
+
 /// An interface of the host namespace that belongs to the stack, and what it is.
 struct Owned<'a> {
     interface: &'a Interface,
@@ -133,7 +147,7 @@ pub fn read(
     let used_subnets = used_subnets(host, &owned);
     Observation {
         state,
-        host: HostFacts { used_subnets, local_ports: None },
+        host: HostFacts { host: scope.host.clone(), used_subnets, local_ports: None },
         foreign,
         dropping_forward_chains: Vec::new(),
     }
@@ -208,7 +222,7 @@ mod tests {
         let text = "name: s\nnetworks: { n: {} }\ncontainers:\n  a: { networks: [n] }\n";
         let stack =
             validate_file(&SourceFile { name: "s.yaml".to_owned(), text: text.to_owned() }).stack.expect("valid");
-        Scope::of(&stack)
+        Scope::of(&stack, &crate::state::HostNamespace::Current)
     }
 
     fn interface(index: u32, name: &str, group: u32, alias: Option<String>) -> Interface {

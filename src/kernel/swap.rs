@@ -7,7 +7,7 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::{Kernel, KernelError, netns, sockets};
+use super::{Kernel, KernelError, SwapWait, netns, sockets};
 use crate::plan::{Listening, Swap};
 use crate::state::NamespaceName;
 
@@ -35,7 +35,7 @@ pub struct Drained {
 
 impl Kernel {
     /// What each container that takes an alias listens on, read before any change.
-    pub(super) fn listening(&self, swap: &Swap) -> Result<BTreeMap<String, Listening>, KernelError> {
+    pub fn listening(&self, swap: &Swap) -> Result<BTreeMap<String, Listening>, KernelError> {
         let mut listening = BTreeMap::new();
         for readiness in &swap.verify {
             if listening.contains_key(&readiness.container) {
@@ -55,22 +55,30 @@ impl Kernel {
     }
 
     /// Connects from the host to every port the swap verifies, now that the containers are
-    /// wired, retrying for a short while; the first port that does not accept fails.
-    pub(super) fn verify(&self, swap: &Swap) -> Result<(), KernelError> {
+    /// wired, retrying until `wait` runs out; the first port that does not accept by then
+    /// fails. `wait.waiting` hears of each port that did not accept at the first try.
+    pub(super) fn verify(&self, swap: &Swap, wait: &SwapWait) -> Result<(), KernelError> {
+        let within = wait.within.unwrap_or(VERIFY_WITHIN).max(VERIFY_WITHIN);
+        let deadline = Instant::now() + within;
         for readiness in &swap.verify {
             let target = SocketAddr::from((readiness.address, readiness.port));
             let object = format!(
                 "that container `{}` accepts tcp/{} at {} before the alias moves to it",
                 readiness.container, readiness.port, readiness.address
             );
-            let deadline = Instant::now() + VERIFY_WITHIN;
+            let mut told = false;
             let connected = netns::inside(self.host_file.as_ref(), || {
                 loop {
                     let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(10));
                     match TcpStream::connect_timeout(&target, left.min(Duration::from_secs(1))) {
                         Ok(_) => return Ok(()),
                         Err(error) if Instant::now() >= deadline => return Err(error),
-                        Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                        Err(_) => {
+                            if !std::mem::replace(&mut told, true) {
+                                (wait.waiting)(readiness);
+                            }
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
                     }
                 }
             });

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::spec::Isolation;
 pub use addresses::overlaps;
 pub use drain::Drain;
-pub use names::suggest_name;
+pub use names::{name_problem, suggest_name};
 pub use publish::conflicts;
 pub use syntax::{parse_flow, parse_publication, write_flow, write_publication};
 pub use validate::{Validated, validate, validate_file};

@@ -42,6 +42,27 @@ pub fn record_after<'a>(observed: &KernelState, done: impl IntoIterator<Item = &
     record
 }
 
+/// The record after an apply that stopped at a failure, on a host whose objects were
+/// `observed` before it and are `reobserved` after it: what the host holds now, since a
+/// failed operation may have made part of its object and nobody else changed anything
+/// in between; but the firewall's resources as the operations `done` left them, since
+/// observation recognises rules only against a record, and rule transactions are whole.
+pub fn record_after_failure<'a>(
+    observed: &KernelState,
+    done: impl IntoIterator<Item = &'a Operation>,
+    reobserved: &KernelState,
+) -> KernelState {
+    let firewall = record_after(observed, done);
+    let mut record = KernelState::default();
+    for resource in firewall.resources.into_values().filter(|resource| resource.kind().is_firewall()) {
+        record.insert(resource);
+    }
+    for resource in reobserved.resources.values().filter(|resource| !resource.kind().is_firewall()) {
+        record.insert(resource.clone());
+    }
+    record
+}
+
 /// Drift as text, before the plan that repairs it.
 pub fn render_drift(drift: &[Drift]) -> String {
     if drift.is_empty() {

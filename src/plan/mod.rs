@@ -7,10 +7,10 @@ mod saved;
 mod swap;
 
 pub use collision::{Collision, collisions};
-pub use drift::{Drift, drift, record_after, render_drift};
+pub use drift::{Drift, drift, record_after, record_after_failure, render_drift};
 pub use render::{Marks, Summary, render_operations, render_text};
 pub use saved::{SAVED_PLAN_VERSION, SavedPlan};
-pub use swap::{Leaving, Listening, Move, Readiness, Swap};
+pub use swap::{Leaving, Listening, Move, Readiness, Start, Swap, Unready, Waiting};
 
 use std::collections::{BTreeSet, HashMap};
 

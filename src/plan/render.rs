@@ -137,10 +137,26 @@ fn render_swap(swap: &Swap, marks: Marks, color: bool, width: usize) -> String {
             .join(", ")
     };
     let _ = writeln!(out, "{indent}verify {verify}; then repoint in one rule transaction");
-    let leaving: Vec<&str> = swap.drain.iter().map(|leaving| leaving.container.as_str()).collect();
+    // A container that stays drains only what reached it through the aliases.
+    let leaving: Vec<String> = swap
+        .drain
+        .iter()
+        .map(|leaving| {
+            if !leaving.addresses.is_empty() {
+                return format!("of {}", leaving.container);
+            }
+            let aliases: Vec<&str> = swap
+                .moves
+                .iter()
+                .filter(|moved| moved.left.iter().any(|backend| backend.container == leaving.container))
+                .map(|moved| moved.alias.as_str())
+                .collect();
+            format!("through {} to {}", aliases.join(", "), leaving.container)
+        })
+        .collect();
     let _ = writeln!(
         out,
-        "{indent}drain  established connections of {} finish, up to {}, before what follows",
+        "{indent}drain  established connections {} finish, up to {}, before what follows",
         leaving.join(", "),
         swap.timeout
     );

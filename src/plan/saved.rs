@@ -7,8 +7,9 @@ use super::Plan;
 use crate::state::Scope;
 
 /// The version of the file format; apply refuses other versions. Version 2 holds aliases,
-/// swaps and the name servers of each container.
-pub const SAVED_PLAN_VERSION: u32 = 2;
+/// swaps and the name servers of each container; version 3, the backends each alias of a
+/// swap leaves.
+pub const SAVED_PLAN_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedPlan {

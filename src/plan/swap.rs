@@ -1,5 +1,6 @@
-//! Swaps: an alias that leaves containers the plan disconnects or removes moves make
-//! before break, so that no request through it fails.
+//! Swaps: an alias that leaves containers moves make before break, so that no request
+//! through it fails, whether the plan removes the containers it leaves, disconnects them,
+//! or keeps them where they are.
 //!
 //! Such a plan runs in three phases between four states. The first wires everything new
 //! while the containers the alias leaves keep serving (their links, rules and names stay,
@@ -7,8 +8,9 @@
 //! seen to accept connections on the ports declared flows open to it, the second phase
 //! repoints the aliases: one rule transaction, since each alias is a virtual address whose
 //! backends the kernel picks. New connections go to the new backends from then on, and
-//! established ones stay where they are. The last phase removes what leaves, after its
-//! established connections have finished or the drain timeout has passed.
+//! established ones stay where they are. The last phase removes what leaves (containers,
+//! links, or only the flows that reached a container through the alias), after the
+//! connections it would cut have finished or the drain timeout has passed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -16,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Drain;
-use crate::state::{Desired, KernelState, Key, Kind, NamespaceName, Resource};
+use crate::state::{Backend, Desired, KernelState, Key, Kind, NamespaceName, Resource};
 
 /// A make-before-break move of aliases, and where its phases start in the plan's
 /// operations.
@@ -44,6 +46,9 @@ pub struct Move {
     pub address: Ipv4Addr,
     pub from: Vec<String>,
     pub to: Vec<String>,
+    /// The backends the alias leaves, at their addresses on its network: connections
+    /// through the alias to them drain.
+    pub left: Vec<Backend>,
 }
 
 /// A port that a container taking an alias must accept connections on.
@@ -62,7 +67,11 @@ pub struct Readiness {
 pub struct Leaving {
     pub container: String,
     pub namespace: NamespaceName,
-    /// Its addresses on the networks the aliases leave it on: connections to them drain.
+    /// Its addresses on the aliases' networks that the plan takes away (it removes the
+    /// container, or disconnects it from the network): every connection to them is cut,
+    /// so every one drains. Empty when it stays on those networks: then only the
+    /// connections that reached it through the aliases are cut (their flows go), and
+    /// only those drain.
     pub addresses: Vec<Ipv4Addr>,
 }
 
@@ -74,33 +83,35 @@ pub(super) struct Phases {
 }
 
 /// The phases of the plan from `observed` to `desired`, when an alias leaves a container
-/// that the plan disconnects from the alias's network (or removes); `None` when no alias
-/// does.
+/// (for any reason: the plan removes the container, disconnects it from the alias's
+/// network, or only takes the alias from it); `None` when no alias does.
 pub(super) fn phases(desired: &Desired, observed: &KernelState) -> Option<Phases> {
     let mut moves = Vec::new();
-    // Containers the aliases leave, with their addresses on the aliases' networks.
+    // Containers the aliases leave, with their addresses on the aliases' networks that the
+    // plan takes away.
     let mut leaving: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
     for wanted in desired.state.of_kind(Kind::Alias) {
         let Resource::Alias(wanted) = wanted else { continue };
         let key = Key::Alias { network: wanted.network.clone(), name: wanted.name.clone() };
         let Some(Resource::Alias(had)) = observed.get(&key) else { continue };
-        let lost: Vec<_> = had
+        let left: Vec<Backend> = had
             .backends
             .iter()
             .filter(|backend| !wanted.backends.iter().any(|kept| kept.container == backend.container))
-            .filter(|backend| {
-                let link = Key::Link { container: backend.container.clone(), network: wanted.network.clone() };
-                !desired.state.resources.contains_key(&link)
-            })
             // A container whose address the new state gives to another (a static address
             // handed over) cannot serve beside it: that move is not made before break.
-            .filter(|backend| !taken(desired, &wanted.network, backend.address))
+            .filter(|backend| !taken(desired, &wanted.network, backend))
+            .cloned()
             .collect();
-        if lost.is_empty() {
+        if left.is_empty() {
             continue;
         }
-        for backend in lost {
-            leaving.entry(backend.container.clone()).or_default().insert(backend.address);
+        for backend in &left {
+            let addresses = leaving.entry(backend.container.clone()).or_default();
+            let link = Key::Link { container: backend.container.clone(), network: wanted.network.clone() };
+            if !desired.state.resources.contains_key(&link) {
+                addresses.insert(backend.address);
+            }
         }
         moves.push(Move {
             network: wanted.network.clone(),
@@ -108,6 +119,7 @@ pub(super) fn phases(desired: &Desired, observed: &KernelState) -> Option<Phases
             address: wanted.address,
             from: had.backends.iter().map(|backend| backend.container.clone()).collect(),
             to: wanted.backends.iter().map(|backend| backend.container.clone()).collect(),
+            left,
         });
     }
     if moves.is_empty() {
@@ -221,10 +233,14 @@ fn readiness(desired: &Desired, moves: &[Move]) -> Vec<Readiness> {
     verify
 }
 
-/// Whether the desired state uses `address` on `network`: for a member or an alias.
-fn taken(desired: &Desired, network: &str, address: Ipv4Addr) -> bool {
+/// Whether the desired state gives the address of `backend` on `network` to something
+/// else: another member, or an alias.
+fn taken(desired: &Desired, network: &str, backend: &Backend) -> bool {
+    let address = backend.address;
     desired.state.resources.values().any(|resource| match resource {
-        Resource::Link(link) => link.network == network && link.address.addr() == address,
+        Resource::Link(link) => {
+            link.network == network && link.address.addr() == address && link.container != backend.container
+        }
         Resource::Bridge(bridge) => bridge.network == network && bridge.virtual_addresses.contains(&address),
         _ => false,
     })
@@ -249,6 +265,51 @@ pub enum Listening {
     On(Vec<(IpAddr, u16)>),
 }
 
+/// Why a container that takes an alias cannot take it yet, as read before any change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unready {
+    /// Its namespace does not exist yet, so nothing runs in it: the apply creates it.
+    NotRunning { container: String, namespace: NamespaceName },
+    /// Nothing in it listens on a port the swap verifies.
+    NotListening(Readiness),
+}
+
+impl Unready {
+    pub fn container(&self) -> &str {
+        match self {
+            Unready::NotRunning { container, .. } => container,
+            Unready::NotListening(readiness) => &readiness.container,
+        }
+    }
+}
+
+impl std::fmt::Display for Unready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unready::NotRunning { container, .. } => {
+                write!(f, "container `{container}` does not run yet: this apply creates its network namespace")
+            }
+            Unready::NotListening(readiness) => write!(
+                f,
+                "nothing in container `{}` listens on tcp/{} (at {} or any address)",
+                readiness.container, readiness.port, readiness.address
+            ),
+        }
+    }
+}
+
+/// Whether a swap may start, given what its new containers do before any change and
+/// whether the apply may wait for them once they are wired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// Every new container already accepts on every verified port.
+    Ready,
+    /// Some do not yet: the apply wires them, then waits until they accept.
+    AfterWaiting(Vec<Unready>),
+    /// Some do not, and the apply may not wait: nothing is changed.
+    Refused(Vec<Unready>),
+}
+
 impl Swap {
     /// Whether the aliases moved, once the plan's first `done` operations are made: the
     /// repoint is the first thing after the wiring.
@@ -256,11 +317,10 @@ impl Swap {
         done > self.repoint_at
     }
 
-    /// Why the swap cannot start, given what the containers taking the aliases listen on:
-    /// one message per port that nothing accepts, or per container that does not run yet.
-    /// Empty when every port is served. Made before any change, so that a refused swap
-    /// changes nothing.
-    pub fn unready(&self, listening: &BTreeMap<String, Listening>) -> Vec<String> {
+    /// What keeps the containers taking the aliases from taking them now, given what they
+    /// listen on: one entry per port that nothing accepts, or per container that does not
+    /// run yet. Empty when every port is served.
+    pub fn unready(&self, listening: &BTreeMap<String, Listening>) -> Vec<Unready> {
         let mut problems = Vec::new();
         let mut absent = BTreeSet::new();
         for readiness in &self.verify {
@@ -271,25 +331,40 @@ impl Swap {
                             && (address.is_unspecified() || *address == IpAddr::V4(readiness.address))
                     });
                     if !served {
-                        problems.push(format!(
-                            "nothing in container `{}` listens on tcp/{} (at {} or any address)",
-                            readiness.container, readiness.port, readiness.address
-                        ));
+                        problems.push(Unready::NotListening(readiness.clone()));
                     }
                 }
                 Some(Listening::NoNamespace) | None => {
                     if absent.insert(readiness.container.clone()) {
-                        problems.push(format!(
-                            "container `{}` does not run yet (its network namespace does not exist), so nothing can \
-                             listen in it",
-                            readiness.container
-                        ));
+                        problems.push(Unready::NotRunning {
+                            container: readiness.container.clone(),
+                            namespace: readiness.namespace.clone(),
+                        });
                     }
                 }
             }
         }
         problems
     }
+
+    /// Whether the swap may start: at once, after waiting for its new containers (when the
+    /// apply may wait), or not at all. Decided before any change, so that a refused swap
+    /// changes nothing.
+    pub fn start(&self, listening: &BTreeMap<String, Listening>, wait: Waiting) -> Start {
+        let problems = self.unready(listening);
+        match (problems.is_empty(), wait) {
+            (true, _) => Start::Ready,
+            (false, Waiting::Allowed) => Start::AfterWaiting(problems),
+            (false, Waiting::Forbidden) => Start::Refused(problems),
+        }
+    }
+}
+
+/// Whether an apply may wait for a swap's new containers to start, once it has wired them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    Allowed,
+    Forbidden,
 }
 
 #[cfg(test)]
@@ -318,10 +393,15 @@ mod tests {
         BTreeMap::from([("v2".to_owned(), Listening::On(sockets))])
     }
 
+    fn messages(problems: &[Unready]) -> Vec<String> {
+        problems.iter().map(Unready::to_string).collect()
+    }
+
     #[test]
     fn a_port_served_on_any_address_or_the_containers_own_is_ready() {
         for address in ["0.0.0.0", "::", "10.89.0.4"] {
             assert!(swap().unready(&listening(&[(address, 5000)])).is_empty(), "{address}");
+            assert_eq!(swap().start(&listening(&[(address, 5000)]), Waiting::Forbidden), Start::Ready);
         }
     }
 
@@ -329,15 +409,32 @@ mod tests {
     fn another_port_or_address_is_not_ready() {
         for (address, port) in [("0.0.0.0", 5001), ("127.0.0.1", 5000), ("10.89.0.9", 5000)] {
             let problems = swap().unready(&listening(&[(address, port)]));
-            assert_eq!(problems, ["nothing in container `v2` listens on tcp/5000 (at 10.89.0.4 or any address)"]);
+            assert_eq!(
+                messages(&problems),
+                ["nothing in container `v2` listens on tcp/5000 (at 10.89.0.4 or any address)"]
+            );
         }
     }
 
     #[test]
-    fn a_container_that_does_not_run_cannot_take_an_alias() {
+    fn a_container_that_does_not_run_cannot_take_an_alias_at_once() {
         let listening = BTreeMap::from([("v2".to_owned(), Listening::NoNamespace)]);
         let problems = swap().unready(&listening);
-        assert_eq!(problems.len(), 1);
-        assert!(problems[0].starts_with("container `v2` does not run yet"), "{}", problems[0]);
+        assert_eq!(messages(&problems), ["container `v2` does not run yet: this apply creates its network namespace"]);
+        assert_eq!(problems[0].container(), "v2");
+    }
+
+    #[test]
+    fn an_unready_swap_starts_after_waiting_or_is_refused() {
+        for listening in [
+            BTreeMap::from([("v2".to_owned(), Listening::NoNamespace)]),
+            listening(&[("127.0.0.1", 5000)]),
+            BTreeMap::new(),
+        ] {
+            let problems = swap().unready(&listening);
+            assert!(!problems.is_empty());
+            assert_eq!(swap().start(&listening, Waiting::Allowed), Start::AfterWaiting(problems.clone()));
+            assert_eq!(swap().start(&listening, Waiting::Forbidden), Start::Refused(problems));
+        }
     }
 }

@@ -14,7 +14,7 @@ use thiserror::Error;
 
 use super::allocate::{AddressPool, auto_prefix, bridge_ifname, free_subnet, veth_ifname};
 use super::ports::pick_random_ports;
-use super::scope::namespace_name;
+use super::scope::{HostNamespace, namespace_name};
 use super::{
     Alias, Backend, Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Member, Namespace,
     Policy, Records, Resource, Route,
@@ -27,6 +27,8 @@ use crate::model::{
 /// What lowering needs to know of the host beyond the stack's own objects.
 #[derive(Debug, Clone, Default)]
 pub struct HostFacts {
+    /// Which namespace plays the host: the containers' namespaces are named after it.
+    pub host: HostNamespace,
     /// Subnets routed on the host by anything but this stack; automatic subnets avoid them.
     pub used_subnets: Vec<Ipv4Net>,
     /// The host's ports, when known: random host ports are picked among the free ones.
@@ -102,6 +104,17 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
     // its records made once and shared: in a large stack they are most of the state.
     let mut records_of: HashMap<Vec<&str>, Records> = HashMap::new();
     for container in stack.containers.values() {
+        if container.attachment != Attachment::Host {
+            state.insert(Resource::Namespace(Namespace {
+                container: container.name.clone(),
+                name: container
+                    .netns
+                    .clone()
+                    .unwrap_or_else(|| namespace_name(&stack.name, &host.host, &container.name)),
+                adopted: container.netns.is_some(),
+                loopback_up: true,
+            }));
+        }
         lower_container(stack, container, observed, &subnets, &addresses, &declared, &mut state);
         // Containers on no bridge network (`none` and `host`) resolve no names of the stack.
         if !container.memberships().is_empty() {
@@ -382,6 +395,8 @@ fn addresses<'a>(
     Ok((addresses, alias_addresses))
 }
 
+/// A container's links, default route and published ports (its namespace is lowered with
+/// the host's name).
 fn lower_container(
     stack: &Stack,
     container: &Container,
@@ -394,12 +409,6 @@ fn lower_container(
     if container.attachment == Attachment::Host {
         return;
     }
-    state.insert(Resource::Namespace(Namespace {
-        container: container.name.clone(),
-        name: container.netns.clone().unwrap_or_else(|| namespace_name(&stack.name, &container.name)),
-        adopted: container.netns.is_some(),
-        loopback_up: true,
-    }));
     let memberships = container.memberships();
     if memberships.is_empty() {
         return;

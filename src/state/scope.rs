@@ -10,10 +10,34 @@ use super::allocate::{bridge_ifname, veth_ifname};
 use super::{KernelState, Key};
 use crate::model::{Attachment, Stack};
 
+/// Which network namespace plays the host: the machine's own (the process's), or a named
+/// one, a scratch host that keeps a trial away from the machine's network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
+pub enum HostNamespace {
+    #[default]
+    Current,
+    Named(String),
+}
+
+impl HostNamespace {
+    /// A name for the host in file names: locks, records and the name server's files are
+    /// per host.
+    pub fn tag(&self) -> String {
+        match self {
+            HostNamespace::Current => "host".to_owned(),
+            HostNamespace::Named(name) => format!("netns-{name}"),
+        }
+    }
+}
+
 /// The stack's ownership marks and the names it derives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scope {
     pub stack: String,
+    /// The host the stack is applied on: its containers' namespaces carry the name of a
+    /// named host, so that one stack runs on several hosts of one machine at once.
+    pub host: HostNamespace,
     /// The interface group that marks the stack's interfaces. The kernel sets a group in
     /// the same message that creates the interface, so an interface is marked from its
     /// first moment, even when apply is killed before it can label it.
@@ -34,7 +58,7 @@ pub enum NamespaceName {
 }
 
 impl Scope {
-    pub fn of(stack: &Stack) -> Scope {
+    pub fn of(stack: &Stack, host: &HostNamespace) -> Scope {
         let mut interfaces = BTreeMap::new();
         for network in stack.networks.keys() {
             interfaces.insert(bridge_ifname(&stack.name, network), Key::Bridge { network: network.clone() });
@@ -48,7 +72,7 @@ impl Scope {
                 container.name.clone(),
                 match &container.netns {
                     Some(path) => NamespaceName::Adopted(path.clone()),
-                    None => NamespaceName::Created(namespace_name(&stack.name, &container.name)),
+                    None => NamespaceName::Created(namespace_name(&stack.name, host, &container.name)),
                 },
             );
             for membership in container.memberships() {
@@ -58,20 +82,33 @@ impl Scope {
                 );
             }
         }
-        Scope { stack: stack.name.clone(), group: group_of(&stack.name), interfaces, namespaces }
+        Scope { stack: stack.name.clone(), host: host.clone(), group: group_of(&stack.name), interfaces, namespaces }
     }
 
-    /// The prefix of the names of the namespaces that stackctl creates for this stack.
+    /// The prefix of the names of the namespaces that stackctl creates for this stack on
+    /// its host.
     pub fn namespace_prefix(&self) -> String {
-        format!("{}:", self.stack)
+        namespace_name(&self.stack, &self.host, "")
+    }
+
+    /// The name of a container's own directory under `/etc/netns` (its hosts file and
+    /// `resolv.conf`): that of the namespace stackctl would create for it, also for an
+    /// adopted namespace, so that two stacks or two hosts never share one.
+    pub fn files_name(&self, container: &str) -> String {
+        namespace_name(&self.stack, &self.host, container)
     }
 }
 
-/// The name under `/run/netns` of a container's namespace. `:` cannot appear in a name, so
-/// no two stacks' containers share a namespace name (with `-`, stack `a-b`'s container `c`
-/// would meet stack `a`'s container `b-c`).
-pub fn namespace_name(stack: &str, container: &str) -> String {
-    format!("{stack}:{container}")
+/// The name under `/run/netns` of a container's namespace: `STACK:CONTAINER` on the
+/// machine's own host, `STACK@HOST:CONTAINER` on a named one. Neither `:` nor `@` can
+/// appear in a stack's, a host's or a container's name, so no two stacks' or hosts'
+/// containers share a namespace name (with `-`, stack `a-b`'s container `c` would meet
+/// stack `a`'s container `b-c`), and no prefix of one host's is another's.
+pub fn namespace_name(stack: &str, host: &HostNamespace, container: &str) -> String {
+    match host {
+        HostNamespace::Current => format!("{stack}:{container}"),
+        HostNamespace::Named(host) => format!("{stack}@{host}:{container}"),
+    }
 }
 
 /// A stack's interface group: a hash of its name, with the top bit set so that it never
