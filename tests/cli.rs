@@ -115,3 +115,72 @@ fn empty_sections_and_lists_mean_none() {
     let output = stackctl().args(["plan", "--offline", "-f"]).arg(&path).output().expect("plan runs");
     assert_eq!(String::from_utf8_lossy(&output.stdout), "No changes. The kernel matches the stack.\n");
 }
+
+/// How many times the warning of a port published on all interfaces is printed.
+fn exposure_warnings(args: &[&str]) -> usize {
+    let output = stackctl().args(args).output().expect("stackctl runs");
+    String::from_utf8_lossy(&output.stderr).matches("on all interfaces").count()
+        + String::from_utf8_lossy(&output.stdout).matches("on all interfaces").count()
+}
+
+#[test]
+fn warnings_come_once_from_the_commands_that_review_a_file_and_never_from_others() {
+    let file = "examples/port-publishing.yaml";
+    let once = exposure_warnings(&["validate", "-f", file]);
+    assert!(once > 0, "validate shows the warnings");
+    assert_eq!(exposure_warnings(&["plan", "--offline", "-f", file]), once);
+    assert_eq!(exposure_warnings(&["diff", file, "examples/web-app-db.yaml"]), once);
+    // (Without touching the machine's kernel: exec names no container of the file, and
+    // destroy has neither a terminal nor --yes.)
+    for quiet in [
+        &["exec", "-f", file, "no-such-container", "--", "true"][..],
+        &["graph", "-f", file],
+        &["suggest", "-f", file],
+        &["destroy", "-f", file],
+    ] {
+        assert_eq!(exposure_warnings(quiet), 0, "{quiet:?} prints the warnings");
+    }
+}
+
+#[test]
+fn apply_without_a_terminal_or_yes_is_refused_before_anything_is_printed() {
+    for args in [&["apply", "-f", "examples/web-app-db.yaml"][..], &["destroy", "-f", "examples/web-app-db.yaml"]] {
+        let output = stackctl().args(args).output().expect("stackctl runs");
+        assert_eq!(output.status.code(), Some(64), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "", "{args:?} printed before its usage error");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(said.starts_with("error: standard input is not a terminal") && said.contains("pass --yes"), "{said}");
+    }
+}
+
+#[test]
+fn help_lists_only_the_options_each_command_takes() {
+    let help = |args: &[&str]| {
+        String::from_utf8(stackctl().args(args).arg("--help").output().expect("help").stdout).expect("utf-8")
+    };
+    for command in ["diff", "completions"] {
+        let text = help(&[command]);
+        assert!(!text.contains("--file") && !text.contains("--host-netns"), "{command} --help:\n{text}");
+    }
+    for command in ["validate", "graph", "suggest"] {
+        let text = help(&[command]);
+        assert!(text.contains("--file") && !text.contains("--host-netns"), "{command} --help:\n{text}");
+    }
+    for command in ["plan", "apply", "destroy", "show", "exec", "check"] {
+        let text = help(&[command]);
+        assert!(text.contains("--file") && text.contains("--host-netns"), "{command} --help:\n{text}");
+    }
+    assert!(help(&["exec"]).contains("The container, by its name in the stack file"));
+    assert!(help(&["apply"]).contains("--wait <DURATION>"));
+    // Given before a command that does not take them, they are an error, not ignored.
+    let output = stackctl().args(["-f", "x.yaml", "diff", "a.yaml", "b.yaml"]).output().expect("diff runs");
+    assert_eq!(output.status.code(), Some(64));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "error: `-f/--file` does not apply to `stackctl diff`\n");
+    // Before or after the command, for those that take them.
+    for args in [&["-f", "examples/web-app-db.yaml", "validate"][..], &["validate", "-f", "examples/web-app-db.yaml"]] {
+        stackctl().args(args).assert().success();
+    }
+    // A host name is a name: not a path.
+    let output = stackctl().args(["plan", "--host-netns", "../etc", "-f", "examples/web-app-db.yaml"]).output();
+    assert_eq!(output.expect("plan runs").status.code(), Some(64));
+}

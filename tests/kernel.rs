@@ -460,8 +460,15 @@ fn a_scratch_namespace_can_play_the_host() {
     assert_success(&output, "show");
     assert!(stdout(&output).contains("network web_nw  subnet 10.89.0.0/24  gateway 10.89.0.1"), "{}", stdout(&output));
     // nginx talks to flaskapp on 5000, and the scratch host's firewall lets it.
-    let _listener = sandbox.listen("shop:flaskapp", 5000, "flaskapp");
-    assert_eq!(sandbox.connect_by_name(&file, "nginx", "flaskapp", 5000).as_deref(), Ok("flaskapp"));
+    let _listener = sandbox.listen("shop@scratch:flaskapp", 5000, "flaskapp");
+    let script = "exec 3<>/dev/tcp/flaskapp/5000 && head -n 1 <&3";
+    let output = sandbox
+        .stackctl()
+        .args(["--host-netns", "scratch", "-f", &file, "exec", "nginx", "--", "timeout", "3", "bash", "-c", script])
+        .output()
+        .expect("run stackctl exec");
+    assert_success(&output, "nginx connects to flaskapp by name");
+    assert_eq!(stdout(&output), "flaskapp\n");
     assert!(sandbox.sh("nft list tables").is_empty(), "rules in the sandbox's own namespace");
     let output = run(&sandbox, &["--host-netns", "scratch", "-f", &file, "destroy", "--yes"]);
     assert_success(&output, "destroy");
@@ -509,4 +516,38 @@ fn without_privileges_commands_exit_77() {
         assert_eq!(output.status.code(), Some(77), "{command:?}: {}", String::from_utf8_lossy(&output.stderr));
         assert!(String::from_utf8_lossy(&output.stderr).contains("needs root"), "{command:?}");
     }
+}
+
+#[test]
+fn a_failure_says_what_was_made_before_it_and_leaves_no_drift() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = stacks::write_stack(
+        dir.path(),
+        "alone.yaml",
+        "name: alone\ncontainers:\n  a: { network_mode: none }\n  b: { network_mode: none }\n",
+    );
+    // A namespace cannot be bound where a directory stands.
+    sandbox.sh("mkdir /run/netns/alone:a /run/netns/alone:b");
+    let output = run(&sandbox, &["-f", &file, "apply", "--yes"]);
+    assert_eq!(output.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("error: create netns `a`") && said.contains("nothing was changed before it failed"),
+        "{said}"
+    );
+    assert!(!said.trim_end().ends_with(':'), "the message ends in a colon with nothing after it: {said}");
+
+    // Halfway: the first namespace is made, the second is not.
+    sandbox.sh("rmdir /run/netns/alone:a");
+    let output = run(&sandbox, &["-f", &file, "apply", "--yes"]);
+    assert_eq!(output.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("1 of 2 operations were made before it failed") && said.contains("+ netns   a"), "{said}");
+    let (code, text) = plan(&sandbox, &file);
+    assert_eq!(code, 2, "{text}");
+    assert!(!text.contains("Changed outside stackctl"), "a failed apply is not a change outside: {text}");
+    sandbox.sh("rmdir /run/netns/alone:b");
+    apply(&sandbox, &file);
+    assert_converged(&sandbox, &file);
 }

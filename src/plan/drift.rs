@@ -80,3 +80,38 @@ pub fn render_drift(drift: &[Drift]) -> String {
     out.push('\n');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Namespace, Stray};
+
+    fn namespace(container: &str, loopback_up: bool) -> Resource {
+        Resource::Namespace(Namespace {
+            container: container.to_owned(),
+            name: format!("s:{container}"),
+            adopted: false,
+            loopback_up,
+        })
+    }
+
+    #[test]
+    fn a_failed_apply_records_what_the_host_holds_and_the_rules_it_made() {
+        let observed = KernelState::from(vec![namespace("a", true), Resource::Stray(Stray { rules: 2 })]);
+        // The apply removed the stray rules, made `b` and failed while making `c`, which it
+        // left with its loopback down.
+        let done = [
+            Operation::Delete { resource: Resource::Stray(Stray { rules: 2 }) },
+            Operation::Create { resource: namespace("b", true) },
+        ];
+        let reobserved = KernelState::from(vec![
+            namespace("a", true),
+            namespace("b", true),
+            namespace("c", false),
+            Resource::Stray(Stray { rules: 2 }),
+        ]);
+        let record = record_after_failure(&observed, &done, &reobserved);
+        assert_eq!(record, KernelState::from(vec![namespace("a", true), namespace("b", true), namespace("c", false)]));
+        assert!(drift(&record, &reobserved).is_empty(), "nothing changed outside since");
+    }
+}

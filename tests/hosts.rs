@@ -1,0 +1,205 @@
+//! Which host a stack is applied on, on the live kernel, always in a sandbox
+//! (`support::sandbox`): one stack on several hosts of one machine at once (scratch hosts
+//! and the sandbox's own), each destroyed without touching the others; nothing created
+//! before the user agrees; and the commands a new user runs first (`plan`, `show`, `exec`)
+//! on a host where nothing is applied yet.
+
+#[path = "support/sandbox.rs"]
+mod sandbox;
+#[path = "support/stacks.rs"]
+mod stacks;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Output, Stdio};
+
+use sandbox::{Sandbox, assert_success};
+use stacks::{alias_address, example, run, stdout};
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `stackctl` on the host `host` (`None`: the sandbox's own namespace).
+fn on(host: Option<&str>, args: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = host.map(|host| vec!["--host-netns".to_owned(), host.to_owned()]).unwrap_or_default();
+    all.extend(args.iter().map(|arg| (*arg).to_owned()));
+    all
+}
+
+fn run_on(sandbox: &Sandbox, host: Option<&str>, args: &[&str]) -> Output {
+    let args = on(host, args);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(sandbox, &args)
+}
+
+/// The namespace of a container of stack `shop` on `host`.
+fn namespace(host: Option<&str>, container: &str) -> String {
+    match host {
+        None => format!("shop:{container}"),
+        Some(host) => format!("shop@{host}:{container}"),
+    }
+}
+
+/// Everything of a host that the stack's apply made: its namespaces, the links of the
+/// host namespace, its files under /etc/netns and /run/stackctl, and its rules.
+fn footprint(sandbox: &Sandbox, host: Option<&str>) -> String {
+    let ip = host.map(|host| format!("ip -n {host}")).unwrap_or_else(|| "ip".to_owned());
+    let nft = host.map(|host| format!("ip netns exec {host} nft")).unwrap_or_else(|| "nft".to_owned());
+    let prefix = namespace(host, "");
+    let tag = host.map(|host| format!("netns-{host}")).unwrap_or_else(|| "host".to_owned());
+    sandbox.sh(&format!(
+        "ls /run/netns | grep -F '{prefix}' || true; {ip} -o link show | awk -F': ' '{{print $2}}' | sort; \
+         ls /etc/netns | grep -F '{prefix}' || true; ls /run/stackctl/{tag} 2>/dev/null || true; \
+         {nft} list tables; for n in $(ls /run/netns | grep -F '{prefix}'); do ip -n $n -o addr show; done"
+    ))
+}
+
+/// `app` answers from flaskapp in the stack on `host`.
+fn app_answers(sandbox: &Sandbox, host: Option<&str>, file: &str) {
+    let address = match host {
+        None => alias_address(sandbox, file, "app"),
+        Some(host) => {
+            let output = run_on(sandbox, Some(host), &["-f", file, "show", "--format", "json"]);
+            assert_success(&output, "show");
+            let topology: serde_json::Value = serde_json::from_slice(&output.stdout).expect("show prints JSON");
+            topology["networks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|network| network["aliases"].as_array().into_iter().flatten())
+                .find(|alias| alias["name"] == "app")
+                .and_then(|alias| alias["address"].as_str()?.parse().ok())
+        }
+    }
+    .expect("app has a virtual address");
+    let label = host.unwrap_or("the machine's host");
+    let _listener = sandbox.listen(&namespace(host, "flaskapp"), 5000, label);
+    let reply = sandbox.connect(&namespace(host, "nginx"), SocketAddr::from((address, 5000)));
+    assert_eq!(reply.as_deref().ok(), Some(label), "nginx reaches app on {label}");
+}
+
+#[test]
+fn one_stack_runs_on_several_hosts_at_once_and_each_destroy_leaves_the_others_alone() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    let hosts = [Some("a"), Some("b"), None];
+    for host in hosts {
+        let output = run_on(&sandbox, host, &["-f", &file, "apply", "--yes"]);
+        assert_success(&output, &format!("apply on {host:?}"));
+    }
+    for host in hosts {
+        app_answers(&sandbox, host, &file);
+        let output = run_on(&sandbox, host, &["-f", &file, "plan", "--detailed-exitcode"]);
+        assert_eq!(output.status.code(), Some(0), "{host:?} has converged: {}", stdout(&output));
+    }
+    let before: Vec<String> = hosts.iter().map(|host| footprint(&sandbox, *host)).collect();
+
+    // Destroying the stack on the machine's host leaves both scratch hosts whole.
+    assert_success(&run_on(&sandbox, None, &["-f", &file, "destroy", "--yes"]), "destroy on the machine's host");
+    assert_eq!(footprint(&sandbox, Some("a")), before[0], "destroy on the machine's host touched host a");
+    assert_eq!(footprint(&sandbox, Some("b")), before[1], "destroy on the machine's host touched host b");
+    assert!(!sandbox.has_netns("shop:nginx"));
+    // And destroying it on host a leaves host b whole.
+    assert_success(&run_on(&sandbox, Some("a"), &["-f", &file, "destroy", "--yes"]), "destroy on host a");
+    assert_eq!(footprint(&sandbox, Some("b")), before[1], "destroy on host a touched host b");
+    assert!(!sandbox.has_netns("shop@a:nginx"));
+    app_answers(&sandbox, Some("b"), &file);
+    let output = run_on(&sandbox, Some("b"), &["-f", &file, "plan", "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(0), "host b has not converged: {}", stdout(&output));
+}
+
+/// What a command may not leave behind before the user agrees: any namespace, and
+/// anything under stackctl's run directory or /etc/netns.
+fn nothing_created(sandbox: &Sandbox) {
+    assert_eq!(
+        sandbox.sh("ls -A /run/netns /etc/netns; ls -A /run/stackctl 2>&1 || true"),
+        "/etc/netns:\n\n/run/netns:\nls: cannot access '/run/stackctl': No such file or directory\n"
+    );
+}
+
+#[test]
+fn nothing_is_created_before_the_user_agrees() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    for host in [Some("demo"), None] {
+        // Without a terminal and without --yes: a usage error before anything is read.
+        let output = run_on(&sandbox, host, &["-f", &file, "apply"]);
+        assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
+        assert!(stderr(&output).contains("pass --yes to apply"), "{}", stderr(&output));
+        assert_eq!(stdout(&output), "", "the plan is not printed before a usage error");
+        nothing_created(&sandbox);
+
+        // On a terminal, answered "no".
+        let args = on(host, &["-f", &file, "apply"]);
+        let command = format!("{} {}", env!("CARGO_BIN_EXE_stackctl"), args.join(" "));
+        let mut script = sandbox
+            .command("script")
+            .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run apply on a terminal");
+        script.stdin.take().expect("piped").write_all(b"no\n").expect("answer no");
+        let output = script.wait_with_output().expect("apply ends");
+        let said = stdout(&output);
+        assert_eq!(output.status.code(), Some(1), "{said}");
+        assert!(
+            said.contains("Apply these changes?") && said.contains("Apply cancelled: nothing was changed"),
+            "{said}"
+        );
+        nothing_created(&sandbox);
+
+        // `plan` reads only, also on a scratch host that does not exist yet.
+        let output = run_on(&sandbox, host, &["-f", &file, "plan", "--detailed-exitcode"]);
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        nothing_created(&sandbox);
+    }
+}
+
+#[test]
+fn a_new_user_can_plan_show_and_exec_before_the_first_apply() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    let output = run_on(&sandbox, Some("fresh"), &["-f", &file, "plan", "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let said = stdout(&output);
+    assert!(
+        said.contains("The scratch host `fresh` (/run/netns/fresh) does not exist yet: apply creates it first"),
+        "{said}"
+    );
+    assert!(said.contains("+ netns   nginx") && said.contains("name=shop@fresh:nginx"), "{said}");
+    assert!(!said.contains("dev \n") && !said.contains("dev  "), "an empty device: {said}");
+    assert!(!sandbox.has_netns("fresh"), "plan created the scratch host");
+
+    for host in [Some("fresh"), None] {
+        let output = run_on(&sandbox, host, &["-f", &file, "show"]);
+        assert_eq!(output.status.code(), Some(1));
+        let expected = match host {
+            Some(_) => "error: stack `shop` is not applied on the scratch host `fresh`, which does not exist yet: \
+                        `stackctl apply` creates it\n"
+                .to_owned(),
+            None => "error: stack `shop` is not applied on this host: `stackctl apply` creates it\n".to_owned(),
+        };
+        assert_eq!(stderr(&output), expected);
+        let output = run_on(&sandbox, host, &["-f", &file, "exec", "nginx", "--", "true"]);
+        assert_eq!(output.status.code(), Some(1));
+        let path = format!("/run/netns/{}", namespace(host, "nginx"));
+        assert_eq!(
+            stderr(&output),
+            format!(
+                "error: container `nginx` of stack `shop` does not run on this host: its namespace {path} does not \
+                 exist; `stackctl apply` creates it\n"
+            )
+        );
+    }
+
+    // The first apply creates the scratch host with its loopback up, and the plan it showed.
+    let output = run_on(&sandbox, Some("fresh"), &["-f", &file, "apply", "--yes"]);
+    assert_success(&output, "the first apply");
+    assert!(sandbox.sh("ip -n fresh -br link show lo").contains("UP"), "the scratch host's loopback is down");
+    let output = run_on(&sandbox, Some("fresh"), &["-f", &file, "plan", "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+}
