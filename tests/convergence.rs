@@ -317,6 +317,22 @@ impl Doc {
         doc
     }
 
+    /// The stack with container `index` holding no alias any more, without the flows that
+    /// then resolve to nothing.
+    fn without_aliases(&self, index: usize) -> Doc {
+        let mut doc = self.clone();
+        if let Mode::Bridged(memberships) = &mut doc.containers[index].mode {
+            for membership in memberships {
+                membership.aliases.clear();
+            }
+        }
+        for index in 0..doc.containers.len() {
+            let targets = doc.targets(index);
+            doc.containers[index].talks_to.retain(|flow| targets.iter().any(|target| target == target_of(flow)));
+        }
+        doc
+    }
+
     /// The stack file, with networks and containers in the given orders.
     fn yaml_in(&self, network_order: &[usize], container_order: &[usize]) -> String {
         let mut out = format!("name: {STACK}\n");
@@ -560,6 +576,63 @@ fn starting_kernel(stack: &Stack, start: &Start) -> Result<MemKernel, TestCaseEr
     })
 }
 
+/// Checks a swap's phases, from `observed` to `desired`: until the removal, every
+/// container an alias leaves keeps its link on the alias's network, its place in the
+/// network's policy and every flow that reached it there; until the repoint the alias
+/// still points where it did, and from then on where it is wanted.
+fn check_swap_phases(desired: &KernelState, observed: &KernelState, applied: &Plan) -> Result<(), TestCaseError> {
+    let lost: Vec<(Key, Resource)> = observed
+        .resources
+        .iter()
+        .filter(|(key, had)| match (had, desired.get(key)) {
+            (Resource::Alias(had), Some(Resource::Alias(wanted))) => had.backends.iter().any(|backend| {
+                !wanted.backends.iter().any(|kept| kept.container == backend.container)
+                    && !desired.resources.values().any(|resource| {
+                        matches!(resource, Resource::Link(link) if link.network == had.network
+                            && link.address.addr() == backend.address && link.container != backend.container)
+                    })
+            }),
+            _ => false,
+        })
+        .map(|(key, had)| (key.clone(), had.clone()))
+        .collect();
+    let Some(swap) = &applied.swap else {
+        prop_assert!(lost.is_empty(), "aliases leave backends without a swap:\n{}", render_text(applied, false));
+        return Ok(());
+    };
+    prop_assert!(!lost.is_empty(), "a swap that moves nothing:\n{}", render_text(applied, false));
+    let mut kernel = MemKernel::subset(observed, |_| true);
+    let phases = [(swap.repoint_at, false), (swap.remove_at, true)];
+    let mut done = 0;
+    for (end, repointed) in phases {
+        kernel
+            .apply(&Plan { operations: applied.operations[done..end].to_vec(), swap: None })
+            .map_err(TestCaseError::fail)?;
+        done = end;
+        let state = kernel.state();
+        for (key, had) in &lost {
+            let Resource::Alias(had) = had else { continue };
+            let now = state.get(key);
+            let expected = if repointed { desired.get(key) } else { observed.get(key) };
+            prop_assert_eq!(now, expected, "alias {} after {} operations", key.label(), end);
+            for backend in &had.backends {
+                let link = Key::Link { container: backend.container.clone(), network: had.network.clone() };
+                prop_assert!(state.get(&link).is_some(), "{} lost its link before the removal", backend.container);
+                let policy = Key::Policy { network: had.network.clone() };
+                let member = matches!(state.get(&policy), Some(Resource::Policy(policy))
+                    if policy.members.iter().any(|member| member.container == backend.container));
+                prop_assert!(member, "{} left the policy of {} before the removal", backend.container, had.network);
+                for (flow, _) in observed.resources.iter().filter(|(flow, _)| {
+                    matches!(flow, Key::Flow { destination, network, .. } if *destination == backend.container && *network == had.network)
+                }) {
+                    prop_assert!(state.get(flow).is_some(), "{} went before the removal", flow.label());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A converged kernel for `stack`, from an empty host.
 fn converged(stack: &Stack) -> Result<MemKernel, TestCaseError> {
     let mut kernel = MemKernel::default();
@@ -727,6 +800,27 @@ proptest! {
             _ => false,
         })?;
         prop_assert_eq!(other_links(&before, &removed), other_links(kernel.state(), &removed));
+    }
+
+    #[test]
+    fn an_alias_that_leaves_a_container_keeps_serving_it_until_the_removal(
+        raw in raw_stack(),
+        pick in any::<usize>(),
+        removes in any::<bool>(),
+    ) {
+        let doc = Doc::build(&raw);
+        let holders: Vec<usize> = (0..doc.containers.len())
+            .filter(|index| doc.containers[*index].memberships().iter().any(|membership| !membership.aliases.is_empty()))
+            .collect();
+        prop_assume!(!holders.is_empty());
+        let index = holders[pick % holders.len()];
+        let mut kernel = converged(&doc.stack()?)?;
+        let observed = kernel.state().clone();
+        let changed = if removes { doc.without(index) } else { doc.without_aliases(index) };
+        let stack = changed.stack()?;
+        let desired = lower(&stack, &observed, &HostFacts::default()).map_err(|error| TestCaseError::fail(error.to_string()))?;
+        check_swap_phases(&desired.state, &observed, &plan(&desired, &observed))?;
+        converge(&stack, &mut kernel)?;
     }
 
     #[test]
