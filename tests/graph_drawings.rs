@@ -1,12 +1,14 @@
 //! Every example drawn in each format and laid out afresh by `suggest`, through the
 //! library: snapshots for review, the properties a suggested layout must have, and
-//! `stackctl validate` accepting each layout as a stack file.
+//! `stackctl validate` accepting each layout as a stack file, from `stackctl suggest`. Files
+//! whose networks are missing or do not carry their flows, which `suggest` is for, are laid
+//! out too.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use stackctl::graph::{Drawing, StackGraph, draw, suggest};
-use stackctl::model::{Stack, validate};
+use stackctl::model::{Draft, Stack, validate, validate_draft_file};
 use stackctl::spec::{SourceFile, load};
 
 fn examples() -> Vec<(String, String)> {
@@ -51,6 +53,82 @@ fn layout_inputs() -> Vec<(String, String)> {
     examples().into_iter().chain(cases).collect()
 }
 
+/// A file whose networks do not carry its flows, which `validate` rejects and `suggest`
+/// reads, with the pairs (source, destination) its flows mean.
+struct GapCase {
+    name: &'static str,
+    text: &'static str,
+    flows: &'static [(&'static str, &'static str)],
+}
+
+const GAP_CASES: &[GapCase] = &[
+    // The file a layout is first asked for: containers, their flows and ports, no networks.
+    GapCase {
+        name: "flows-only",
+        text: "name: shop\ncontainers:\n  \
+               nginx:\n    talks_to: [\"flaskapp:5000\"]\n    ports: [\"127.0.0.1:8080:80\"]\n  \
+               flaskapp:\n    talks_to: [\"db:5432\", \"cache:6379\"]\n  \
+               worker:\n    talks_to: [\"db:5432\", \"cache:6379\"]\n  \
+               cache:\n    talks_to: [\"db:5432\"]\n  \
+               db: {}\n  \
+               metrics:\n    ports: [\"127.0.0.1:9100:9100\"]\n  \
+               scratch: {}\n",
+        flows: &[
+            ("cache", "db"),
+            ("flaskapp", "cache"),
+            ("flaskapp", "db"),
+            ("nginx", "flaskapp"),
+            ("worker", "cache"),
+            ("worker", "db"),
+        ],
+    },
+    // Networks that carry some flows: an alias on a network its talker does not join, a
+    // container that joins none, and published ports on internal networks only.
+    GapCase {
+        name: "insufficient-networks",
+        text: "name: shop\nnetworks:\n  web_nw: {}\n  db_nw: { internal: true }\ncontainers:\n  \
+               nginx:\n    networks: [web_nw]\n    talks_to: [\"app:5000\"]\n    ports: [\"127.0.0.1:8080:80\"]\n  \
+               flaskapp:\n    networks:\n      db_nw: { aliases: [app] }\n    talks_to: [\"db:5432\"]\n  \
+               db:\n    networks: [db_nw]\n  \
+               backup:\n    talks_to: [\"db:5432\"]\n  \
+               admin:\n    networks: [db_nw]\n    talks_to: [\"db:5432\"]\n    ports: [\"127.0.0.1:8081:80\"]\n",
+        flows: &[("admin", "db"), ("backup", "db"), ("flaskapp", "db"), ("nginx", "flaskapp")],
+    },
+];
+
+/// What `suggest` reads of a file, as `stackctl suggest` reads it.
+fn draft(name: &str, text: &str) -> Draft {
+    let drafted = validate_draft_file(&SourceFile { name: name.to_owned(), text: text.to_owned() });
+    let messages: Vec<&str> = drafted.diagnostics.iter().map(|diagnostic| diagnostic.message.as_str()).collect();
+    drafted.draft.unwrap_or_else(|| panic!("{name} gives no draft: {messages:?}\n{text}"))
+}
+
+/// The pairs (source, destination) of a stack's declared flows.
+fn declared(stack: &Stack) -> BTreeSet<(String, String)> {
+    StackGraph::build(stack).declared_flows().map(|flow| (flow.source, flow.destination)).collect()
+}
+
+/// What every suggested layout must be: a valid stack in which every flow the original means
+/// resolves, to the same containers, and no two members of a network lack a flow between
+/// them; the containers keep what the layout does not decide.
+fn assert_least_privilege(name: &str, original: &Draft, flows: &BTreeSet<(String, String)>, layout: &str) {
+    let suggested = stack(&format!("suggested {name}"), layout);
+    assert_eq!(&declared(&suggested), flows, "{name}: the declared flows differ");
+    let graph = StackGraph::build(&suggested);
+    for network in suggested.networks.keys() {
+        assert_eq!(graph.unflowed_pairs(network), Vec::<(String, String)>::new(), "{name}: {network}");
+    }
+    assert_eq!(suggested.name, original.name(), "{name}");
+    for (container, before) in original.containers() {
+        let after = &suggested.containers[container];
+        assert_eq!(
+            (&after.talks_to, &after.ports, &after.netns),
+            (&before.talks_to, &before.ports, &before.netns),
+            "{name}: {container}"
+        );
+    }
+}
+
 fn stack(name: &str, text: &str) -> Stack {
     let spec = load(&SourceFile { name: name.to_owned(), text: text.to_owned() })
         .unwrap_or_else(|diagnostic| panic!("{name}: {}", diagnostic.message));
@@ -81,47 +159,46 @@ fn every_example_is_drawn_in_every_format() {
 #[test]
 fn every_example_gets_a_valid_least_privilege_layout() {
     for (name, text) in layout_inputs() {
-        let original = stack(&name, &text);
-        let layout = suggest(&original);
+        let layout = suggest(&draft(&name, &text));
         insta::assert_snapshot!(format!("{name}.suggest"), layout);
-        let suggested = stack(&format!("suggested {name}"), &layout);
+        assert_least_privilege(&name, &draft(&name, &text), &declared(&stack(&name, &text)), &layout);
+    }
+}
 
-        // Every declared flow resolves to the same containers, so it has a shared network.
-        let declared = |stack: &Stack| -> BTreeSet<(String, String)> {
-            StackGraph::build(stack).declared_flows().map(|flow| (flow.source, flow.destination)).collect()
-        };
-        assert_eq!(declared(&suggested), declared(&original), "{name}: the declared flows differ");
-
-        // No two members of a suggested network lack a declared flow between them.
-        let graph = StackGraph::build(&suggested);
-        for network in suggested.networks.keys() {
-            assert_eq!(graph.unflowed_pairs(network), Vec::<(String, String)>::new(), "{name}: {network}");
-        }
-
-        // The containers keep what the layout does not decide.
-        for (container, before) in &original.containers {
-            let after = &suggested.containers[container];
-            assert_eq!(
-                (&after.talks_to, &after.ports, &after.netns),
-                (&before.talks_to, &before.ports, &before.netns),
-                "{name}: {container}"
-            );
-        }
+#[test]
+fn files_whose_networks_do_not_carry_their_flows_get_a_layout() {
+    for case in GAP_CASES {
+        let spec = load(&SourceFile { name: case.name.to_owned(), text: case.text.to_owned() }).expect("YAML");
+        assert!(validate(&spec).stack.is_none(), "{}: validate accepts it, so it tests nothing here", case.name);
+        let original = draft(case.name, case.text);
+        let layout = suggest(&original);
+        insta::assert_snapshot!(format!("{}.suggest", case.name), layout);
+        let flows = case.flows.iter().map(|(source, destination)| ((*source).to_owned(), (*destination).to_owned()));
+        assert_least_privilege(case.name, &original, &flows.collect(), &layout);
     }
 }
 
 #[test]
 fn stackctl_validate_accepts_every_suggested_layout() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    for (name, text) in layout_inputs() {
-        let path = dir.path().join(format!("{name}.yaml"));
-        std::fs::write(&path, suggest(&stack(&name, &text))).expect("write the suggested layout");
-        let output = assert_cmd::Command::cargo_bin("stackctl")
-            .expect("the binary is built")
-            .args(["validate", "-f"])
-            .arg(&path)
-            .output()
-            .expect("validate runs");
-        assert!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+    let gap_cases = GAP_CASES.iter().map(|case| (case.name.to_owned(), case.text.to_owned()));
+    for (name, text) in layout_inputs().into_iter().chain(gap_cases) {
+        let stackctl = |args: &[&str], path: &Path| {
+            assert_cmd::Command::cargo_bin("stackctl")
+                .expect("the binary is built")
+                .args(args)
+                .arg(path)
+                .output()
+                .expect("stackctl runs")
+        };
+        let input = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&input, &text).expect("write the stack file");
+        let suggested = stackctl(&["suggest", "-f"], &input);
+        assert!(suggested.status.success(), "{name}: {}", String::from_utf8_lossy(&suggested.stderr));
+        assert_eq!(String::from_utf8_lossy(&suggested.stdout), suggest(&draft(&name, &text)), "{name}");
+        let layout = dir.path().join(format!("{name}.suggested.yaml"));
+        std::fs::write(&layout, &suggested.stdout).expect("write the suggested layout");
+        let validated = stackctl(&["validate", "-f"], &layout);
+        assert!(validated.status.success(), "{name}: {}", String::from_utf8_lossy(&validated.stderr));
     }
 }

@@ -1,7 +1,8 @@
 //! Every kind of bad input, run through the real binary: each must exit 65 and name the
 //! mistake at the right line and column, both in the JSON report that editors read and in
 //! the text that miette draws for people. The stack files are in `tests/invalid/`, one
-//! mistake each, with a comment on their first line saying what is wrong.
+//! mistake each, with a comment on their first line saying what is wrong. `suggest` looks
+//! past the mistakes that say only that networks are missing and stops on every other.
 
 use std::path::Path;
 
@@ -106,6 +107,14 @@ const CASES: &[Case] = &[
         8,
         16,
         "did you mean `backend`?",
+    ),
+    with_help("no-network.yaml", "container `worker` joins no network", 8, 3, "`stackctl suggest` derives them"),
+    with_help(
+        "flow-from-none-mode.yaml",
+        "container `sandbox` talks to `db` but shares no network with it",
+        8,
+        16,
+        "`sandbox` has `network_mode: none`, so no network can carry this flow",
     ),
     with_help(
         "no-shared-network.yaml",
@@ -220,6 +229,31 @@ const CASES: &[Case] = &[
 /// The fixtures that hold more than one finding, or only warnings; tested on their own below.
 const OTHER_FIXTURES: &[&str] = &["several-mistakes.yaml", "warning-all-interfaces.yaml", "warning-open-network.yaml"];
 
+/// The fixtures of [`CASES`] whose mistake says only that the file's networks are missing or
+/// do not carry what its containers need: `suggest`, which derives networks afresh, reads them.
+const GAPS: &[&str] =
+    &["no-network.yaml", "no-shared-network.yaml", "alias-not-on-shared-network.yaml", "ports-internal-only.yaml"];
+
+/// Files without networks, which `suggest` looks past, and with one other mistake, which
+/// stops it as it stops `validate`.
+const SUGGEST_CASES: &[Case] = &[
+    with_help(
+        "no-network-unknown-flow.yaml",
+        "container `nginx` talks to `flaskap`, which is no container or alias",
+        5,
+        16,
+        "did you mean `flaskapp`?",
+    ),
+    case(
+        "no-network-duplicate-publication.yaml",
+        "container `api` publishes 127.0.0.1:8080->8000/tcp, which container `web` already publishes as \
+         127.0.0.1:8080->80/tcp",
+        8,
+        13,
+    ),
+    with_help("no-network-unknown-key.yaml", "unknown key `talk_to`", 5, 5, "did you mean `talks_to`?"),
+];
+
 fn stackctl() -> Command {
     let mut command = Command::cargo_bin("stackctl").expect("the binary is built");
     command.current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -302,6 +336,21 @@ fn every_bad_input_is_reported_in_json_with_its_position() {
     }
 }
 
+/// Asserts that miette drew the case's mistake, at its place and with its help.
+fn assert_text_report(case: &Case, stderr: &str) {
+    let reports = text_reports(stderr);
+    let report = reports
+        .iter()
+        .find(|report| report.contains(case.message))
+        .unwrap_or_else(|| panic!("{}: no report says `{}`: {stderr}", case.fixture, case.message));
+    let position = format!("[{}:{}:{}]", fixture(case.fixture), case.line, case.column);
+    assert!(report.contains(&position), "{}: the report is not at {position}: {stderr}", case.fixture);
+    if let Some(help) = case.help {
+        assert!(report.contains("help: "), "{}: no help: {stderr}", case.fixture);
+        assert!(report.contains(help), "{}: the help does not say `{help}`: {stderr}", case.fixture);
+    }
+}
+
 #[test]
 fn every_bad_input_is_reported_in_text_with_its_position() {
     for case in CASES {
@@ -309,17 +358,60 @@ fn every_bad_input_is_reported_in_text_with_its_position() {
         let run = run(&["validate", "-f", &path]);
         assert_eq!(run.code, Some(65), "{}: {}", case.fixture, run.stderr);
         assert!(run.stdout.starts_with(&format!("{path} is invalid: ")), "{}: {}", case.fixture, run.stdout);
-        let reports = text_reports(&run.stderr);
-        let report = reports
-            .iter()
-            .find(|report| report.contains(case.message))
-            .unwrap_or_else(|| panic!("{}: no report says `{}`: {}", case.fixture, case.message, run.stderr));
-        let position = format!("[{path}:{}:{}]", case.line, case.column);
-        assert!(report.contains(&position), "{}: the report is not at {position}: {}", case.fixture, run.stderr);
-        if let Some(help) = case.help {
-            assert!(report.contains("help: "), "{}: no help: {}", case.fixture, run.stderr);
-            assert!(report.contains(help), "{}: the help does not say `{help}`: {}", case.fixture, run.stderr);
+        assert_text_report(case, &run.stderr);
+    }
+}
+
+#[test]
+fn suggest_looks_past_missing_networks_and_stops_on_every_other_mistake() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for case in CASES {
+        let path = fixture(case.fixture);
+        let run = run(&["suggest", "-f", &path]);
+        if !GAPS.contains(&case.fixture) {
+            assert_eq!(run.code, Some(65), "{}: {}", case.fixture, run.stderr);
+            assert_eq!(run.stdout, "", "{}", case.fixture);
+            assert_text_report(case, &run.stderr);
+            continue;
         }
+        assert_eq!(run.code, Some(0), "{}: {}", case.fixture, run.stderr);
+        // The gaps are no errors here: one line says they were looked past.
+        let note =
+            format!(" of {path} about missing or insufficient networks: the suggested layout replaces its networks\n");
+        assert!(
+            run.stderr.starts_with("note: ignored ") && run.stderr.ends_with(&note),
+            "{}: {}",
+            case.fixture,
+            run.stderr
+        );
+        assert_eq!(run.stderr.lines().count(), 1, "{}: {}", case.fixture, run.stderr);
+        let layout = dir.path().join(case.fixture);
+        std::fs::write(&layout, &run.stdout).expect("write the suggested layout");
+        let validated = stackctl().args(["validate", "-f"]).arg(&layout).output().expect("validate runs");
+        assert!(
+            validated.status.success(),
+            "{}: {}\n{}",
+            case.fixture,
+            String::from_utf8_lossy(&validated.stderr),
+            run.stdout
+        );
+    }
+    for case in SUGGEST_CASES {
+        let run = run(&["suggest", "-f", &fixture(case.fixture)]);
+        assert_eq!(run.code, Some(65), "{}: {}", case.fixture, run.stderr);
+        assert_eq!(run.stdout, "", "{}", case.fixture);
+        assert_text_report(case, &run.stderr);
+        assert_eq!(text_reports(&run.stderr).len(), 1, "{}: the gaps are reported: {}", case.fixture, run.stderr);
+        // `validate` tells the same mistake, beside the gaps.
+        let (code, report) = json_report(case.fixture);
+        assert_eq!(code, Some(65), "{}", case.fixture);
+        assert!(
+            diagnostics(&report)
+                .iter()
+                .any(|diagnostic| diagnostic["message"].as_str().is_some_and(|message| message.contains(case.message))),
+            "{}: {report:#}",
+            case.fixture
+        );
     }
 }
 
@@ -328,7 +420,8 @@ fn every_fixture_is_tested() {
     let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid");
     for entry in std::fs::read_dir(directory).expect("fixture directory") {
         let name = entry.expect("directory entry").file_name().to_string_lossy().into_owned();
-        let tested = CASES.iter().any(|case| case.fixture == name) || OTHER_FIXTURES.contains(&name.as_str());
+        let tested = CASES.iter().chain(SUGGEST_CASES).any(|case| case.fixture == name)
+            || OTHER_FIXTURES.contains(&name.as_str());
         assert!(tested, "tests/invalid/{name} is in no test");
     }
 }

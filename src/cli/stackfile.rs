@@ -6,7 +6,7 @@ use super::output::{Style, render_diagnostics};
 use super::{DiagnosticFormat, Exit};
 use crate::diagnostic::{Diagnostic, json_report};
 use crate::graph::{Drawing, StackGraph, draw, suggest as suggest_layout};
-use crate::model::{Stack, validate_file};
+use crate::model::{Stack, validate_draft_file, validate_file};
 use crate::plan::{plan as plan_operations, render_text};
 use crate::review::{Format, Review};
 use crate::spec::SourceFile;
@@ -68,12 +68,16 @@ pub(super) fn load_stack(path: &Path, findings: Findings, style: Style) -> Resul
 fn tally(name: &str, diagnostics: &[Diagnostic]) -> String {
     let errors = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
     let warnings = diagnostics.len() - errors;
-    let plural = |count: usize, word: &str| format!("{count} {word}{}", if count == 1 { "" } else { "s" });
     if errors == 0 {
         format!("{name} is valid ({})", plural(warnings, "warning"))
     } else {
         format!("{name} is invalid: {}, {}", plural(errors, "error"), plural(warnings, "warning"))
     }
+}
+
+/// "1 error", "2 errors".
+fn plural(count: usize, word: &str) -> String {
+    format!("{count} {word}{}", if count == 1 { "" } else { "s" })
 }
 
 pub fn validate(path: &Path, format: DiagnosticFormat, style: Style) -> Exit {
@@ -142,12 +146,28 @@ pub fn graph(path: &Path, format: Drawing, style: Style) -> Exit {
     }
 }
 
+/// Derives a layout from a file whose networks may be missing or insufficient, which is
+/// what `suggest` is for: those errors are told in one line, every other stops it as it
+/// stops every command.
 pub fn suggest(path: &Path, style: Style) -> Exit {
-    match load_stack(path, Findings::ErrorsOnly, style) {
-        Ok((_, stack)) => {
-            print!("{}", suggest_layout(&stack));
-            Exit::Ok
-        }
-        Err(exit) => exit,
+    let file = match read(path) {
+        Ok(file) => file,
+        Err(exit) => return exit,
+    };
+    let drafted = validate_draft_file(&file);
+    // A draft's remaining findings are warnings, which `suggest` does not repeat.
+    let Some(draft) = drafted.draft else {
+        eprint!("{}", render_diagnostics(&file, &drafted.diagnostics, style.color_err));
+        eprintln!("{}", tally(&file.name, &drafted.diagnostics));
+        return Exit::InvalidStack;
+    };
+    if !drafted.gaps.is_empty() {
+        eprintln!(
+            "note: ignored {} of {} about missing or insufficient networks: the suggested layout replaces its networks",
+            plural(drafted.gaps.len(), "error"),
+            file.name
+        );
     }
+    print!("{}", suggest_layout(&draft));
+    Exit::Ok
 }

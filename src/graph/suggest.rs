@@ -1,5 +1,6 @@
 //! `stackctl suggest`: a network layout derived from the declared flows alone, with a
-//! shared network for every pair that talks and none for any pair that does not.
+//! shared network for every pair that talks and none for any pair that does not. It reads a
+//! [`Draft`], so the file's own networks may be missing or may not carry the flows.
 //!
 //! Every suggested network is a clique of the undirected "talks" graph (every two members
 //! have a declared flow in one direction or the other, and it resolves there), and together
@@ -11,7 +12,7 @@ mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Attachment, Container, Stack};
+use crate::model::{Attachment, Container, Draft};
 use crate::spec::NAME_MAX_LEN;
 
 /// One container of the suggested layout.
@@ -23,20 +24,20 @@ struct Placement<'a> {
     network_mode: Option<&'static str>,
 }
 
-/// The suggested layout of a stack, as a stack file that `stackctl validate` accepts.
-pub fn suggest(stack: &Stack) -> String {
-    let names: Vec<&str> = stack.containers.keys().map(String::as_str).collect();
+/// The suggested layout of a draft, as a stack file that `stackctl validate` accepts.
+pub fn suggest(draft: &Draft) -> String {
+    let names: Vec<&str> = draft.containers().keys().map(String::as_str).collect();
     let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(index, name)| (*name, index)).collect();
     let mut talks: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); names.len()];
     // Per pair of containers that talk, smaller first: for each flow between them, the
     // container whose name the flow reaches the pair through as an alias, if any. Such a
     // flow resolves only on a network without that container, where the alias may stand.
     let mut shadows: BTreeMap<(usize, usize), Vec<Option<usize>>> = BTreeMap::new();
-    for container in stack.containers.values() {
+    for container in draft.containers().values() {
         let source = index[container.name.as_str()];
         for flow in &container.talks_to {
             let target = flow.target.as_str();
-            for destination in targets(stack, target) {
+            for destination in targets(draft, target) {
                 let shadow = if destination == target { None } else { index.get(target).copied() };
                 let destination = index[destination];
                 if destination != source {
@@ -58,8 +59,8 @@ pub fn suggest(stack: &Stack) -> String {
     // A container that talks with no one still needs a network to publish its ports through;
     // one of its own reaches no other container.
     groups.extend(
-        stack
-            .containers
+        draft
+            .containers()
             .values()
             .filter(|container| {
                 let alone = talks[index[container.name.as_str()]].is_empty();
@@ -74,19 +75,19 @@ pub fn suggest(stack: &Stack) -> String {
         .map(|(name, members)| (name, members.iter().map(|member| names[*member]).collect()))
         .collect();
     let placements: Vec<Placement> =
-        stack.containers.values().map(|container| placement(stack, container, &groups)).collect();
+        draft.containers().values().map(|container| placement(draft, container, &groups)).collect();
     let mut networks: Vec<&str> = groups.iter().map(|(name, _)| name.as_str()).collect();
     networks.sort_unstable();
-    yaml::render(&stack.name, &networks, &placements)
+    yaml::render(draft.name(), &networks, &placements)
 }
 
 /// The containers a flow's target means, whatever the current networks: the container of
 /// that name and every container that declares the target as an alias on any network. The
 /// model resolves a target on each network to both, so a flow to a container's name also
 /// reaches, on another network, a container that stands in for it under that name as alias.
-fn targets<'a>(stack: &'a Stack, target: &'a str) -> Vec<&'a str> {
-    stack
-        .containers
+fn targets<'a>(draft: &'a Draft, target: &'a str) -> Vec<&'a str> {
+    draft
+        .containers()
         .values()
         .filter(|container| {
             container.name == target
@@ -103,7 +104,7 @@ fn targets<'a>(stack: &'a Stack, target: &'a str) -> Vec<&'a str> {
 /// fellow member talks to that alias, and nowhere else, since elsewhere no flow uses it. An
 /// alias that is another container's name stays off a network that container joins, where
 /// validation forbids it and the name already reaches that container.
-fn placement<'a>(stack: &'a Stack, container: &'a Container, groups: &'a [(String, Vec<&'a str>)]) -> Placement<'a> {
+fn placement<'a>(draft: &'a Draft, container: &'a Container, groups: &'a [(String, Vec<&'a str>)]) -> Placement<'a> {
     let aliases: BTreeSet<&str> =
         container.memberships().iter().flat_map(|membership| membership.aliases.iter().map(String::as_str)).collect();
     let mut networks: Vec<(&str, Vec<&str>)> = groups
@@ -118,7 +119,7 @@ fn placement<'a>(stack: &'a Stack, container: &'a Container, groups: &'a [(Strin
                         && members
                             .iter()
                             .filter(|member| **member != container.name)
-                            .any(|member| stack.containers[*member].talks_to.iter().any(|flow| flow.target == *alias))
+                            .any(|member| draft.containers()[*member].talks_to.iter().any(|flow| flow.target == *alias))
                 })
                 .collect();
             (network.as_str(), used)
@@ -167,12 +168,21 @@ fn network_names(groups: &[Vec<usize>], names: &[&str]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::graph::StackGraph;
-    use crate::model::validate_file;
+    use crate::model::{Stack, validate_draft_file, validate_file};
     use crate::spec::SourceFile;
 
+    fn file(text: &str) -> SourceFile {
+        SourceFile { name: "test.yaml".to_owned(), text: text.to_owned() }
+    }
+
     fn stack(text: &str) -> Stack {
-        let validated = validate_file(&SourceFile { name: "test.yaml".to_owned(), text: text.to_owned() });
+        let validated = validate_file(&file(text));
         validated.stack.unwrap_or_else(|| panic!("invalid: {:#?}\n{text}", validated.diagnostics))
+    }
+
+    fn draft(text: &str) -> Draft {
+        let drafted = validate_draft_file(&file(text));
+        drafted.draft.unwrap_or_else(|| panic!("no draft: {:#?}\n{text}", drafted.diagnostics))
     }
 
     /// A layout in one line per network, `network: member, member (alias)`, and one per
@@ -291,7 +301,7 @@ mod tests {
         ];
         for (what, text, expected) in cases {
             let original = stack(text);
-            let suggested = stack(&suggest(&original));
+            let suggested = stack(&suggest(&draft(text)));
             assert_eq!(describe(&suggested), *expected, "{what}");
             assert_eq!(suggested.name, original.name, "{what}");
             for (name, container) in &original.containers {
@@ -307,8 +317,44 @@ mod tests {
     }
 
     #[test]
+    fn missing_or_insufficient_networks_change_nothing_in_the_layout() {
+        // Each file beside one with the same containers and flows on networks that carry
+        // them: the layout depends on the flows, not on the networks they were given.
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "containers without networks",
+                "name: s\ncontainers:\n  a: {talks_to: [b, c]}\n  b: {talks_to: [c]}\n  c: {}\n  \
+                 p: {ports: [\"127.0.0.1:80:80\"]}\n  q: {}\n",
+                "name: s\nnetworks: {n: {}}\ncontainers:\n  a: {networks: [n], talks_to: [b, c]}\n  \
+                 b: {networks: [n], talks_to: [c]}\n  c: {networks: [n]}\n  \
+                 p: {networks: [n], ports: [\"127.0.0.1:80:80\"]}\n  q: {network_mode: none}\n",
+            ),
+            (
+                "an alias on a network its talker does not join",
+                "name: s\nnetworks: {n: {}, m: {}}\ncontainers:\n  \
+                 edge: {networks: [n], talks_to: [\"pool:80\"]}\n  a: {networks: {m: {aliases: [pool]}}}\n",
+                "name: s\nnetworks: {n: {}}\ncontainers:\n  \
+                 edge: {networks: [n], talks_to: [\"pool:80\"]}\n  a: {networks: {n: {aliases: [pool]}}}\n",
+            ),
+            (
+                "ports on a container of internal networks only",
+                "name: s\nnetworks: {i: {internal: true}}\ncontainers:\n  \
+                 p: {networks: [i], ports: [\"127.0.0.1:80:80\"]}\n",
+                "name: s\nnetworks: {n: {}}\ncontainers:\n  p: {networks: [n], ports: [\"127.0.0.1:80:80\"]}\n",
+            ),
+        ];
+        for (what, gapped, carried) in cases {
+            assert!(validate_file(&file(gapped)).stack.is_none(), "{what}: the file has no gap");
+            let drafted = validate_draft_file(&file(gapped));
+            assert!(!drafted.gaps.is_empty(), "{what}: no gap found");
+            assert_eq!(suggest(&draft(gapped)), suggest(&draft(carried)), "{what}");
+            assert_least_privilege(&stack(carried), &stack(&suggest(&draft(gapped))));
+        }
+    }
+
+    #[test]
     fn an_empty_stack_suggests_an_empty_stack() {
-        let suggested = suggest(&stack("name: empty\n"));
+        let suggested = suggest(&draft("name: empty\n"));
         assert!(suggested.ends_with("name: empty\nnetworks: {}\ncontainers: {}\n"), "{suggested}");
         assert_eq!(describe(&stack(&suggested)), Vec::<String>::new());
     }

@@ -1,8 +1,10 @@
 //! The validated model: a stack in which every reference resolves, every address fits its
 //! subnet and every port parses. Built only by [`validate`], so code that holds a
-//! [`Stack`] never re-checks what validation proved.
+//! [`Stack`] never re-checks what validation proved. `stackctl suggest` alone reads a file
+//! whose networks are missing or insufficient, as a [`Draft`], which is no stack.
 
 mod addresses;
+mod draft;
 mod drain;
 mod names;
 mod publish;
@@ -18,11 +20,12 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::spec::Isolation;
 pub use addresses::overlaps;
+pub use draft::Draft;
 pub use drain::Drain;
 pub use names::{name_problem, suggest_name};
 pub use publish::conflicts;
 pub use syntax::{parse_flow, parse_publication, write_flow, write_publication};
-pub use validate::{Validated, validate, validate_file};
+pub use validate::{Drafted, Validated, validate, validate_draft_file, validate_file};
 
 /// A validated stack. Maps are ordered by name, so everything derived from a stack is
 /// independent of the order of the file's entries.

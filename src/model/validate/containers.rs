@@ -26,14 +26,17 @@ impl Checker {
         let memberships = self.memberships(&name.value, spec, networks);
         let attachment = match &spec.network_mode {
             // Unknown networks are reported already; only a container that names none is bare.
+            // It is bridged all the same, on no network yet: its ports are checked like any
+            // other's, and `suggest` gives it the networks its flows need.
             None if spec.networks.0.is_empty() => {
-                self.error(
+                self.gap(
                     Diagnostic::error(span, format!("container `{}` joins no network", name.value), "no network")
                         .with_help(
-                            "add `networks: [NAME]`, or `network_mode: none` for a container with loopback only",
+                            "add `networks: [NAME]` (`stackctl suggest` derives them from the flows), or \
+                             `network_mode: none` for a container with loopback only",
                         ),
                 );
-                Attachment::Loopback
+                Attachment::Bridged(Vec::new())
             }
             None => Attachment::Bridged(memberships),
             Some(mode) => {

@@ -1,6 +1,7 @@
 //! From a [`StackSpec`] to a [`Stack`], reporting every mistake at once: each network and
 //! container on its own (`networks.rs`, `containers.rs`), then what holds between them
-//! (`relations.rs`).
+//! (`relations.rs`). The same checks give `stackctl suggest` a [`Draft`] of a file whose
+//! networks are missing or insufficient.
 
 mod containers;
 mod networks;
@@ -11,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_saphyr::Spanned;
 
 use super::names::name_problem;
-use super::{Container, Drain, Network, Stack};
+use super::{Container, Draft, Drain, Network, Stack};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::spec::{SourceFile, StackSpec, load};
 
@@ -34,6 +35,52 @@ pub fn validate_file(file: &SourceFile) -> Validated {
 /// Checks a stack file and builds its model. Errors and warnings come back sorted by their
 /// place in the file.
 pub fn validate(spec: &StackSpec) -> Validated {
+    let Checked { stack, diagnostics, gaps } = check(spec);
+    // Networks that do not carry what the containers need are errors like any other here:
+    // only a layout derived afresh (`suggest`) may look past them.
+    let diagnostics = sorted(diagnostics.into_iter().chain(gaps).collect());
+    let failed = diagnostics.iter().any(Diagnostic::is_error);
+    Validated { stack: (!failed).then_some(stack), diagnostics }
+}
+
+/// The outcome of validation for `stackctl suggest`, which derives the networks afresh: the
+/// draft when every error is a gap in the file's networks, the gaps apart from every other
+/// finding.
+#[derive(Debug)]
+pub struct Drafted {
+    pub draft: Option<Draft>,
+    /// Every finding but the gaps, sorted by place.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The errors that say only that the file's networks are missing or do not carry what
+    /// its containers need, sorted by place: a container that joins no network, a flow whose
+    /// two ends share no network (neither of them with a `network_mode`), a published port on
+    /// a container that joins only internal networks. Every other error (a wrong value, a
+    /// name that resolves to nothing, a conflict, a flow from or to a `network_mode`
+    /// container) is no gap: it stops `suggest` as it stops every command.
+    pub gaps: Vec<Diagnostic>,
+}
+
+/// Reads and checks a stack file's text as [`validate_file`] does, for `stackctl suggest`:
+/// gaps in the file's networks leave the draft standing.
+pub fn validate_draft_file(file: &SourceFile) -> Drafted {
+    let Checked { stack, diagnostics, gaps } = match load(file) {
+        Ok(spec) => check(&spec),
+        Err(diagnostic) => return Drafted { draft: None, diagnostics: vec![diagnostic], gaps: Vec::new() },
+    };
+    let diagnostics = sorted(diagnostics);
+    let failed = diagnostics.iter().any(Diagnostic::is_error);
+    Drafted { draft: (!failed).then(|| Draft::of(stack)), diagnostics, gaps: sorted(gaps) }
+}
+
+/// The model as far as it could be built, with the gaps in its networks apart from every
+/// other finding.
+struct Checked {
+    stack: Stack,
+    diagnostics: Vec<Diagnostic>,
+    gaps: Vec<Diagnostic>,
+}
+
+fn check(spec: &StackSpec) -> Checked {
     let mut check = Checker::default();
     check.name(&spec.name, "stack");
     let networks: BTreeMap<String, Network> =
@@ -53,13 +100,18 @@ pub fn validate(spec: &StackSpec) -> Validated {
     check.publications(&stack);
     check.flows(&stack);
 
-    let failed = check.diagnostics.iter().any(Diagnostic::is_error);
-    if !failed {
+    // Over-privilege is a question for a stack that would be planned, with no error of
+    // either kind.
+    if check.gaps.is_empty() && !check.diagnostics.iter().any(Diagnostic::is_error) {
         check.over_privilege(&stack);
     }
-    let mut diagnostics = check.diagnostics;
+    Checked { stack, diagnostics: check.diagnostics, gaps: check.gaps }
+}
+
+/// Findings in the order of their places in the file, an error before a warning at one place.
+fn sorted(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
     diagnostics.sort_by_key(|diagnostic| (diagnostic.span.offset, diagnostic.severity));
-    Validated { stack: (!failed).then_some(stack), diagnostics }
+    diagnostics
 }
 
 /// Collects findings while the model is built, and remembers where each value was written
@@ -67,6 +119,9 @@ pub fn validate(spec: &StackSpec) -> Validated {
 #[derive(Default)]
 struct Checker {
     diagnostics: Vec<Diagnostic>,
+    /// Errors that say only that the file's networks are missing or insufficient (see
+    /// [`Drafted::gaps`]).
+    gaps: Vec<Diagnostic>,
     network_names: HashMap<String, Span>,
     subnet_spans: HashMap<String, Span>,
     container_names: HashMap<String, Span>,
@@ -86,6 +141,11 @@ struct MembershipSpans {
 impl Checker {
     fn error(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
+    }
+
+    /// An error that networks derived afresh would not have (see [`Drafted::gaps`]).
+    fn gap(&mut self, diagnostic: Diagnostic) {
+        self.gaps.push(diagnostic);
     }
 
     fn name(&mut self, name: &Spanned<String>, what: &str) {

@@ -158,7 +158,8 @@ impl Checker {
                 && !bridged.is_empty()
                 && bridged.iter().all(|membership| stack.networks[&membership.network].internal)
             {
-                self.error(
+                // What is missing is a network that reaches outside: a gap.
+                self.gap(
                     Diagnostic::error(
                         spans[0],
                         format!("container `{}` publishes ports but joins only internal networks", container.name),
@@ -208,7 +209,10 @@ impl Checker {
                         None => diagnostic,
                     });
                 } else if stack.resolve(container, target).next().is_none() {
-                    self.error(unreachable_target(stack, &container.name, target, span));
+                    match unreachable_target(stack, &container.name, target, span) {
+                        Unreachable::Gap(diagnostic) => self.gap(diagnostic),
+                        Unreachable::Error(diagnostic) => self.error(diagnostic),
+                    }
                 }
             }
         }
@@ -245,31 +249,67 @@ impl Checker {
     }
 }
 
+/// Why a flow's target cannot be reached, as a gap in the networks when networks could carry
+/// the flow, else as an error.
+enum Unreachable {
+    Gap(Diagnostic),
+    Error(Diagnostic),
+}
+
 /// Why a flow's target cannot be reached: a container that shares no network with the
-/// source, or an alias declared only on networks the source does not join.
-fn unreachable_target(stack: &Stack, source: &str, target: &str, span: Span) -> Diagnostic {
-    if stack.containers.contains_key(target) {
-        return Diagnostic::error(
-            span,
-            format!(
-                "container `{source}` talks to `{target}` but shares no network with it, so it could never connect"
+/// source, or an alias declared only on networks the source does not join. Both are gaps,
+/// unless an end has a `network_mode`, which no network can change.
+fn unreachable_target(stack: &Stack, source: &str, target: &str, span: Span) -> Unreachable {
+    let (diagnostic, help) = if stack.containers.contains_key(target) {
+        (
+            Diagnostic::error(
+                span,
+                format!(
+                    "container `{source}` talks to `{target}` but shares no network with it, so it could never connect"
+                ),
+                "no shared network",
             ),
-            "no shared network",
+            "join both to one network, or run `stackctl suggest` for a layout".to_owned(),
         )
-        .with_help("join both to one network, or run `stackctl suggest` for a layout");
+    } else {
+        let networks: BTreeSet<&str> = stack
+            .containers
+            .values()
+            .flat_map(|holder| holder.memberships())
+            .filter(|membership| membership.aliases.iter().any(|alias| alias == target))
+            .map(|membership| membership.network.as_str())
+            .collect();
+        let listed = networks.iter().map(|network| format!("`{network}`")).collect::<Vec<_>>().join(", ");
+        (
+            Diagnostic::error(
+                span,
+                format!(
+                    "container `{source}` talks to alias `{target}`, which is declared only on {listed}, which `{source}` does not join"
+                ),
+                "alias not on a shared network",
+            ),
+            format!("join `{source}` to {listed}, or declare the alias on a network both share"),
+        )
+    };
+    // Only bridged containers hold aliases, so an alias's holders have no network mode.
+    let moded = [source, target].into_iter().filter_map(|end| stack.containers.get(end)).find_map(|end| {
+        let mode = network_mode(&end.attachment)?;
+        Some((end.name.as_str(), mode))
+    });
+    match moded {
+        Some((end, mode)) => Unreachable::Error(diagnostic.with_help(format!(
+            "`{end}` has `network_mode: {mode}`, so no network can carry this flow: remove the flow, or remove \
+             `network_mode` and give `{end}` networks"
+        ))),
+        None => Unreachable::Gap(diagnostic.with_help(help)),
     }
-    let networks: BTreeSet<&str> = stack
-        .containers
-        .values()
-        .flat_map(|holder| holder.memberships())
-        .filter(|membership| membership.aliases.iter().any(|alias| alias == target))
-        .map(|membership| membership.network.as_str())
-        .collect();
-    let listed = networks.iter().map(|network| format!("`{network}`")).collect::<Vec<_>>().join(", ");
-    Diagnostic::error(
-        span,
-        format!("container `{source}` talks to alias `{target}`, which is declared only on {listed}, which `{source}` does not join"),
-        "alias not on a shared network",
-    )
-    .with_help(format!("join `{source}` to {listed}, or declare the alias on a network both share"))
+}
+
+/// The `network_mode` a container was given, as written; `None` for a bridged container.
+fn network_mode(attachment: &Attachment) -> Option<&'static str> {
+    match attachment {
+        Attachment::Bridged(_) => None,
+        Attachment::Loopback => Some("none"),
+        Attachment::Host => Some("host"),
+    }
 }
