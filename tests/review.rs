@@ -63,6 +63,31 @@ fn scenario_one_as_text() {
     insta::assert_snapshot!(scenario_one().render(Format::Text, OLD, NEW, false));
 }
 
+/// Scenario 1 with flaskapp-v2 beside flaskapp, `app` on the container `holder`.
+fn both_running(holder: &str) -> Stack {
+    let mut text = std::fs::read_to_string(format!("{}/{OLD}", env!("CARGO_MANIFEST_DIR"))).expect("readable example");
+    text.push_str("  flaskapp-v2:\n    networks:\n      web_nw: {}\n      db_nw: {}\n    talks_to: [db:5432]\n");
+    if holder == "flaskapp-v2" {
+        text = text.replace("      web_nw: { aliases: [app] }\n", "      web_nw: {}\n").replace(
+            "  flaskapp-v2:\n    networks:\n      web_nw: {}\n",
+            "  flaskapp-v2:\n    networks:\n      web_nw: { aliases: [app] }\n",
+        );
+    }
+    let file = SourceFile { name: format!("{holder}.yaml"), text };
+    validate_file(&file).stack.expect("the stack is valid")
+}
+
+/// Moving an alias away from a container that stays is a swap too: the flow that reached
+/// the old container through the alias goes only once its connections have drained.
+#[test]
+fn an_alias_leaving_a_container_that_stays_is_a_swap() {
+    let review = Review::between(&both_running("flaskapp"), &both_running("flaskapp-v2")).expect("both lower");
+    let text = review.render(Format::Text, "flaskapp.yaml", "flaskapp-v2.yaml", false);
+    insta::assert_snapshot!(text);
+    let remove_flow = text.find("- flow    nginx -> flaskapp tcp/5000").expect("the old flow goes");
+    assert!(text.find("drain  established connections through app to flaskapp").expect("drained") < remove_flow);
+}
+
 #[test]
 fn scenario_one_as_json() {
     let json = scenario_one().render(Format::Json, OLD, NEW, false);
