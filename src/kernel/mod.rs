@@ -2,6 +2,7 @@
 //! kernel and makes a plan's operations, through rtnetlink, namespaces and a few files.
 //! They make no decisions: what to create, change or delete comes from the planner.
 
+pub mod conntrack;
 mod dump;
 mod enter;
 mod error;

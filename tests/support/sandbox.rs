@@ -276,6 +276,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The client's end of the connection.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("a connected stream has a local address")
+    }
+
     /// Sends a line and expects it back on the same connection.
     pub fn assert_alive(&self, when: &str) {
         (&self.stream).write_all(b"ping\n").unwrap_or_else(|error| panic!("the open connection broke {when}: {error}"));
