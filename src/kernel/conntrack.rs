@@ -74,6 +74,23 @@ impl Entry {
     pub fn is_unreplied(&self) -> bool {
         !self.status.has_seen_reply()
     }
+
+    /// Whether a TCP connection still carries, or may yet carry, data: answered, and not
+    /// closed by both ends.
+    pub fn is_in_use(&self) -> bool {
+        !self.is_unreplied()
+            && matches!(
+                self.tcp_state,
+                Some(
+                    TcpState::SynRecv
+                        | TcpState::SynSent2
+                        | TcpState::Established
+                        | TcpState::FinWait
+                        | TcpState::CloseWait
+                        | TcpState::LastAck
+                )
+            )
+    }
 }
 
 /// The two ends of one direction of a connection. Protocols without ports (ICMP, IGMP,

@@ -1,14 +1,26 @@
 //! The kernel's part of a swap: what the containers taking an alias listen on, whether
 //! they accept connections once wired, and how many connections the containers it leaves
 //! still have. What to check, and what the answers mean, comes from [`crate::plan::Swap`].
+//!
+//! From the repoint on, new connections through an alias follow its new rule, but a
+//! connection whose first packet the old rule sent to an old backend stays there: conntrack
+//! keeps the choice, also for that first packet's retransmissions. A SYN the old backend
+//! dropped (a full accept queue, a container that stopped accepting) would be sent again,
+//! 1 s, 3 s, 7 s later, to the old backend still, and fail once the swap removes it. So,
+//! at the repoint and at every count of the drain, the conntrack entries through the
+//! aliases to old backends that have had no reply are deleted: each retry then starts a
+//! new connection, which the new rule sends to a new backend. An answer to one of those
+//! SYNs that was already on its way finds no entry and is refused by the host, and the
+//! client sends its SYN again a second later, to the new backend.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use super::conntrack::{Entry, Table};
 use super::{Kernel, KernelError, SwapWait, netns, sockets};
-use crate::plan::{Listening, Swap};
+use crate::plan::{Leaving, Listening, Swap};
 use crate::state::NamespaceName;
 
 /// How long a wired container gets to accept a verifying connection: its link has just
@@ -16,13 +28,10 @@ use crate::state::NamespaceName;
 const VERIFY_WITHIN: Duration = Duration::from_secs(5);
 /// How often the connections of draining containers are counted.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
-/// How long after the repoint the first count waits. A connection sent to the old
-/// container just before the repoint may have no socket there yet: its first packet may
-/// still be on its way, or have been dropped (a full accept queue) and be sent again after
-/// TCP's initial retransmission timeout of 1 s, to the old container still (conntrack keeps
-/// the address it was given). Removing the old container before then would turn that
-/// retry into a failed connection.
-const DRAIN_SETTLE: Duration = Duration::from_millis(1500);
+/// How long after the repoint the first count waits: a first packet that the old rule sent
+/// on just before the repoint may still be on its way to the old container, with neither
+/// a socket there nor, until the host passed it on, a conntrack entry.
+const DRAIN_SETTLE: Duration = Duration::from_millis(250);
 
 /// How a container that an alias left drained.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,30 +96,30 @@ impl Kernel {
         Ok(())
     }
 
-    /// Waits until the containers the aliases left have no connection in use on the
-    /// addresses they leave (see [`sockets::Socket::is_in_use`]), or the swap's timeout
-    /// has passed.
+    /// Waits until the containers the aliases left have no connection in use that what
+    /// follows would cut, or the swap's timeout has passed: for a container the plan
+    /// removes (or disconnects), its sockets in use on the addresses it leaves (see
+    /// [`sockets::Socket::is_in_use`]); for one that stays, the connections through the
+    /// aliases to it (see [`Entry::is_in_use`]), whose flows go. Deletes, as it goes, the
+    /// unanswered connections through the aliases to old backends (see the module's
+    /// documentation).
     pub(super) fn drain(&self, swap: &Swap) -> Result<Vec<Drained>, KernelError> {
         let started = Instant::now();
         let timeout = Duration::from_millis(swap.timeout.0);
-        let mut drained = Vec::new();
+        let table_object = "the conntrack table of the host";
+        let mut table = netns::inside(self.host_file.as_ref(), Table::open)
+            .map_err(|error| KernelError::new("open", table_object, error))?;
+        forget_unanswered(&mut table, swap).map_err(|error| KernelError::new("read", table_object, error))?;
         std::thread::sleep(DRAIN_SETTLE.min(timeout));
+        let mut drained = Vec::new();
         for leaving in &swap.drain {
             // A container counts as drained when two counts in a row find nothing in use,
             // so that a connection between its handshake's packets is not missed.
             let mut idle = 0;
-            let object = format!("the connections of container `{}`", leaving.container);
             let remaining = loop {
-                let open = match self.sockets_in(&leaving.namespace) {
-                    Ok(sockets) => sockets
-                        .iter()
-                        .filter(|socket| socket.is_in_use())
-                        .filter(|socket| leaving.addresses.iter().any(|address| socket.address == *address))
-                        .count(),
-                    // A container that is gone has nothing left to drain.
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => 0,
-                    Err(error) => return Err(KernelError::new("count", object, error)),
-                };
+                let entries = forget_unanswered(&mut table, swap)
+                    .map_err(|error| KernelError::new("read", table_object, error))?;
+                let open = self.in_use(swap, leaving, &entries)?;
                 idle = if open == 0 { idle + 1 } else { 0 };
                 if idle == 2 || started.elapsed() >= timeout {
                     break open;
@@ -122,8 +131,48 @@ impl Kernel {
         Ok(drained)
     }
 
+    /// The connections of a container an alias leaves that what follows would cut.
+    fn in_use(&self, swap: &Swap, leaving: &Leaving, entries: &[Entry]) -> Result<usize, KernelError> {
+        if leaving.addresses.is_empty() {
+            let through: Vec<_> = swap.left().filter(|(_, backend)| backend.container == leaving.container).collect();
+            return Ok(entries
+                .iter()
+                .filter(|entry| entry.is_in_use())
+                .filter(|entry| through.iter().any(|(address, backend)| entry.is_through(*address, backend.address)))
+                .count());
+        }
+        match self.sockets_in(&leaving.namespace) {
+            Ok(sockets) => Ok(sockets
+                .iter()
+                .filter(|socket| socket.is_in_use())
+                .filter(|socket| leaving.addresses.iter().any(|address| socket.address == *address))
+                .count()),
+            // A container that is gone has nothing left to drain.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(error) => {
+                Err(KernelError::new("count", format!("the connections of container `{}`", leaving.container), error))
+            }
+        }
+    }
+
     fn sockets_in(&self, namespace: &NamespaceName) -> io::Result<Vec<sockets::Socket>> {
         let file = netns::open(&self.places.namespace(namespace))?;
         netns::inside(Some(&file), sockets::read_tcp)
     }
+}
+
+/// Deletes the conntrack entries through the swap's aliases to the backends they left that
+/// have had no reply; returns the entries that remain.
+fn forget_unanswered(table: &mut Table, swap: &Swap) -> io::Result<Vec<Entry>> {
+    let mut remaining = Vec::new();
+    for entry in table.list()? {
+        let unanswered =
+            entry.is_unreplied() && swap.left().any(|(address, backend)| entry.is_through(address, backend.address));
+        if unanswered {
+            table.delete(&entry)?;
+        } else {
+            remaining.push(entry);
+        }
+    }
+    Ok(remaining)
 }

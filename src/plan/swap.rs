@@ -311,6 +311,12 @@ pub enum Start {
 }
 
 impl Swap {
+    /// Each (virtual address, backend address) that the aliases leave: connections to the
+    /// address that a DNAT rule sent to the backend.
+    pub fn left(&self) -> impl Iterator<Item = (Ipv4Addr, &Backend)> {
+        self.moves.iter().flat_map(|moved| moved.left.iter().map(|backend| (moved.address, backend)))
+    }
+
     /// Whether the aliases moved, once the plan's first `done` operations are made: the
     /// repoint is the first thing after the wiring.
     pub fn repointed(&self, done: usize) -> bool {
