@@ -29,24 +29,28 @@ use stacks::{alias_address, apply, both_versions, example, plan, run, write_stac
 /// take 10 s, as long as TCP's retransmissions of a lost handshake packet take to get
 /// through; a proxy waits as long (nginx: 60 s). Prints its counts as JSON.
 const CLIENT: &str = r#"
-import json, os, socket, sys
+import json, os, socket, sys, time
 mode, name, port, stop = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 def resolve():
     return socket.getaddrinfo(name, port, socket.AF_INET, socket.SOCK_STREAM)[0][4]
 fixed = resolve() if mode == "once" else None
 counts, errors, replies = {}, [], []
 while not os.path.exists(stop):
+    started, port = time.time(), None
     try:
         address = fixed or resolve()
-        with socket.create_connection(address, timeout=10) as connection:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as connection:
             connection.settimeout(10)
+            connection.bind(("0.0.0.0", 0))
+            port = connection.getsockname()[1]
+            connection.connect(address)
             reply = connection.makefile().readline().strip()
         if not reply:
             raise OSError("no reply from %s" % (address,))
         counts[reply] = counts.get(reply, 0) + 1
         replies.append(reply)
     except OSError as error:
-        errors.append(repr(error))
+        errors.append("%r from port %s at %.3f after %.3f s" % (error, port, started, time.time() - started))
 print(json.dumps({"counts": counts, "failed": len(errors), "errors": errors[:5], "last": replies[-20:], "address": str(fixed)}))
 "#;
 
