@@ -481,6 +481,10 @@ fn a_scratch_host_reaches_its_published_port_on_loopback() {
     let _nginx = sandbox.listen("shop:nginx", 80, "nginx");
     let reply = sandbox.connect("scratch", SocketAddr::from(([127, 0, 0, 1], 8080)));
     assert_eq!(reply.as_deref().ok(), Some("nginx"), "127.0.0.1:8080 in the scratch host: {reply:?}");
+    // And `check` proves it from the scratch host.
+    let output = run(&sandbox, &["--host-netns", "scratch", "-f", &file, "check"]);
+    assert_success(&output, "check in a scratch host");
+    assert!(stdout(&output).contains("  nginx 127.0.0.1:8080->80/tcp . X X\n"), "{}", stdout(&output));
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod dump;
 mod enter;
 mod error;
 mod execute;
+mod host_probe;
 mod hosts_file;
 mod label;
 mod lock;

@@ -133,7 +133,11 @@ pub fn read(
     let used_subnets = used_subnets(host, &owned);
     Observation {
         state,
-        host: HostFacts { used_subnets, local_ports: None },
+        host: HostFacts {
+            used_subnets,
+            local_ports: None,
+            addresses: host.addresses.iter().map(|(_, address)| *address).collect(),
+        },
         foreign,
         dropping_forward_chains: Vec::new(),
     }
