@@ -1,8 +1,9 @@
 //! `stackctl check` on the live kernel, always in a sandbox (`support::sandbox`): the
 //! prober's outcomes between namespaces joined by a veth pair, with a listener, a closed
 //! port, a firewall that drops and routes that refuse; probes from more sources than one
-//! batch holds; the whole command on scenario one; and on every example, a rule deleted by
-//! hand failing exactly the cells it governs.
+//! batch holds; the whole command on scenario one; on every example, a rule deleted by
+//! hand failing exactly the cells it governs; and published ports, probed from the host on
+//! each of its addresses, a publication broken or leaked by hand failing exactly its cell.
 
 #[path = "support/sandbox.rs"]
 mod sandbox;
@@ -175,9 +176,57 @@ fn check_json(sandbox: &Sandbox, file: &str) -> (i32, Value) {
     (output.status.code().unwrap_or(-1), table)
 }
 
+/// The wrong cells, between containers and of published ports.
 fn wrong_cells(table: &Value) -> Vec<String> {
-    let cells = table["cells"].as_array().expect("cells");
-    cells.iter().filter(|cell| cell["correct"] != true).map(Value::to_string).collect()
+    let cells = table["cells"].as_array().expect("cells").iter();
+    let published = table["published"].as_array().expect("published cells").iter();
+    cells.chain(published).filter(|cell| cell["correct"] != true).map(Value::to_string).collect()
+}
+
+/// The wrong published cells: (container, host address, mark).
+fn wrong_published(table: &Value) -> Vec<(String, String, String)> {
+    let cells = table["published"].as_array().expect("published cells");
+    cells
+        .iter()
+        .filter(|cell| cell["correct"] != true)
+        .map(|cell| {
+            let field = |key: &str| cell[key].as_str().expect("a string").to_owned();
+            (field("container"), field("address"), field("mark"))
+        })
+        .collect()
+}
+
+/// The published cell of `container`'s port published on `host_ports` (as `check` shows
+/// them), on host address `address`.
+fn published_cell<'t>(table: &'t Value, container: &str, host_ports: &str, address: &str) -> &'t Value {
+    let cells = table["published"].as_array().expect("published cells");
+    cells
+        .iter()
+        .find(|cell| cell["container"] == container && cell["host_ports"] == host_ports && cell["address"] == address)
+        .unwrap_or_else(|| panic!("no published cell {container} {host_ports} on {address}: {table:#}"))
+}
+
+/// The outcomes of a published cell's probes.
+fn outcomes_of(cell: &Value) -> Vec<&str> {
+    cell["probes"].as_array().expect("probes").iter().map(|probe| probe["outcome"].as_str().expect("outcome")).collect()
+}
+
+/// A second interface of the sandbox's host, holding an address on a subnet and a single
+/// address, 10.20.3.4, which scenario 4 publishes a port on. Its peer stays in the host:
+/// what goes out comes back.
+const UPLINK: &str = "ip link add up0 type veth peer name up1
+ip addr add 192.0.2.1/24 dev up0
+ip addr add 10.20.3.4/32 dev up0
+ip link set up0 up
+ip link set up1 up";
+
+/// Deletes the rule of the host's own translations (`nat_output`) that holds `pattern`.
+fn delete_output_rule(sandbox: &Sandbox, stack: &str, pattern: &str) {
+    let chain = sandbox.sh(&format!("nft -a list chain inet stackctl-{stack} nat_output"));
+    let rule =
+        chain.lines().find(|line| line.contains(pattern)).unwrap_or_else(|| panic!("no rule {pattern}:\n{chain}"));
+    let handle = rule.rsplit("# handle ").next().expect("a handle").trim();
+    sandbox.sh(&format!("nft delete rule inet stackctl-{stack} nat_output handle {handle}"));
 }
 
 #[test]
@@ -224,7 +273,99 @@ fn check_passes_on_scenario_one() {
     assert_success(&output, "check");
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("  1 db       \\ X X\n  2 flaskapp . \\ X\n  3 nginx    X . \\\n"), "{text}");
-    assert!(text.ends_with("6 pairs, 10 probes, 0 wrong\n"), "{text}");
+    // nginx's port 80, published on 127.0.0.1:8080, arrives there and on none of the
+    // host's other addresses (its bridges' gateways).
+    assert!(text.contains("  nginx 127.0.0.1:8080->80/tcp . X X\n"), "{text}");
+    assert!(text.contains("  1 127.0.0.1   2 10.20.0.1   3 10.89.0.1\n"), "{text}");
+    assert!(text.ends_with("6 pairs, 1 published port on 3 host addresses, 13 probes, 0 wrong\n"), "{text}");
+}
+
+/// A host port that no rule forwards is the host's own: a connection there is answered by
+/// the host, refused or accepted by its own program. Neither counts as arriving at nginx.
+#[test]
+fn check_tells_a_published_port_from_the_hosts_own() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    assert_success(&sandbox.stackctl().args(["-f", &file, "apply", "--yes"]).output().expect("apply"), "apply");
+    // nginx's own program listens on port 80; the host's own on 8080, on every address.
+    let _nginx = sandbox.listen("shop:nginx", 80, "nginx");
+    let _host = sandbox.listen_on_host(8080, "the host");
+    let (code, table) = check_json(&sandbox, &file);
+    assert_eq!((code, wrong_cells(&table)), (0, Vec::<String>::new()), "{table:#}");
+    assert_eq!(outcomes_of(published_cell(&table, "nginx", "8080", "127.0.0.1")), ["in_container"]);
+    assert_eq!(outcomes_of(published_cell(&table, "nginx", "8080", "10.89.0.1")), ["elsewhere"]);
+
+    // Without its rule, the port is the host's own program's on loopback too.
+    delete_output_rule(&sandbox, "shop", "dport 8080");
+    let (code, table) = check_json(&sandbox, &file);
+    let wrong = wrong_published(&table);
+    assert_eq!((code, wrong), (1, vec![("nginx".to_owned(), "127.0.0.1".to_owned(), "#".to_owned())]), "{table:#}");
+    assert_eq!(outcomes_of(published_cell(&table, "nginx", "8080", "127.0.0.1")), ["elsewhere"]);
+    assert_eq!(table["cells"].as_array().expect("cells").iter().filter(|cell| cell["correct"] != true).count(), 0);
+}
+
+/// Scenario 4: every form of publication arrives where it was asked to and nowhere else,
+/// whether a witness or the container's own program takes it; one broken publication, and
+/// one leaked to another address, fail exactly their cells.
+#[test]
+fn check_proves_every_form_of_publication() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    sandbox.sh(UPLINK);
+    let file = example("port-publishing");
+    assert_success(&sandbox.stackctl().args(["-f", &file, "apply", "--yes"]).output().expect("apply"), "apply");
+    // web's own program holds port 80; every other container port gets a witness.
+    let _web = sandbox.listen("ports:web", 80, "web");
+    let (code, table) = check_json(&sandbox, &file);
+    assert_eq!((code, wrong_cells(&table)), (0, Vec::<String>::new()), "{table:#}");
+    assert_eq!(table["host_addresses"], serde_json::json!(["127.0.0.1", "10.20.3.4", "10.89.0.1", "192.0.2.1"]));
+    let published = table["published"].as_array().expect("published cells");
+    assert_eq!(published.len(), 7 * 4, "every publication on every address");
+    for address in ["127.0.0.1", "10.20.3.4", "10.89.0.1", "192.0.2.1"] {
+        assert_eq!(outcomes_of(published_cell(&table, "web", "443", address)), ["token"], "{address}");
+        assert_eq!(outcomes_of(published_cell(&table, "web", "8080", address)), ["in_container"], "{address}");
+        assert_eq!(outcomes_of(published_cell(&table, "web", "5000-5100", address)), ["token", "token"], "{address}");
+    }
+    // Published on loopback only: arrives there, and on none of the host's other addresses.
+    assert_eq!(outcomes_of(published_cell(&table, "db", "5432", "127.0.0.1")), ["token"]);
+    for address in ["10.20.3.4", "10.89.0.1", "192.0.2.1"] {
+        let cell = published_cell(&table, "db", "5432", address);
+        assert_eq!((cell["expected"].as_str(), cell["mark"].as_str()), (Some("blocked"), Some("X")), "{address}");
+        assert_eq!(outcomes_of(cell), ["refused"], "{address}");
+    }
+    assert_eq!(outcomes_of(published_cell(&table, "web", "9053", "127.0.0.1")), ["token"]);
+    assert_eq!(outcomes_of(published_cell(&table, "web", "9053", "192.0.2.1")), ["refused"]);
+    // The random port, where it was picked.
+    let random = published.iter().find(|cell| cell["random"] == true).expect("the random port");
+    let picked: u16 = random["host_ports"].as_str().expect("picked").parse().expect("one port");
+    assert!((32768..=60999).contains(&picked), "{picked}");
+    assert_eq!(random["probes"][0]["port"], picked);
+    // The witnesses leave their ports free: no connection of theirs waits in TIME_WAIT.
+    assert_eq!(sandbox.sh("ip netns exec ports:db ss -Htan state time-wait"), "");
+
+    // db's port on 10.20.3.4 without its rule; db's loopback port leaked to the uplink by
+    // another table's rule.
+    delete_output_rule(&sandbox, "ports", "dport 8081");
+    let db = stacks::address_of(&sandbox, &file, "db", "front");
+    sandbox.sh(&format!(
+        "nft add table ip leak
+         nft add chain ip leak out '{{ type nat hook output priority -100; }}'
+         nft add rule ip leak out ip daddr 192.0.2.1 tcp dport 5432 dnat to {db}:5432"
+    ));
+    let (code, table) = check_json(&sandbox, &file);
+    let wrong = wrong_published(&table);
+    let expected = vec![
+        ("db".to_owned(), "192.0.2.1".to_owned(), "!".to_owned()),
+        ("db".to_owned(), "10.20.3.4".to_owned(), "#".to_owned()),
+    ];
+    assert_eq!((code, wrong), (1, expected), "{table:#}");
+    assert_eq!(outcomes_of(published_cell(&table, "db", "5432", "192.0.2.1")), ["token"]);
+    assert_eq!(outcomes_of(published_cell(&table, "db", "8081", "10.20.3.4")), ["refused"]);
+    let output = sandbox.stackctl().args(["-f", &file, "check"]).output().expect("run stackctl check");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("host -> 192.0.2.1:5432/tcp (db 127.0.0.1:5432->5432/tcp): must not arrive in db, arrived"),
+        "{text}"
+    );
 }
 
 /// Without the firewall, members of a network reach each other: check says so, and fails.
@@ -251,6 +392,8 @@ fn a_rule_deleted_by_hand_fails_exactly_its_cells_in_every_example() {
     let examples = ["web-app-db", "web-app-db-v2", "reverse-proxy", "pets-tenants", "port-publishing", "hot-connect"];
     for name in examples {
         let Some(sandbox) = Sandbox::new() else { return };
+        // Scenario 4 publishes a port on this address of the host.
+        sandbox.sh(UPLINK);
         let file = example(name);
         let stack = stack_of(&file);
         assert_success(&sandbox.stackctl().args(["-f", &file, "apply", "--yes"]).output().expect("apply"), "apply");
@@ -306,6 +449,7 @@ fn a_rule_deleted_by_hand_fails_exactly_its_cells_in_every_example() {
             })
             .collect();
         assert_eq!((code, wrong), (1, expected), "{name}");
+        assert_eq!(wrong_published(&table), [], "{name}: the published ports are not the rule's");
     }
 }
 
@@ -319,5 +463,5 @@ fn apply_verify_runs_check_after_applying() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("Apply complete"), "{text}");
     assert!(text.contains("Verifying with `stackctl check`:"), "{text}");
-    assert!(text.ends_with("20 pairs, 26 probes, 0 wrong\n"), "{text}");
+    assert!(text.ends_with("20 pairs, 3 published ports on 3 host addresses, 35 probes, 0 wrong\n"), "{text}");
 }

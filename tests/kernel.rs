@@ -475,6 +475,25 @@ fn a_scratch_namespace_can_play_the_host() {
     assert_eq!(sandbox.sh("ls /run/netns"), "scratch\n");
 }
 
+/// The scratch host that `--host-netns` creates is a working host: its loopback is up, so a
+/// port published on 127.0.0.1 answers there, as the quick start has it.
+#[test]
+fn a_scratch_host_reaches_its_published_port_on_loopback() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    let output = run(&sandbox, &["--host-netns", "scratch", "-f", &file, "apply", "--yes"]);
+    assert_success(&output, "apply in a scratch host");
+    assert!(sandbox.sh("ip -n scratch -br link show lo").contains("UP"), "the scratch host's loopback is down");
+    // nginx's port 80 is published on 127.0.0.1:8080.
+    let _nginx = sandbox.listen("shop:nginx", 80, "nginx");
+    let reply = sandbox.connect("scratch", SocketAddr::from(([127, 0, 0, 1], 8080)));
+    assert_eq!(reply.as_deref().ok(), Some("nginx"), "127.0.0.1:8080 in the scratch host: {reply:?}");
+    // And `check` proves it from the scratch host.
+    let output = run(&sandbox, &["--host-netns", "scratch", "-f", &file, "check"]);
+    assert_success(&output, "check in a scratch host");
+    assert!(stdout(&output).contains("  nginx 127.0.0.1:8080->80/tcp . X X\n"), "{}", stdout(&output));
+}
+
 #[test]
 fn a_second_apply_waits_for_the_lock() {
     let Some(sandbox) = Sandbox::new() else { return };

@@ -85,6 +85,6 @@ pub fn render_script(yaml: &str) -> String {
 /// The stack, and the probes `stackctl check` makes once it is applied.
 pub fn probes(yaml: &str) -> (Stack, Survey) {
     let (stack, desired) = lowered(yaml);
-    let survey = survey(&stack, &desired.state);
+    let survey = survey(&stack, &desired.state, &HostFacts::default());
     (stack, survey)
 }

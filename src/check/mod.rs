@@ -2,9 +2,12 @@
 //!
 //! [`survey`] chooses, from the stack and its observed state, the connections to try from
 //! inside each container's namespace: every allowed flow must get through, and a sample
-//! of what is not allowed, on every ordered pair, must not. The kernel adapters make the
-//! probes and hand back one [`Outcome`] each; [`Survey::table`] turns them into the
-//! [`TruthTable`], which renders as text ([`render_text`]) or versioned JSON.
+//! of what is not allowed, on every ordered pair, must not. It also chooses, in
+//! [`published`], the probes of every published port from the host, on each of the host's
+//! addresses: a publication must arrive in its container from the addresses it was asked
+//! for, and from no other. The kernel adapters make the probes and hand back one
+//! [`Outcome`] or [`Delivery`] each; [`Survey::table`] turns them into the [`TruthTable`],
+//! which renders as text ([`render_text`]) or versioned JSON.
 //!
 //! A probe needs no listener: a closed port that answers "connection refused" (or, for
 //! UDP, "port unreachable") was reached, and only a timeout or an unreachable error counts
@@ -13,10 +16,14 @@
 //! or port unreachable is what a closed port says, and reads as reached. The one blind
 //! spot is UDP: a listener that reads a datagram and stays silent looks exactly like a
 //! firewall that drops it, so a declared UDP flow to such a service is reported as blocked.
+//! From the host, a refusal proves nothing (the host answers its own ports): probes of
+//! published ports need proof that they arrived in the container, see [`published`].
 
 pub mod pacing;
+pub mod published;
 mod text;
 
+pub use published::{Delivery, HostProbe, PublishedCell, PublishedSurvey};
 pub use text::render_text;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +34,7 @@ use serde::{Serialize, Serializer};
 
 use crate::graph::{AllowedFlow, StackGraph};
 use crate::model::{Attachment, Container, PortRange, Protocol, Stack, Traffic};
-use crate::state::{KernelState, Kind, NO_ADDRESS, Resource};
+use crate::state::{HostFacts, KernelState, Kind, NO_ADDRESS, Resource};
 
 /// The version of the JSON format; it changes only when a field changes meaning or goes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -120,6 +127,8 @@ pub struct Survey {
     pub pairs: Vec<Pair>,
     /// Every probe, those of each pair together and in the order of `pairs`.
     pub probes: Vec<Probe>,
+    /// The published ports and their probes from the host.
+    pub published: PublishedSurvey,
 }
 
 /// One ordered pair of containers: one cell of the table.
@@ -136,10 +145,10 @@ pub struct Pair {
     pub missing: Vec<String>,
 }
 
-/// Chooses the probes that prove `stack` on a host whose observed state is `observed`;
+/// Chooses the probes that prove `stack` on `host`, whose observed state is `observed`;
 /// the addresses come from the observed links, so that the probes go where the kernel
 /// actually put the containers.
-pub fn survey(stack: &Stack, observed: &KernelState) -> Survey {
+pub fn survey(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Survey {
     let flows = StackGraph::build(stack).allowed_flows();
     let addresses: BTreeMap<(&str, &str), Ipv4Addr> = observed
         .of_kind(Kind::Link)
@@ -163,6 +172,7 @@ pub fn survey(stack: &Stack, observed: &KernelState) -> Survey {
         containers: containers.iter().map(|container| container.name.clone()).collect(),
         pairs: Vec::with_capacity(containers.len() * containers.len().saturating_sub(1)),
         probes: Vec::new(),
+        published: published::survey(stack, observed, host, &addresses),
     };
     for source in &containers {
         for destination in containers.iter().filter(|destination| destination.name != source.name) {
@@ -331,6 +341,21 @@ pub enum Mark {
     Broken,
 }
 
+/// The mark of a cell that must be `expected`, given whether a probe leaked (reached but
+/// must be blocked) and whether one was broken (blocked but must be reached, or not made
+/// for want of an address or port).
+fn mark(expected: Expected, leak: bool, broken: bool) -> Mark {
+    if leak {
+        Mark::Leak
+    } else if broken {
+        Mark::Broken
+    } else if expected == Expected::Allowed {
+        Mark::Allowed
+    } else {
+        Mark::Blocked
+    }
+}
+
 impl Mark {
     pub fn symbol(self) -> char {
         match self {
@@ -363,6 +388,12 @@ pub struct TruthTable {
     pub correct: bool,
     /// Every ordered pair of distinct containers, by source, then destination.
     pub cells: Vec<Cell>,
+    /// The host's addresses that published ports are probed on, 127.0.0.1 first: the
+    /// columns of `published`.
+    pub host_addresses: Vec<Ipv4Addr>,
+    /// Every published port range (containers by name, each's in file order) on every
+    /// host address, in the order of `host_addresses`.
+    pub published: Vec<PublishedCell>,
     pub summary: Summary,
 }
 
@@ -376,6 +407,13 @@ pub struct Cell {
     pub probes: Vec<ProbeResult>,
     /// See [`Pair::missing`].
     pub missing: Vec<String>,
+}
+
+impl Cell {
+    /// Its wrong probes, and its allowed flows that could not be probed.
+    fn wrong(&self) -> usize {
+        self.probes.iter().filter(|probe| !probe.correct()).count() + self.missing.len()
+    }
 }
 
 /// A probe of a cell and what it met.
@@ -400,17 +438,22 @@ impl ProbeResult {
 pub struct Summary {
     /// Ordered pairs of distinct containers: the cells.
     pub pairs: usize,
+    /// Published port ranges on host addresses: the published cells.
+    pub published: usize,
+    /// The probes between containers and from the host.
     pub probes: usize,
-    /// Wrong probes, and allowed flows that could not be probed for want of an address.
+    /// Wrong probes, allowed flows that could not be probed for want of an address, and
+    /// published cells that must answer but could not be probed.
     pub wrong: usize,
 }
 
 impl Survey {
-    /// The truth table, given the outcome of each of [`Survey::probes`], in order.
+    /// The truth table, given the outcome of each of [`Survey::probes`] and of each probe
+    /// of [`Survey::published`], in order.
     ///
     /// # Panics
     /// When there is not one outcome per probe: the kernel adapters make every probe.
-    pub fn table(&self, outcomes: &[Outcome]) -> TruthTable {
+    pub fn table(&self, outcomes: &[Outcome], deliveries: &[Delivery]) -> TruthTable {
         assert_eq!(outcomes.len(), self.probes.len(), "one outcome per probe");
         let cells: Vec<Cell> = self
             .pairs
@@ -431,15 +474,8 @@ impl Survey {
                     .collect();
                 let wrong =
                     |expected: Expected| probes.iter().any(|probe| probe.expected == expected && !probe.correct());
-                let mark = if wrong(Expected::Blocked) {
-                    Mark::Leak
-                } else if wrong(Expected::Allowed) || !pair.missing.is_empty() {
-                    Mark::Broken
-                } else if pair.expected == Expected::Allowed {
-                    Mark::Allowed
-                } else {
-                    Mark::Blocked
-                };
+                let mark =
+                    mark(pair.expected, wrong(Expected::Blocked), wrong(Expected::Allowed) || !pair.missing.is_empty());
                 Cell {
                     source: pair.source.clone(),
                     destination: pair.destination.clone(),
@@ -451,17 +487,23 @@ impl Survey {
                 }
             })
             .collect();
-        let wrong = cells
-            .iter()
-            .map(|cell| cell.probes.iter().filter(|probe| !probe.correct()).count() + cell.missing.len())
-            .sum();
+        let published = self.published.cells(deliveries);
+        let wrong =
+            cells.iter().map(Cell::wrong).sum::<usize>() + published.iter().map(PublishedCell::wrong).sum::<usize>();
         TruthTable {
             format_version: FORMAT_VERSION,
             stack: self.stack.clone(),
             containers: self.containers.clone(),
-            correct: cells.iter().all(|cell| cell.correct),
-            summary: Summary { pairs: cells.len(), probes: self.probes.len(), wrong },
+            correct: cells.iter().all(|cell| cell.correct) && published.iter().all(|cell| cell.correct),
+            summary: Summary {
+                pairs: cells.len(),
+                published: published.len(),
+                probes: self.probes.len() + self.published.probes.len(),
+                wrong,
+            },
             cells,
+            host_addresses: self.published.addresses.clone(),
+            published,
         }
     }
 }

@@ -51,7 +51,7 @@ pub fn verify(
         Ok(observation) => observation,
         Err(error) => return kernel_error(error),
     };
-    let survey = survey(stack, &observation.state);
+    let survey = survey(stack, &observation.state, &observation.host);
     // A probe must start inside its source's namespace: without one, the stack is not
     // applied, and that is the thing to say.
     let unapplied: Vec<&str> = survey
@@ -81,7 +81,12 @@ pub fn verify(
         Ok(outcomes) => outcomes,
         Err(error) => return kernel_error(error),
     };
-    let table = survey.table(&outcomes);
+    // After the probes between containers, so that no witness listens while they run.
+    let deliveries = match kernel.probe_from_host(&scope, &survey.published.probes, timeout) {
+        Ok(deliveries) => deliveries,
+        Err(error) => return kernel_error(error),
+    };
+    let table = survey.table(&outcomes, &deliveries);
     match format {
         CheckFormat::Text => print!("{}", render_text(&table, style.color_out)),
         CheckFormat::Json => print!("{}", table.to_json()),

@@ -7,6 +7,7 @@ mod dump;
 mod enter;
 mod error;
 mod execute;
+mod host_probe;
 mod hosts_file;
 mod label;
 mod lock;
@@ -154,13 +155,7 @@ impl Kernel {
         let runtime = runtime()?;
         let path = places.netns.join(name);
         let (file, handle) = runtime
-            .block_on(async {
-                let (file, handle) = netns::create(&path, runtime.handle()).await?;
-                // The loopback interface is always index 1 in a network namespace.
-                let up = rtnetlink::LinkUnspec::new_with_index(1).up().build();
-                handle.link().set(up).execute().await.map_err(io_error)?;
-                Ok::<_, std::io::Error>((file, handle))
-            })
+            .block_on(netns::create(&path, runtime.handle()))
             .map_err(|error| KernelError::new("create", host_object(name, &path), error))?;
         Ok(Kernel::new(runtime, handle, host, Some(file), places))
     }

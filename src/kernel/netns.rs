@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::statfs::{NSFS_MAGIC, fstatfs};
-use rtnetlink::Handle;
+use rtnetlink::{Handle, LinkUnspec};
 use tokio::runtime::Handle as Runtime;
+
+use super::error::io_error;
 
 /// Opens an rtnetlink connection in the current thread's namespace, driven by `runtime`.
 pub fn connect_here(runtime: &Runtime) -> io::Result<Handle> {
@@ -97,8 +99,13 @@ pub async fn connect(file: File, runtime: &Runtime) -> io::Result<(File, Handle)
 
 /// Creates the named namespace at `path` with IPv6 and IPv4 forwarding off (the stack is IPv4, and IPv6
 /// link-local addresses and their duplicate detection cost more than the rest of a
-/// container's wiring), and opens a connection in it. A file left by an interrupted
-/// creation is reused.
+/// container's wiring) and its loopback up, and opens a connection in it. A file left by an
+/// interrupted creation is reused.
+///
+/// Loopback is up before the namespace is mounted at `path`, so that no one ever finds it
+/// there without: a namespace that plays the host (`--host-netns`) is no resource of the
+/// stack that a later apply would repair, and without loopback its programs cannot reach
+/// 127.0.0.1, where ports are published.
 pub async fn create(path: &Path, runtime: &Runtime) -> io::Result<(File, Handle)> {
     let path: PathBuf = path.to_owned();
     let runtime = runtime.clone();
@@ -119,8 +126,11 @@ pub async fn create(path: &Path, runtime: &Runtime) -> io::Result<(File, Handle)
         // A container on two networks must not route between them: that is the host's
         // firewall's to decide.
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "0")?;
-        mount(Some("/proc/thread-self/ns/net"), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
         let handle = connect_here(&runtime)?;
+        // The loopback interface is always index 1 in a network namespace.
+        let loopback_up = handle.link().set(LinkUnspec::new_with_index(1).up().build()).execute();
+        runtime.block_on(loopback_up).map_err(io_error)?;
+        mount(Some("/proc/thread-self/ns/net"), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
         Ok((open(&path)?, handle))
     })
     .await

@@ -47,7 +47,13 @@ impl Observation {
         let ephemeral = crate::model::PortRange { first: 32768, last: 60999 };
         let local_ports = crate::state::LocalPorts { ephemeral, busy: BTreeSet::new() };
         Observation {
-            host: HostFacts { host: scope.host.clone(), used_subnets: Vec::new(), local_ports: Some(local_ports) },
+            host: HostFacts {
+                host: scope.host.clone(),
+                used_subnets: Vec::new(),
+                local_ports: Some(local_ports),
+                // Its loopback's, once apply has created it.
+                addresses: vec![ipnet::Ipv4Net::new(std::net::Ipv4Addr::LOCALHOST, 8).expect("a valid prefix")],
+            },
             ..Observation::default()
         }
     }
@@ -147,7 +153,12 @@ pub fn read(
     let used_subnets = used_subnets(host, &owned);
     Observation {
         state,
-        host: HostFacts { host: scope.host.clone(), used_subnets, local_ports: None },
+        host: HostFacts {
+            host: scope.host.clone(),
+            used_subnets,
+            local_ports: None,
+            addresses: host.addresses.iter().map(|(_, address)| *address).collect(),
+        },
         foreign,
         dropping_forward_chains: Vec::new(),
     }

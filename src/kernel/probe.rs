@@ -156,7 +156,7 @@ fn neighbour_room() -> usize {
 /// How many probe sockets may be open at once: the limit on open files, raised to its hard
 /// limit (a probe of a large stack needs thousands of sockets at once to finish in one
 /// timeout), less a reserve.
-fn socket_budget() -> usize {
+pub(super) fn socket_budget() -> usize {
     let limit = match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((soft, hard)) if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() => hard,
         Ok((soft, _)) => soft,
@@ -313,7 +313,7 @@ fn answer(protocol: Protocol, socket: &OwnedFd, events: PollFlags) -> Result<Opt
 /// What an error of a connection says about reachability, if anything: a refusal means the
 /// destination was reached; no route, an unreachable host or network, a rejecting firewall
 /// and TCP giving up mean it was not.
-fn reading(error: Errno, protocol: Protocol) -> Option<Outcome> {
+pub(super) fn reading(error: Errno, protocol: Protocol) -> Option<Outcome> {
     match (error, protocol) {
         (Errno::ECONNREFUSED, _) => Some(Outcome::Refused),
         (Errno::EHOSTUNREACH | Errno::ENETUNREACH | Errno::EACCES | Errno::EPERM, _) => Some(Outcome::Unreachable),

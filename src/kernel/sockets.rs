@@ -14,12 +14,14 @@ const LAST_ACK: u8 = 0x09;
 const LISTEN: u8 = 0x0A;
 const CLOSING: u8 = 0x0B;
 
-/// One row of a table: the socket's local address and port, and its state (TCP's states,
-/// numbered as the kernel numbers them; UDP uses some of them loosely).
+/// One row of a table: the socket's local address and port, its peer's port (0 when it
+/// has none), and its state (TCP's states, numbered as the kernel numbers them; UDP uses
+/// some of them loosely).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Socket {
     pub address: IpAddr,
     pub port: u16,
+    pub peer_port: u16,
     state: u8,
 }
 
@@ -61,7 +63,8 @@ fn parse(table: &str) -> impl Iterator<Item = Socket> + '_ {
     table.lines().skip(1).filter_map(|row| {
         let mut fields = row.split_whitespace();
         let (address, port) = fields.nth(1)?.split_once(':')?;
-        let state = u8::from_str_radix(fields.nth(1)?, 16).ok()?;
+        let (_, peer_port) = fields.next()?.split_once(':')?;
+        let state = u8::from_str_radix(fields.next()?, 16).ok()?;
         let words: Vec<u32> = (0..address.len() / 8)
             .map(|word| u32::from_str_radix(&address[word * 8..word * 8 + 8], 16).map(u32::swap_bytes))
             .collect::<Result<_, _>>()
@@ -77,7 +80,12 @@ fn parse(table: &str) -> impl Iterator<Item = Socket> + '_ {
             }
             _ => return None,
         };
-        Some(Socket { address, port: u16::from_str_radix(port, 16).ok()?, state })
+        Some(Socket {
+            address,
+            port: u16::from_str_radix(port, 16).ok()?,
+            peer_port: u16::from_str_radix(peer_port, 16).ok()?,
+            state,
+        })
     })
 }
 
@@ -94,6 +102,7 @@ mod tests {
         assert!(sockets[0].is_listening());
         assert_eq!(sockets[1].address, IpAddr::V4(Ipv4Addr::new(10, 89, 0, 3)));
         assert_eq!(sockets[1].port, 5000);
+        assert_eq!((sockets[0].peer_port, sockets[1].peer_port), (0, 54321));
         assert!(sockets[1].is_in_use());
     }
 

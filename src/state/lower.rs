@@ -24,7 +24,7 @@ use crate::model::{
     Attachment, Container, Isolation, PortRange, Protocol, Publication, Stack, Traffic, conflicts, overlaps,
 };
 
-/// What lowering needs to know of the host beyond the stack's own objects.
+/// What lowering (and `check`) needs to know of the host beyond the stack's own objects.
 #[derive(Debug, Clone, Default)]
 pub struct HostFacts {
     /// Which namespace plays the host: the containers' namespaces are named after it.
@@ -34,6 +34,9 @@ pub struct HostFacts {
     /// The host's ports, when known: random host ports are picked among the free ones.
     /// Unknown (planning without a host), random ports stay to be picked.
     pub local_ports: Option<LocalPorts>,
+    /// Every IPv4 address of the host's interfaces, with its prefix, the stack's bridges
+    /// included: where `check` probes published ports.
+    pub addresses: Vec<Ipv4Net>,
 }
 
 /// The ports of the host namespace: the range the kernel picks ephemeral ports from, and

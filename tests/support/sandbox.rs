@@ -155,14 +155,28 @@ impl Sandbox {
         })
     }
 
+    /// A TCP listener on `port` of every address of the sandbox's own namespace, which
+    /// plays the host, answering each connection with `reply` and a newline, until dropped.
+    pub fn listen_on_host(&self, port: u16, reply: &str) -> Listener {
+        let reply = format!("{reply}\n");
+        self.serve_in(None, port, move |mut stream| {
+            let _ = stream.write_all(reply.as_bytes());
+        })
+    }
+
     /// Accepts connections on `port` in a namespace and hands each to `serve`, until the
     /// listener is dropped.
     pub fn serve(&self, netns: &str, port: u16, serve: impl Fn(TcpStream) + Send + 'static) -> Listener {
+        self.serve_in(Some(netns), port, serve)
+    }
+
+    /// [`Sandbox::serve`] in a named namespace, or (`None`) the sandbox's own.
+    fn serve_in(&self, netns: Option<&str>, port: u16, serve: impl Fn(TcpStream) + Send + 'static) -> Listener {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = {
             let stop = Arc::clone(&stop);
-            self.spawn_in_netns(Some(netns), move || {
+            self.spawn_in_netns(netns, move || {
                 let listener = TcpListener::bind(("0.0.0.0", port)).expect("bind a test listener");
                 listener.set_nonblocking(true).expect("non-blocking listener");
                 ready_tx.send(()).expect("report the listener ready");
