@@ -485,7 +485,7 @@ fn a_scratch_host_reaches_its_published_port_on_loopback() {
     assert_success(&output, "apply in a scratch host");
     assert!(sandbox.sh("ip -n scratch -br link show lo").contains("UP"), "the scratch host's loopback is down");
     // nginx's port 80 is published on 127.0.0.1:8080.
-    let _nginx = sandbox.listen("shop:nginx", 80, "nginx");
+    let _nginx = sandbox.listen("shop@scratch:nginx", 80, "nginx");
     let reply = sandbox.connect("scratch", SocketAddr::from(([127, 0, 0, 1], 8080)));
     assert_eq!(reply.as_deref().ok(), Some("nginx"), "127.0.0.1:8080 in the scratch host: {reply:?}");
     // And `check` proves it from the scratch host.
