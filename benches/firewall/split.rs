@@ -2,8 +2,8 @@
 //! them, one `nft` process per rule and per set element, from a shell script.
 //!
 //! It is derived from the script stackctl renders, so that its content is exactly the
-//! same: the skeleton (the replacement prelude, the tables, their sets without elements
-//! and their chains with their hooks, but no rules) is made by one `nft -f`, then every
+//! same: the skeleton (the tables, their sets without elements and their chains with
+//! their hooks, but no rules) is made by one `nft -f`, then every
 //! set element by its own `nft add element` and every rule by its own `nft add rule`, in
 //! the order of the rendered script.
 

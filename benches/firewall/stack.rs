@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use stackctl::check::{Survey, survey};
-use stackctl::firewall::render;
+use stackctl::firewall::{Objects, render};
 use stackctl::model::{Stack, validate_file};
 use stackctl::spec::SourceFile;
 use stackctl::state::{Desired, HostFacts, KernelState, lower};
@@ -76,10 +76,11 @@ pub fn lowered(yaml: &str) -> (Stack, Desired) {
 }
 
 /// What stackctl does for the firewall on each apply, short of running `nft`: read the
-/// stack, lower it and render the script that replaces its two tables.
+/// stack, lower it and render the script that makes its two tables on a host that has
+/// none yet.
 pub fn render_script(yaml: &str) -> String {
     let (stack, desired) = lowered(yaml);
-    render(&stack.name, &desired.state)
+    render(&stack.name, &desired.state, &Objects::new())
 }
 
 /// The stack, and the probes `stackctl check` makes once it is applied.

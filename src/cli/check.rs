@@ -82,7 +82,7 @@ pub fn verify(
         Err(error) => return kernel_error(error),
     };
     // After the probes between containers, so that no witness listens while they run.
-    let deliveries = match kernel.probe_from_host(&scope, &survey.published.probes, timeout) {
+    let deliveries = match kernel.probe_from_host(scope, &survey.published.probes, timeout) {
         Ok(deliveries) => deliveries,
         Err(error) => return kernel_error(error),
     };

@@ -375,7 +375,9 @@ impl Live {
                 verb.word()
             )));
         }
-        let observed = &observation.state;
+        // The same objects as planned against (their fingerprint says so), read under the
+        // lock, with the tables' chains and sets as they are now.
+        let observed = &now.state;
         let hint = self.start_hint(file);
         let waiting = |readiness: &Readiness| {
             let within = humantime::format_duration(wait.unwrap_or_default());
@@ -387,7 +389,7 @@ impl Live {
                 hint(&readiness.container, &readiness.namespace)
             );
         };
-        let applied = kernel.apply(&scope, observed, &plan, &SwapWait { within: wait, waiting: &waiting });
+        let applied = kernel.apply(&scope, &now, &plan, &SwapWait { within: wait, waiting: &waiting });
         if applied.forwarding_turned_on {
             eprintln!(
                 "note: turned on IPv4 forwarding on the host (net.ipv4.ip_forward = 1): replies to containers' connections out come back through it"

@@ -12,7 +12,7 @@ mod read;
 mod render;
 
 pub use read::{Found, FoundError, dropping_forward_chains, recognise};
-pub use render::{MARK, render};
+pub use render::{Family, MARK, Object, ObjectKind, Objects, objects, render, render_replacing};
 
 use sha2::{Digest, Sha256};
 

@@ -5,16 +5,17 @@ use std::collections::HashMap;
 use serde_json::Value;
 use thiserror::Error;
 
-use super::render::item_count;
+use super::render::{Family, Object, ObjectKind, Objects, item_count};
 use super::rule_id;
 use crate::state::{Resource, Stray};
 
 /// How many rules and set elements of the stack's tables carry each comment, and how many
-/// there are in all.
+/// there are in all; and which chains, sets and maps the tables have.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Found {
     comments: HashMap<String, usize>,
     items: usize,
+    objects: Objects,
 }
 
 #[derive(Debug, Error)]
@@ -38,6 +39,13 @@ impl Found {
             if let Some(rule) = item.get("rule") {
                 self.count(rule.get("comment"));
             }
+            for (key, kind) in [("chain", ObjectKind::Chain), ("set", ObjectKind::Set), ("map", ObjectKind::Map)] {
+                let Some(object) = item.get(key) else { continue };
+                let text = |field: &str| object.get(field).and_then(Value::as_str);
+                if let (Some(family), Some(name)) = (text("family").and_then(Family::of), text("name")) {
+                    self.objects.insert(Object { family, kind, name: name.to_owned() });
+                }
+            }
             for object in ["set", "map"] {
                 let elements = item.get(object).and_then(|set| set.get("elem")).and_then(Value::as_array);
                 for element in elements.into_iter().flatten() {
@@ -53,6 +61,11 @@ impl Found {
         if let Some(comment) = comment.and_then(Value::as_str) {
             *self.comments.entry(comment.to_owned()).or_default() += 1;
         }
+    }
+
+    /// The chains, sets and maps of the tables.
+    pub fn objects(&self) -> &Objects {
+        &self.objects
     }
 
     /// Whether every rule and element of `resource` is there.

@@ -25,8 +25,19 @@
 //! - Published ports are DNAT rules: from outside on the host's addresses (or the one
 //!   asked for), from the host itself, including 127.0.0.1 (which needs `route_localnet`
 //!   on the bridge and a masquerade), and from containers through the host's address.
+//!
+//! How a script changes the tables ([`render`]): in place, in one transaction that keeps
+//! the tables, their chains and their sets, empties them, deletes the chains and sets no
+//! longer wanted, and fills them again. Replacing the tables whole ([`render_replacing`])
+//! is atomic too, but not for every packet: the kernel makes a transaction's new rules
+//! the ones in use before it makes a new interval set's elements visible (it switches
+//! those sets over at the end of the commit), so a packet that arrives in between meets
+//! rules that look up an empty `flows` set, and a declared flow's new connection is
+//! rejected. A set that stays meets its old elements in that instant instead, which the
+//! plans' make-before-break order allows. Replacing is only for tables that cannot be
+//! changed in place (a base chain that an earlier stackctl made differently).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 
 use super::{rule_id, table_name};
@@ -37,14 +48,65 @@ use crate::state::{Alias, Flow, Forward, KernelState, Policy, Resource};
 /// between two ports of an isolated network through.
 pub const MARK: u32 = 0x0100_0000;
 
+/// The types of a network's sets of ports, and of ports with their addresses.
+const PORTS: &str = "type ifname;";
+const SOURCES: &str = "type ifname . ipv4_addr;";
+
 /// `icmpx`, so that the reject also stops IPv6, which `icmp` would let through.
 const REJECT: &str = "reject with icmpx type admin-prohibited";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Family {
+/// The two families of the stack's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
     Inet,
     Bridge,
 }
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Inet => "inet",
+            Family::Bridge => "bridge",
+        }
+    }
+
+    pub fn of(name: &str) -> Option<Family> {
+        match name {
+            "inet" => Some(Family::Inet),
+            "bridge" => Some(Family::Bridge),
+            _ => None,
+        }
+    }
+}
+
+/// What a table holds beside rules and elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ObjectKind {
+    Chain,
+    Set,
+    Map,
+}
+
+impl ObjectKind {
+    fn name(self) -> &'static str {
+        match self {
+            ObjectKind::Chain => "chain",
+            ObjectKind::Set => "set",
+            ObjectKind::Map => "map",
+        }
+    }
+}
+
+/// A chain, set or map of one of the stack's tables.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Object {
+    pub family: Family,
+    pub kind: ObjectKind,
+    pub name: String,
+}
+
+/// The chains, sets and maps of the stack's tables.
+pub type Objects = BTreeSet<Object>;
 
 /// A table being written: its sets and chains, in the order they are first named.
 #[derive(Default)]
@@ -75,6 +137,40 @@ impl Table {
     fn rule(&mut self, chain: &str, rule: String) {
         let index = self.index[&format!("chain {chain}")];
         self.chains[index].2.push(rule);
+    }
+
+    /// The table's sets and chains, without elements and rules, and `stale`, so that
+    /// everything the rest of a script names exists, whatever the table held before.
+    fn write_declarations(&self, out: &mut String, family: &str, name: &str, stale: &[(&str, &str)]) {
+        let _ = writeln!(out, "table {family} {name} {{");
+        for (set, declaration, _) in &self.sets {
+            let _ = writeln!(out, "  set {set} {{ {declaration} }}");
+        }
+        // A stale set is declared by its type; a stale chain by nothing.
+        for (object, declaration) in stale {
+            match declaration.is_empty() {
+                true => {
+                    let _ = writeln!(out, "  chain {object} {{\n  }}");
+                }
+                false => {
+                    let _ = writeln!(out, "  set {object} {{ {declaration} }}");
+                }
+            }
+        }
+        for (chain, header, _) in &self.chains {
+            let _ = writeln!(out, "  chain {chain} {{");
+            if !header.is_empty() {
+                let _ = writeln!(out, "    {header}");
+            }
+            out.push_str("  }\n");
+        }
+        out.push_str("}\n");
+    }
+
+    fn objects(&self, family: Family) -> impl Iterator<Item = Object> + '_ {
+        let object = move |kind, name: &String| Object { family, kind, name: name.clone() };
+        let sets = self.sets.iter().map(move |(name, _, _)| object(ObjectKind::Set, name));
+        sets.chain(self.chains.iter().map(move |(name, _, _)| object(ObjectKind::Chain, name)))
     }
 
     fn write(&self, out: &mut String, family: &str, name: &str) {
@@ -128,18 +224,98 @@ impl Script {
     }
 }
 
-/// The nft script that replaces the stack's two tables with the rules of the firewall
-/// resources in `state` (its other resources are ignored). With none, it deletes the
-/// tables. One `nft -f` of it is one transaction: all of it takes effect, or none.
-pub fn render(stack: &str, state: &KernelState) -> String {
+/// The nft script that makes the stack's two tables hold exactly the rules of the
+/// firewall resources in `state` (its other resources are ignored), changing them in
+/// place (see the module's documentation) from tables that hold at most `existing`. With
+/// no firewall resource, it deletes the tables. One `nft -f` of it is one transaction:
+/// all of it takes effect, or none.
+///
+/// The script does not depend on what the tables hold: it declares every set and chain
+/// it names before it empties or deletes them, so it can be checked against the kernel
+/// before the changes that come before it are made. Only objects of `existing` that no
+/// stackctl makes (added by hand) are deleted without being declared: they exist.
+pub fn render(stack: &str, state: &KernelState, existing: &Objects) -> String {
     let name = table_name(stack);
-    // Creating a table that exists is no error, so the deletes that follow always succeed.
-    let mut out = format!(
-        "table inet {name} {{}}\ndelete table inet {name}\ntable bridge {name} {{}}\ndelete table bridge {name}\n"
-    );
+    let Some(script) = script_of(state) else { return delete_tables(&name) };
+    let wanted = objects_of(&script);
+    let mut out = String::new();
+    let stale: Vec<&Object> = existing.iter().filter(|object| !wanted.contains(object)).collect();
+    for family in [Family::Inet, Family::Bridge] {
+        let ours: Vec<(&str, &str)> = stale
+            .iter()
+            .filter(|object| object.family == family)
+            .filter_map(|object| Some((object.name.as_str(), declaration(object)?)))
+            .collect();
+        let table = match family {
+            Family::Inet => &script.inet,
+            Family::Bridge => &script.bridge,
+        };
+        table.write_declarations(&mut out, family.name(), &name, &ours);
+    }
+    for family in [Family::Inet, Family::Bridge] {
+        let _ = writeln!(out, "flush table {} {name}", family.name());
+    }
+    for set in wanted.iter().filter(|object| object.kind != ObjectKind::Chain) {
+        let _ = writeln!(out, "flush {} {} {name} {}", set.kind.name(), set.family.name(), set.name);
+    }
+    // Sets last: the chains that were deleted may have named them.
+    for object in stale
+        .iter()
+        .filter(|object| object.kind == ObjectKind::Chain)
+        .chain(stale.iter().filter(|object| object.kind != ObjectKind::Chain))
+    {
+        let _ = writeln!(out, "delete {} {} {name} {}", object.kind.name(), object.family.name(), object.name);
+    }
+    script.inet.write(&mut out, "inet", &name);
+    script.bridge.write(&mut out, "bridge", &name);
+    out
+}
+
+/// The nft script that replaces the stack's two tables whole with the rules of the
+/// firewall resources in `state`, whatever they held: for tables that cannot be changed
+/// in place. With no firewall resource, it deletes the tables.
+pub fn render_replacing(stack: &str, state: &KernelState) -> String {
+    let name = table_name(stack);
+    let mut out = delete_tables(&name);
+    if let Some(script) = script_of(state) {
+        script.inet.write(&mut out, "inet", &name);
+        script.bridge.write(&mut out, "bridge", &name);
+    }
+    out
+}
+
+/// The chains and sets that the stack's tables hold once a script of `state` is made.
+pub fn objects(state: &KernelState) -> Objects {
+    script_of(state).map(|script| objects_of(&script)).unwrap_or_default()
+}
+
+/// Deletes both tables; creating a table that exists is no error, so the deletes always
+/// succeed.
+fn delete_tables(name: &str) -> String {
+    format!("table inet {name} {{}}\ndelete table inet {name}\ntable bridge {name} {{}}\ndelete table bridge {name}\n")
+}
+
+fn objects_of(script: &Script) -> Objects {
+    script.inet.objects(Family::Inet).chain(script.bridge.objects(Family::Bridge)).collect()
+}
+
+/// How to declare a chain (empty: a chain needs nothing) or set (its type) that stackctl
+/// makes for a network, to delete it; `None` for objects that no stackctl makes.
+fn declaration(object: &Object) -> Option<&'static str> {
+    let name = object.name.as_str();
+    match (object.family, object.kind) {
+        (Family::Inet, ObjectKind::Chain) if name.starts_with("to_") || name.starts_with("within_") => Some(""),
+        (Family::Bridge, ObjectKind::Set) if name.starts_with("ports_") => Some(PORTS),
+        (Family::Bridge, ObjectKind::Set) if name.starts_with("sources_") => Some(SOURCES),
+        _ => None,
+    }
+}
+
+/// The tables of the firewall resources in `state`; `None` when it has none.
+fn script_of(state: &KernelState) -> Option<Script> {
     let firewall: Vec<&Resource> = state.resources.values().filter(|resource| resource.kind().is_firewall()).collect();
     if firewall.is_empty() {
-        return out;
+        return None;
     }
     let mut script = Script { inet: skeleton_inet(), bridge: skeleton_bridge(), comment: String::new() };
     // Chains and sets of each network are declared first, so that any rule may name them.
@@ -152,9 +328,7 @@ pub fn render(stack: &str, state: &KernelState) -> String {
         script.comment = rule_id(resource);
         add_rules(&mut script, resource);
     }
-    script.inet.write(&mut out, "inet", &name);
-    script.bridge.write(&mut out, "bridge", &name);
-    out
+    Some(script)
 }
 
 /// The rules and set elements `render` writes for a firewall resource, each with the place
@@ -233,8 +407,8 @@ fn declare_network(script: &mut Script, policy: &Policy) {
     if policy.isolation == Isolation::Flows {
         script.inet.chain(&format!("within_{bridge}"), "");
     }
-    script.bridge.set(&format!("ports_{bridge}"), "type ifname;");
-    script.bridge.set(&format!("sources_{bridge}"), "type ifname . ipv4_addr;");
+    script.bridge.set(&format!("ports_{bridge}"), PORTS);
+    script.bridge.set(&format!("sources_{bridge}"), SOURCES);
 }
 
 fn policy_rules(script: &mut Script, policy: &Policy) {
@@ -412,7 +586,7 @@ mod tests {
         let local_ports = LocalPorts { ephemeral: PortRange { first: 32768, last: 60999 }, busy: Default::default() };
         let host = HostFacts { local_ports: Some(local_ports), ..HostFacts::default() };
         let desired = lower(&stack, &KernelState::default(), &host).expect("lowers");
-        render(&stack.name, &desired.state)
+        render(&stack.name, &desired.state, &Objects::new())
     }
 
     #[test]
@@ -425,10 +599,62 @@ mod tests {
         insta::assert_snapshot!(script(include_str!("../../examples/port-publishing.yaml")));
     }
 
+    fn lowered(text: &str) -> KernelState {
+        let validated = validate_file(&SourceFile { name: "example.yaml".to_owned(), text: text.to_owned() });
+        let stack = validated.stack.expect("valid example");
+        lower(&stack, &KernelState::default(), &HostFacts::default()).expect("lowers").state
+    }
+
+    /// Applies after the first change the tables in place: they, their chains and their
+    /// sets stay (a new interval set would be empty for a moment after the commit); what
+    /// is no longer wanted is declared, so that the script does not depend on what the
+    /// tables hold, and deleted; foreign objects are deleted as they are.
+    #[test]
+    fn a_change_keeps_the_tables_and_deletes_what_is_no_longer_wanted() {
+        let before = lowered(include_str!("../../examples/web-app-db.yaml"));
+        let text = include_str!("../../examples/web-app-db.yaml")
+            .replace("      db_nw: {}\n", "")
+            .replace("  db:\n    networks: [db_nw]\n", "  db:\n    network_mode: none\n");
+        let text = text
+            .replace("    talks_to: [db:5432]\n", "")
+            .replace("  db_nw:\n    subnet: 10.20.0.0/24\n    internal: true\n", "");
+        let after = lowered(&text);
+        let mut existing = objects(&before);
+        existing.insert(Object { family: Family::Inet, kind: ObjectKind::Set, name: "by_hand".to_owned() });
+        let script = render("shop", &after, &existing);
+        assert!(!script.contains("delete table"), "{script}");
+        for line in [
+            "flush table inet stackctl-shop",
+            "flush table bridge stackctl-shop",
+            "flush set inet stackctl-shop flows",
+            "delete chain inet stackctl-shop to_stb3ac96d9d46",
+            "delete chain inet stackctl-shop within_stb3ac96d9d46",
+            "delete set bridge stackctl-shop ports_stb3ac96d9d46",
+            "delete set bridge stackctl-shop sources_stb3ac96d9d46",
+            "delete set inet stackctl-shop by_hand",
+            "  set ports_stb3ac96d9d46 { type ifname; }",
+        ] {
+            assert!(script.lines().any(|found| found == line), "missing `{line}`:\n{script}");
+        }
+        let deleted = script.find("delete chain").expect("chains deleted");
+        assert!(script.find("flush table inet").expect("flushed") < deleted, "rules go before the chains they name");
+        assert!(!script.contains("by_hand {"), "a set no stackctl makes is deleted, never declared: {script}");
+        assert_eq!(objects(&after).iter().filter(|object| object.name.contains("stb3ac96d9d46")).count(), 0);
+        insta::assert_snapshot!(script);
+    }
+
+    #[test]
+    fn replacing_deletes_the_tables_first() {
+        let state = lowered(include_str!("../../examples/web-app-db.yaml"));
+        let script = render_replacing("shop", &state);
+        assert!(script.starts_with(&render_replacing("shop", &KernelState::default())), "{script}");
+        assert!(!script.contains("flush"), "{script}");
+    }
+
     #[test]
     fn no_firewall_resources_delete_the_tables() {
         assert_eq!(
-            render("shop", &KernelState::default()),
+            render("shop", &KernelState::default(), &Objects::new()),
             "table inet stackctl-shop {}\ndelete table inet stackctl-shop\ntable bridge stackctl-shop {}\ndelete table bridge stackctl-shop\n"
         );
     }
@@ -438,7 +664,7 @@ mod tests {
         let text = include_str!("../../examples/pets-tenants.yaml").to_owned();
         let stack = validate_file(&SourceFile { name: "pets".to_owned(), text }).stack.expect("valid");
         let desired = lower(&stack, &KernelState::default(), &HostFacts::default()).expect("lowers");
-        let script = render(&stack.name, &desired.state);
+        let script = render(&stack.name, &desired.state, &Objects::new());
         for resource in desired.state.resources.values().filter(|resource| resource.kind().is_firewall()) {
             let id = rule_id(resource);
             assert_eq!(script.matches(&format!("\"{id}\"")).count(), item_count(resource), "{id}");

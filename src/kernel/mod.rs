@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use rtnetlink::Handle;
 
-use crate::firewall::{Found, dropping_forward_chains, recognise, table_name};
+use crate::firewall::{Found, Objects, dropping_forward_chains, recognise, table_name};
 use crate::names::parse_resolv_conf;
 use crate::plan::{Operation, Plan, record_after};
 use crate::state::{KernelState, NamespaceName, Scope};
@@ -207,6 +207,7 @@ impl Kernel {
         for resource in recognise(&found, record.resources.values()) {
             observation.state.insert(resource);
         }
+        observation.tables = found.objects().clone();
         let chains = self.nft().list_chains().map_err(|error| KernelError::new("list", "nftables chains", error))?;
         observation.dropping_forward_chains = dropping_forward_chains(&chains, &tables)
             .map_err(|error| KernelError::new("read", "nftables chains", std::io::Error::other(error)))?;
@@ -316,9 +317,11 @@ impl Kernel {
     /// every operation that was made, also when one failed.
     ///
     /// The firewall's operations of a phase are one stage, made as one `nft` transaction
-    /// that replaces the stack's tables with what the phase leaves. Those transactions are
-    /// checked against the kernel before anything else is changed, so a missing kernel or
-    /// `nft` feature stops the apply with nothing done.
+    /// that makes the stack's tables hold what the phase leaves, changed in place (see
+    /// [`crate::firewall::render`]; replaced whole only when the kernel refuses to change
+    /// them in place). Those transactions are checked against the kernel before anything
+    /// else is changed, so a missing kernel or `nft` feature stops the apply with nothing
+    /// done.
     ///
     /// A plan with a swap runs in its three phases: after the first, the containers that
     /// take the aliases must accept connections (within `wait`; else the aliases stay
@@ -331,8 +334,9 @@ impl Kernel {
     /// is served. A swap publishes them after its wiring too, before its repoint. When
     /// publishing fails and nothing else did, the apply fails with it: those names are not
     /// served.
-    pub fn apply(&self, scope: &Scope, observed: &KernelState, plan: &Plan, wait: &SwapWait) -> Applied {
-        let mut applied = self.make(scope, observed, plan, wait);
+    pub fn apply(&self, scope: &Scope, observation: &Observation, plan: &Plan, wait: &SwapWait) -> Applied {
+        let observed = &observation.state;
+        let mut applied = self.make(scope, observation, plan, wait);
         if applied.done.is_empty() {
             return applied;
         }
@@ -345,28 +349,31 @@ impl Kernel {
     }
 
     /// The operations of an apply, phase by phase, and a swap's steps between them.
-    fn make(&self, scope: &Scope, observed: &KernelState, plan: &Plan, wait: &SwapWait) -> Applied {
+    fn make(&self, scope: &Scope, observation: &Observation, plan: &Plan, wait: &SwapWait) -> Applied {
+        let observed = &observation.state;
         let mut applied = Applied::default();
         let phases = plan.phases();
         let mut scripts = Vec::with_capacity(phases.len());
+        // What the tables hold when each phase starts: as observed, then as the last
+        // phase that changed rules left them.
+        let mut tables = observation.tables.clone();
         let mut end = 0;
         for phase in &phases {
             end += phase.len();
-            let script = phase.iter().any(|operation| operation.key().kind().is_firewall()).then(|| {
-                let after = record_after(observed, &plan.operations[..end]);
-                (
-                    crate::firewall::render(&scope.stack, &after),
-                    crate::firewall::needs_forwarding(after.resources.values()),
-                )
-            });
-            if let Some((script, _)) = &script
-                && let Err(error) = self.nft().check(script)
-            {
-                let object = format!("the rules of stack `{}` before any change", scope.stack);
-                applied.failed = Some(KernelError::new("check", object, error));
-                return applied;
+            if !phase.iter().any(|operation| operation.key().kind().is_firewall()) {
+                scripts.push(None);
+                continue;
             }
-            scripts.push(script);
+            let after = record_after(observed, &plan.operations[..end]);
+            let script = match self.checked_script(scope, &after, &tables) {
+                Ok(script) => script,
+                Err(error) => {
+                    applied.failed = Some(error);
+                    return applied;
+                }
+            };
+            tables = crate::firewall::objects(&after);
+            scripts.push(Some((script, crate::firewall::needs_forwarding(after.resources.values()))));
         }
         for (index, (phase, script)) in phases.iter().zip(&scripts).enumerate() {
             if let Err(error) = self.run_phase(scope, phase, script.as_ref(), &mut applied) {
@@ -388,6 +395,22 @@ impl Kernel {
             }
         }
         applied
+    }
+
+    /// The script that makes the stack's tables hold the rules of `state`, from tables that
+    /// hold at most `tables`, checked against the kernel: in place, or, when the kernel
+    /// refuses that (a base chain made differently by an earlier stackctl), replacing them.
+    fn checked_script(&self, scope: &Scope, state: &KernelState, tables: &Objects) -> Result<String, KernelError> {
+        let in_place = crate::firewall::render(&scope.stack, state, tables);
+        let Err(error) = self.nft().check(&in_place) else { return Ok(in_place) };
+        let replacing = crate::firewall::render_replacing(&scope.stack, state);
+        match self.nft().check(&replacing) {
+            Ok(()) => Ok(replacing),
+            Err(_) => {
+                let object = format!("the rules of stack `{}` before any change", scope.stack);
+                Err(KernelError::new("check", object, error))
+            }
+        }
     }
 
     /// Makes the operations of one phase, stage by stage.

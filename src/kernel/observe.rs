@@ -37,6 +37,9 @@ pub struct Observation {
     /// Other tables' forward chains that drop what they do not accept (Docker's `ip
     /// filter FORWARD`): they drop the stack's routed traffic too.
     pub dropping_forward_chains: Vec<String>,
+    /// The chains and sets the stack's tables have: an apply that changes rules keeps
+    /// those it wants and deletes the others.
+    pub tables: crate::firewall::Objects,
 }
 
 impl Observation {
@@ -161,6 +164,7 @@ pub fn read(
         },
         foreign,
         dropping_forward_chains: Vec::new(),
+        tables: crate::firewall::Objects::default(),
     }
 }
 
