@@ -355,7 +355,7 @@ impl Live {
         if plan.is_empty() {
             return Ok(kernel);
         }
-        let wait = options.wait.or_else(|| (consent == Consent::Ask).then_some(WAIT_ON_A_TERMINAL));
+        let wait = options.wait.or_else(|| std::io::stdin().is_terminal().then_some(WAIT_ON_A_TERMINAL));
         if let Some(swap) = &plan.swap {
             self.decide_swap(kernel.as_ref(), swap, file, wait)?;
         }
@@ -379,8 +379,8 @@ impl Live {
         // lock, with the tables' chains and sets as they are now.
         let observed = &now.state;
         let hint = self.start_hint(file);
-        let waiting = |readiness: &Readiness| {
-            let within = humantime::format_duration(wait.unwrap_or_default());
+        let waiting = |readiness: &Readiness, within: Duration| {
+            let within = humantime::format_duration(within);
             eprintln!(
                 "waiting up to {within} for container `{}` to accept tcp/{} at {}: {}",
                 readiness.container,

@@ -490,8 +490,9 @@ pub struct SwapWait<'a> {
     /// Up to how long; `None` for the short while a container that already listened
     /// needs once its link is up.
     pub within: Option<std::time::Duration>,
-    /// Told once of each port that does not accept at the first try.
-    pub waiting: &'a (dyn Fn(&crate::plan::Readiness) + Sync),
+    /// Told once of each port that does not accept at the first try, with how long it is
+    /// waited for.
+    pub waiting: &'a (dyn Fn(&crate::plan::Readiness, std::time::Duration) + Sync),
 }
 
 /// What apply made, and why it stopped, if it did.

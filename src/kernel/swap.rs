@@ -65,7 +65,8 @@ impl Kernel {
 
     /// Connects from the host to every port the swap verifies, now that the containers are
     /// wired, retrying until `wait` runs out; the first port that does not accept by then
-    /// fails. `wait.waiting` hears of each port that did not accept at the first try.
+    /// fails. `wait.waiting` hears of each port that did not accept at the first try, and
+    /// how long it is waited for.
     pub(super) fn verify(&self, swap: &Swap, wait: &SwapWait) -> Result<(), KernelError> {
         let within = wait.within.unwrap_or(VERIFY_WITHIN).max(VERIFY_WITHIN);
         let deadline = Instant::now() + within;
@@ -84,7 +85,7 @@ impl Kernel {
                         Err(error) if Instant::now() >= deadline => return Err(error),
                         Err(_) => {
                             if !std::mem::replace(&mut told, true) {
-                                (wait.waiting)(readiness);
+                                (wait.waiting)(readiness, within);
                             }
                             std::thread::sleep(Duration::from_millis(50));
                         }
