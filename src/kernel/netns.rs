@@ -6,6 +6,7 @@
 //! dedicated std thread that joins the namespace first; tokio's own threads never change
 //! namespace.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
@@ -16,6 +17,9 @@ use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::statfs::{NSFS_MAGIC, fstatfs};
 use rtnetlink::Handle;
 use tokio::runtime::Handle as Runtime;
+
+use crate::plan::AdoptedPath;
+use crate::state::{NamespaceName, Scope};
 
 /// Opens an rtnetlink connection in the current thread's namespace, driven by `runtime`.
 pub fn connect_here(runtime: &Runtime) -> io::Result<Handle> {
@@ -38,6 +42,28 @@ pub fn open(path: &Path) -> io::Result<File> {
         Ok(file)
     } else {
         Err(io::Error::new(io::ErrorKind::InvalidInput, "not a network namespace"))
+    }
+}
+
+/// What is at each adopted `netns:` path of the stack, by container.
+pub fn adopted_paths(scope: &Scope) -> BTreeMap<String, AdoptedPath> {
+    scope
+        .namespaces
+        .iter()
+        .filter_map(|(container, name)| match name {
+            NamespaceName::Adopted(path) => Some((container.clone(), look(Path::new(path)))),
+            NamespaceName::Created(_) => None,
+        })
+        .collect()
+}
+
+/// What is at `path`: a network namespace, nothing, or something else.
+fn look(path: &Path) -> AdoptedPath {
+    match open(path) {
+        Ok(_) => AdoptedPath::Namespace,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => AdoptedPath::Missing,
+        Err(error) if error.kind() == io::ErrorKind::InvalidInput => AdoptedPath::NotANamespace,
+        Err(error) => AdoptedPath::Unreadable(error.to_string()),
     }
 }
 

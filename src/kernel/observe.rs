@@ -11,6 +11,7 @@ use super::dump::{Interface, Snapshot};
 use super::label;
 use crate::model::Isolation;
 use crate::names::Served;
+use crate::plan::{AdoptedPath, Process};
 use crate::state::{
     Bridge, HostFacts, Hosts, KernelState, Key, Link, NO_ADDRESS, Namespace, NamespaceName, Resource, Route, Scope,
 };
@@ -37,6 +38,10 @@ pub struct Observation {
     /// Other tables' forward chains that drop what they do not accept (Docker's `ip
     /// filter FORWARD`): they drop the stack's routed traffic too.
     pub dropping_forward_chains: Vec<String>,
+    /// What is at each adopted `netns:` path, by container.
+    pub adopted: BTreeMap<String, AdoptedPath>,
+    /// The processes in each of the stack's namespaces, by container.
+    pub processes: BTreeMap<String, Vec<Process>>,
 }
 
 impl Observation {
@@ -149,7 +154,7 @@ pub fn read(
         state,
         host: HostFacts { host: scope.host.clone(), used_subnets, local_ports: None },
         foreign,
-        dropping_forward_chains: Vec::new(),
+        ..Observation::default()
     }
 }
 
