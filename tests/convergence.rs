@@ -606,7 +606,7 @@ fn check_swap_phases(desired: &KernelState, observed: &KernelState, applied: &Pl
     let mut done = 0;
     for (end, repointed) in phases {
         kernel
-            .apply(&Plan { operations: applied.operations[done..end].to_vec(), swap: None })
+            .apply(&Plan { operations: applied.operations[done..end].to_vec(), ..Plan::default() })
             .map_err(TestCaseError::fail)?;
         done = end;
         let state = kernel.state();

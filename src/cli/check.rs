@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 
 use super::Exit;
-use super::live::{Live, fail, kernel_error, privileged};
+use super::live::{Live, fail, kernel_error, privileged, refuse_dead_namespaces};
 use super::output::Style;
 use super::stackfile::{Findings, load_stack};
 use crate::check::{render_text, survey};
@@ -51,6 +51,9 @@ pub fn verify(
         Ok(observation) => observation,
         Err(error) => return kernel_error(error),
     };
+    if let Err(exit) = refuse_dead_namespaces(scope, &observation) {
+        return exit;
+    }
     let survey = survey(stack, &observation.state, &observation.host);
     // A probe must start inside its source's namespace: without one, the stack is not
     // applied, and that is the thing to say.

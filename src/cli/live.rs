@@ -17,16 +17,17 @@ use super::output::Style;
 use super::stackfile::{Findings, load_stack};
 use super::{Exit, ShowFormat};
 use crate::kernel::{
-    ApplyLock, HostNamespace, Kernel, KernelError, Observation, Places, SwapWait, enter, has_privileges, read_record,
-    serve_names, write_record,
+    ApplyLock, HostNamespace, Kernel, KernelError, Observation, Places, SwapWait, adopted_paths, enter, has_privileges,
+    read_record, serve_names, write_record,
 };
 use crate::model::{Attachment, Stack};
 use crate::plan::{
-    Listening, Marks, Plan, Readiness, SAVED_PLAN_VERSION, SavedPlan, Start, Swap, Unready, Waiting, collisions, drift,
-    plan as plan_operations, record_after, record_after_failure, render_drift, render_operations, render_text,
+    Fate, Listening, Marks, Operation, Plan, Readiness, SAVED_PLAN_VERSION, SavedPlan, Start, Stranded, Swap, Unready,
+    Waiting, collisions, dead_namespaces, drift, plan as plan_operations, record_after, record_after_failure,
+    render_drift, render_operations, render_text,
 };
 use crate::show::{Topology, render_table};
-use crate::state::{Desired, KernelState, NamespaceName, Scope, fingerprint, lower};
+use crate::state::{Desired, KernelState, NamespaceName, Resource, Scope, fingerprint, lower};
 
 /// What the live commands share: which namespace plays the host, and how output looks.
 pub struct Live {
@@ -162,23 +163,27 @@ impl Live {
         .map_err(fail)
     }
 
-    /// The stack's objects as they are: nothing on a scratch host that does not exist yet.
+    /// The stack's objects as they are: nothing on a scratch host that does not exist yet
+    /// (but what is at the paths it adopts, which are the machine's).
     fn observe(kernel: Option<&Kernel>, scope: &Scope) -> Outcome<Observation> {
         match kernel {
             Some(kernel) => kernel.observe(scope).map_err(kernel_error),
-            None => Ok(Observation::of_absent_host(scope)),
+            None => Ok(Observation { adopted: adopted_paths(scope), ..Observation::of_absent_host(scope) }),
         }
     }
 
-    /// Observes the kernel and plans the changes that make it match `stack`.
-    fn plan(&self, kernel: Option<&Kernel>, stack: &Stack, scope: &Scope) -> Outcome<(Observation, Plan)> {
+    /// Observes the kernel and plans the changes that make it match `stack`; `fate` says
+    /// what happens to the processes in the namespaces the plan deletes.
+    fn plan(&self, kernel: Option<&Kernel>, stack: &Stack, scope: &Scope, fate: Fate) -> Outcome<(Observation, Plan)> {
         let observation = Live::observe(kernel, scope)?;
+        refuse_dead_namespaces(scope, &observation)?;
         if !stack.networks.is_empty() {
             warn_of_dropping_chains(&observation.dropping_forward_chains);
         }
         let desired = lower(stack, &observation.state, &observation.host).map_err(fail)?;
-        let plan = plan_operations(&desired, &observation.state);
+        let mut plan = plan_operations(&desired, &observation.state);
         refuse_collisions(&plan, &observation)?;
+        plan.stranded = Stranded::of(&plan, &observation.processes, fate);
         Ok((observation, plan))
     }
 
@@ -206,7 +211,7 @@ impl Live {
             privileged()?;
             let kernel = self.open()?;
             let scope = self.scope(&stack);
-            let (observation, plan) = self.plan(kernel.as_ref(), &stack, &scope)?;
+            let (observation, plan) = self.plan(kernel.as_ref(), &stack, &scope, Fate::LeftRunning)?;
             self.print_plan(kernel.as_ref(), &scope, &observation.state, &plan);
             let changes = !plan.is_empty();
             if let Some(out) = out {
@@ -232,6 +237,7 @@ impl Live {
     }
 
     /// `apply`; with `verify`, `check` runs once the changes are made and decides the exit.
+    #[allow(clippy::too_many_arguments)] // One per option of the command.
     pub fn apply_command(
         &self,
         file: &Path,
@@ -240,17 +246,18 @@ impl Live {
         verify: bool,
         lock_timeout: Duration,
         swap: SwapOptions,
+        fate: Fate,
     ) -> Exit {
         let run = || -> Outcome<Exit> {
             consent.check(Verb::Apply)?;
             if let Some(saved) = saved {
-                return self.apply_saved(saved, consent, verify, lock_timeout, swap);
+                return self.apply_saved(saved, consent, verify, lock_timeout, swap, fate);
             }
             let (_, stack) = load_stack(file, Findings::All, self.style)?;
             privileged()?;
             let kernel = self.open()?;
             let scope = self.scope(&stack);
-            let (observation, plan) = self.plan(kernel.as_ref(), &stack, &scope)?;
+            let (observation, plan) = self.plan(kernel.as_ref(), &stack, &scope, fate)?;
             self.print_plan(kernel.as_ref(), &scope, &observation.state, &plan);
             let proposal = Proposal { file, scope, observation, plan, verb: Verb::Apply };
             let kernel = self.agree_and_apply(kernel, proposal, consent, lock_timeout, swap)?;
@@ -269,10 +276,11 @@ impl Live {
         verify: bool,
         lock_timeout: Duration,
         swap: SwapOptions,
+        fate: Fate,
     ) -> Outcome<Exit> {
         let text =
             std::fs::read(path).map_err(|error| fail(format!("cannot read plan `{}`: {error}", path.display())))?;
-        let saved: SavedPlan = serde_json::from_slice(&text).map_err(|error| {
+        let mut saved: SavedPlan = serde_json::from_slice(&text).map_err(|error| {
             fail(format!("`{}` is not a plan saved by `stackctl plan --out`: {error}", path.display()))
         })?;
         if saved.format_version != SAVED_PLAN_VERSION {
@@ -290,9 +298,11 @@ impl Live {
         privileged()?;
         let kernel = live.open()?;
         let observation = Live::observe(kernel.as_ref(), &saved.scope)?;
+        refuse_dead_namespaces(&saved.scope, &observation)?;
         if fingerprint(&observation.state) != saved.fingerprint {
             return Err(stale(path));
         }
+        saved.plan.stranded = Stranded::of(&saved.plan, &observation.processes, fate);
         print!("{}", render_text(&saved.plan, self.style.color_out));
         let stack_file = Path::new(&saved.stack_file);
         let proposal =
@@ -316,7 +326,9 @@ impl Live {
         )
     }
 
-    pub fn destroy_command(&self, file: &Path, consent: Consent, lock_timeout: Duration) -> Exit {
+    /// `destroy`: the plan to an empty state, and then, with nothing of the stack left on
+    /// the host, the removal of the files it kept there.
+    pub fn destroy_command(&self, file: &Path, consent: Consent, lock_timeout: Duration, fate: Fate) -> Exit {
         let run = || -> Outcome<Exit> {
             consent.check(Verb::Destroy)?;
             let (_, stack) = load_stack(file, Findings::ErrorsOnly, self.style)?;
@@ -328,11 +340,14 @@ impl Live {
                 return Ok(Exit::Ok);
             };
             let observation = kernel.observe(&scope).map_err(kernel_error)?;
-            let plan = plan_operations(&Desired::default(), &observation.state);
+            let mut plan = plan_operations(&Desired::default(), &observation.state);
+            plan.stranded = Stranded::of(&plan, &observation.processes, fate);
             print!("{}", render_text(&plan, self.style.color_out));
-            let proposal = Proposal { file, scope, observation, plan, verb: Verb::Destroy };
+            let proposal = Proposal { file, scope: scope.clone(), observation, plan, verb: Verb::Destroy };
             let swap = SwapOptions { wait: None };
-            self.agree_and_apply(Some(kernel), proposal, consent, lock_timeout, swap)?;
+            if let Some(kernel) = self.agree_and_apply(Some(kernel), proposal, consent, lock_timeout, swap)? {
+                self.remove_files(&kernel, &scope, lock_timeout)?;
+            }
             Ok(Exit::Ok)
         };
         run().unwrap_or_else(|exit| exit)
@@ -351,7 +366,7 @@ impl Live {
         lock_timeout: Duration,
         options: SwapOptions,
     ) -> Outcome<Option<Kernel>> {
-        let Proposal { file, scope, observation, plan, verb } = proposal;
+        let Proposal { file, scope, observation, mut plan, verb } = proposal;
         if plan.is_empty() {
             return Ok(kernel);
         }
@@ -375,6 +390,11 @@ impl Live {
                 verb.word()
             )));
         }
+        if verb == Verb::Apply {
+            refuse_dead_namespaces(&scope, &now)?;
+        }
+        // The processes as they are now: those started since the plan was shown too.
+        plan.stranded = Stranded::of(&plan, &now.processes, plan.stranded.fate);
         // The same objects as planned against (their fingerprint says so), read under the
         // lock, with the tables' chains and sets as they are now.
         let observed = &now.state;
@@ -407,7 +427,8 @@ impl Live {
             eprintln!("warning: cannot keep the apply record of stack `{}`: {error}", scope.stack);
         }
         report_drained(&applied.drained);
-        let done = Plan { operations: applied.done, swap: None };
+        report_stranded(&plan.stranded, &applied.done);
+        let done = Plan { operations: applied.done, ..Plan::default() };
         let Some(error) = applied.failed else {
             let summary = done.summary();
             println!(
@@ -493,12 +514,26 @@ impl Live {
         }
     }
 
+    /// Once destroy has removed the stack's objects: removes the files the stack kept on
+    /// the host, under its lock, unless something of the stack is there again (another
+    /// apply came between), and the lock's file last.
+    fn remove_files(&self, kernel: &Kernel, scope: &Scope, lock_timeout: Duration) -> Outcome<()> {
+        let lock = self.lock(kernel.places(), &scope.stack, lock_timeout)?;
+        let now = kernel.observe(scope).map_err(kernel_error)?;
+        if !now.state.is_released() {
+            return Ok(());
+        }
+        kernel.remove_files(scope, lock).map_err(kernel_error)
+    }
+
     pub fn show_command(&self, file: &Path, format: ShowFormat) -> Exit {
         let run = || -> Outcome<Exit> {
             let (_, stack) = load_stack(file, Findings::ErrorsOnly, self.style)?;
             privileged()?;
             let kernel = self.open_existing(&stack)?;
-            let observation = kernel.observe(&self.scope(&stack)).map_err(kernel_error)?;
+            let scope = self.scope(&stack);
+            let observation = kernel.observe(&scope).map_err(kernel_error)?;
+            refuse_dead_namespaces(&scope, &observation)?;
             if observation.state.is_empty() {
                 return Err(self.not_applied(&stack));
             }
@@ -602,6 +637,44 @@ fn warn_of_dropping_chains(chains: &[String]) {
              bridges through, e.g. with Docker: `iptables -I DOCKER-USER -i stb+ -j ACCEPT && iptables -I \
              DOCKER-USER -o stb+ -j ACCEPT`"
         );
+    }
+}
+
+/// Refuses, naming each, the containers whose adopted namespace is gone: nothing of theirs
+/// can be planned, shown or probed, and nothing has changed yet.
+pub(super) fn refuse_dead_namespaces(scope: &Scope, observation: &Observation) -> Outcome<()> {
+    let dead = dead_namespaces(scope, &observation.adopted);
+    for dead in &dead {
+        eprintln!("error: {dead}");
+    }
+    if dead.is_empty() { Ok(()) } else { Err(Exit::Error) }
+}
+
+/// Says what became of the processes in the namespaces that apply deleted: ended, or left
+/// running there, and then how to end them.
+fn report_stranded(stranded: &Stranded, done: &[Operation]) {
+    for operation in done {
+        let Operation::Delete { resource: Resource::Namespace(namespace) } = operation else { continue };
+        let Some(processes) = stranded.processes.get(&namespace.container) else { continue };
+        let listed: Vec<String> =
+            processes.iter().map(|process| format!("pid {} ({})", process.pid, process.shown())).collect();
+        match stranded.fate {
+            Fate::Ended => println!(
+                "ended the processes in the namespace of `{}` before deleting it: {}",
+                namespace.container,
+                listed.join(", ")
+            ),
+            Fate::LeftRunning => {
+                let pids: Vec<String> = processes.iter().map(|process| process.pid.to_string()).collect();
+                eprintln!(
+                    "warning: left running in the deleted namespace of `{}`, cut off from every network: {}; they are \
+                     yours to end, e.g. `kill {}` (with --kill-processes, apply and destroy end them)",
+                    namespace.container,
+                    listed.join(", "),
+                    pids.join(" ")
+                );
+            }
+        }
     }
 }
 

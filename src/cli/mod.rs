@@ -97,6 +97,10 @@ enum Command {
         /// terminal; otherwise a swap to containers that do not accept yet is refused].
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         wait: Option<std::time::Duration>,
+        /// End the processes still running in the namespaces that apply deletes (SIGTERM,
+        /// then SIGKILL), instead of leaving them running there, cut off.
+        #[arg(long)]
+        kill_processes: bool,
     },
     /// Remove everything the stack owns on this host, and nothing else.
     Destroy {
@@ -108,6 +112,10 @@ enum Command {
         /// How long to wait for another apply of the same stack to finish.
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         lock_timeout: std::time::Duration,
+        /// End the processes still running in the stack's namespaces (SIGTERM, then
+        /// SIGKILL), instead of leaving them running there, cut off.
+        #[arg(long)]
+        kill_processes: bool,
     },
     /// Show the live topology: each network's subnet, gateway and members.
     Show {
@@ -246,6 +254,7 @@ impl Cli {
 fn run(cli: Cli) -> Exit {
     let style = output::Style::detect();
     let consent = |yes: bool| if yes { live::Consent::Given } else { live::Consent::Ask };
+    let fate = |kill: bool| if kill { crate::plan::Fate::Ended } else { crate::plan::Fate::LeftRunning };
     match &cli.command {
         Command::Validate { target, format } => {
             stackfile::validate(&cli.resolve(target.file.as_ref(), None, style).file, *format, style)
@@ -258,14 +267,15 @@ fn run(cli: Cli) -> Exit {
             let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);
             live.plan_command(&file, *detailed_exitcode, out.as_deref())
         }
-        Command::Apply { target, plan, yes, verify, lock_timeout, wait } => {
+        Command::Apply { target, plan, yes, verify, lock_timeout, wait, kill_processes } => {
             let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);
             let swap = live::SwapOptions { wait: *wait };
-            live.apply_command(&file, plan.as_deref(), consent(*yes), *verify, *lock_timeout, swap)
+            let fate = fate(*kill_processes);
+            live.apply_command(&file, plan.as_deref(), consent(*yes), *verify, *lock_timeout, swap, fate)
         }
-        Command::Destroy { target, yes, lock_timeout } => {
+        Command::Destroy { target, yes, lock_timeout, kill_processes } => {
             let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);
-            live.destroy_command(&file, consent(*yes), *lock_timeout)
+            live.destroy_command(&file, consent(*yes), *lock_timeout, fate(*kill_processes))
         }
         Command::Show { target, format } => {
             let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);

@@ -19,14 +19,16 @@ use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, Ro
 use sha2::{Digest, Sha256};
 
 use super::error::{KernelError, io_error, is_absent};
-use super::{Connected, Kernel, hosts_file, label, netns, write_whole};
+use super::{Connected, Kernel, hosts_file, label, netns, processes, write_whole};
 use crate::names::render_resolv_conf;
-use crate::plan::Operation;
+use crate::plan::{Operation, Stranded};
 use crate::state::{Bridge, Hosts, Link, NO_ADDRESS, Namespace, Resource, Route, Scope, bridge_ifname};
 
 pub struct Executor<'k> {
     pub kernel: &'k Kernel,
     pub scope: &'k Scope,
+    /// The processes in namespaces the plan deletes, and whether to end them first.
+    pub stranded: &'k Stranded,
 }
 
 type Outcome = Result<(), io::Error>;
@@ -138,7 +140,16 @@ impl Executor<'_> {
                 if namespace.adopted {
                     return Ok(());
                 }
-                netns::delete(&self.kernel.places.netns.join(&namespace.name))
+                let path = self.kernel.places.netns.join(&namespace.name);
+                // The user's processes inside, when the user asked for them to be ended.
+                let ending = self.stranded.to_end(&namespace.container).to_vec();
+                if !ending.is_empty() {
+                    let inside = path.clone();
+                    tokio::task::spawn_blocking(move || processes::end(&inside, &ending))
+                        .await
+                        .map_err(io::Error::other)??;
+                }
+                netns::delete(&path)
             }
             Resource::Route(route) => {
                 let Some(connected) = self.kernel.connection(&route.container) else { return Ok(()) };

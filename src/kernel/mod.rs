@@ -8,6 +8,7 @@ mod enter;
 mod error;
 mod execute;
 mod host_probe;
+mod files;
 mod hosts_file;
 mod label;
 mod lock;
@@ -17,6 +18,7 @@ mod observe;
 mod ports;
 mod privilege;
 mod probe;
+mod processes;
 mod record;
 mod resolver;
 mod sockets;
@@ -25,6 +27,7 @@ mod swap;
 pub use enter::enter;
 pub use error::KernelError;
 pub use lock::{ApplyLock, LockError};
+pub use netns::adopted_paths;
 pub use observe::Observation;
 pub use privilege::has_privileges;
 pub use record::{read_record, write_record};
@@ -43,7 +46,7 @@ use rtnetlink::Handle;
 
 use crate::firewall::{Found, Objects, dropping_forward_chains, recognise, table_name};
 use crate::names::parse_resolv_conf;
-use crate::plan::{Operation, Plan, record_after};
+use crate::plan::{Operation, Plan, Stranded, record_after};
 use crate::state::{KernelState, NamespaceName, Scope};
 use error::io_error;
 use nft::Nft;
@@ -214,6 +217,7 @@ impl Kernel {
         let local_ports = netns::inside(self.host_file.as_ref(), ports::read)
             .map_err(|error| KernelError::new("read", "the host's ports", error))?;
         observation.host.local_ports = Some(local_ports);
+        observation.adopted = netns::adopted_paths(scope);
         Ok(observation)
     }
 
@@ -229,6 +233,10 @@ impl Kernel {
                 found.push((container, name, file));
             }
         }
+        let inodes: HashMap<u64, String> = found
+            .iter()
+            .filter_map(|(container, _, file)| Some((processes::inode(file).ok()?, container.clone())))
+            .collect();
         // A connection holds a 64 KiB receive buffer, so namespaces are read a batch at a
         // time, and their connections closed after; apply opens the few it needs again.
         let mut views = Vec::with_capacity(found.len());
@@ -265,7 +273,9 @@ impl Kernel {
         // The names are what the running name server serves: a dead or stale server
         // serves none, so the next apply publishes them again.
         let served = self.names().loaded(&scope.stack).map(|zone| zone.served()).unwrap_or_default();
-        Ok(observe::read(scope, &host, &views, &served))
+        let mut observation = observe::read(scope, &host, &views, &served);
+        observation.processes = processes::running_in(&inodes);
+        Ok(observation)
     }
 
     fn names(&self) -> resolver::Supervisor<'_> {
@@ -376,7 +386,7 @@ impl Kernel {
             scripts.push(Some((script, crate::firewall::needs_forwarding(after.resources.values()))));
         }
         for (index, (phase, script)) in phases.iter().zip(&scripts).enumerate() {
-            if let Err(error) = self.run_phase(scope, phase, script.as_ref(), &mut applied) {
+            if let Err(error) = self.run_phase(scope, phase, script.as_ref(), &plan.stranded, &mut applied) {
                 applied.failed = Some(error);
                 return applied;
             }
@@ -419,9 +429,10 @@ impl Kernel {
         scope: &Scope,
         phase: &[Operation],
         script: Option<&(String, bool)>,
+        stranded: &Stranded,
         applied: &mut Applied,
     ) -> Result<(), KernelError> {
-        let executor = execute::Executor { kernel: self, scope };
+        let executor = execute::Executor { kernel: self, scope, stranded };
         for stage in stages(phase) {
             if stage[0].key().kind().is_firewall() {
                 let (script, forwarding) = script.expect("rendered for its stage");
@@ -523,10 +534,15 @@ fn host_object(name: &str, path: &std::path::Path) -> String {
 /// Writes `bytes` aside and renames them over `path`, so that a reader never sees half a
 /// file.
 fn write_whole(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    let partial = path.with_file_name(format!(".{name}.partial"));
+    let partial = partial(path);
     std::fs::write(&partial, bytes)?;
     std::fs::rename(&partial, path)
+}
+
+/// Where [`write_whole`] writes a file before it renames it over `path`.
+fn partial(path: &std::path::Path) -> PathBuf {
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.partial"))
 }
 
 /// The plan cut into stages: runs of operations of one kind and one action, and the run

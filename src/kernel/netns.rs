@@ -6,6 +6,7 @@
 //! dedicated std thread that joins the namespace first; tokio's own threads never change
 //! namespace.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
@@ -18,6 +19,8 @@ use rtnetlink::{Handle, LinkUnspec};
 use tokio::runtime::Handle as Runtime;
 
 use super::error::io_error;
+use crate::plan::AdoptedPath;
+use crate::state::{NamespaceName, Scope};
 
 /// Opens an rtnetlink connection in the current thread's namespace, driven by `runtime`.
 pub fn connect_here(runtime: &Runtime) -> io::Result<Handle> {
@@ -40,6 +43,28 @@ pub fn open(path: &Path) -> io::Result<File> {
         Ok(file)
     } else {
         Err(io::Error::new(io::ErrorKind::InvalidInput, "not a network namespace"))
+    }
+}
+
+/// What is at each adopted `netns:` path of the stack, by container.
+pub fn adopted_paths(scope: &Scope) -> BTreeMap<String, AdoptedPath> {
+    scope
+        .namespaces
+        .iter()
+        .filter_map(|(container, name)| match name {
+            NamespaceName::Adopted(path) => Some((container.clone(), look(Path::new(path)))),
+            NamespaceName::Created(_) => None,
+        })
+        .collect()
+}
+
+/// What is at `path`: a network namespace, nothing, or something else.
+fn look(path: &Path) -> AdoptedPath {
+    match open(path) {
+        Ok(_) => AdoptedPath::Namespace,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => AdoptedPath::Missing,
+        Err(error) if error.kind() == io::ErrorKind::InvalidInput => AdoptedPath::NotANamespace,
+        Err(error) => AdoptedPath::Unreadable(error.to_string()),
     }
 }
 

@@ -11,6 +11,7 @@ use super::dump::{Interface, Snapshot};
 use super::label;
 use crate::model::Isolation;
 use crate::names::Served;
+use crate::plan::{AdoptedPath, Process};
 use crate::state::{
     Bridge, HostFacts, Hosts, KernelState, Key, Link, NO_ADDRESS, Namespace, NamespaceName, Resource, Route, Scope,
 };
@@ -40,6 +41,10 @@ pub struct Observation {
     /// The chains and sets the stack's tables have: an apply that changes rules keeps
     /// those it wants and deletes the others.
     pub tables: crate::firewall::Objects,
+    /// What is at each adopted `netns:` path, by container.
+    pub adopted: BTreeMap<String, AdoptedPath>,
+    /// The processes in each of the stack's namespaces, by container.
+    pub processes: BTreeMap<String, Vec<Process>>,
 }
 
 impl Observation {
@@ -163,8 +168,7 @@ pub fn read(
             addresses: host.addresses.iter().map(|(_, address)| *address).collect(),
         },
         foreign,
-        dropping_forward_chains: Vec::new(),
-        tables: crate::firewall::Objects::default(),
+        ..Observation::default()
     }
 }
 

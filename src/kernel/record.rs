@@ -24,10 +24,8 @@ pub fn read_record(places: &Places, host: &HostNamespace, stack: &str) -> Option
 pub fn write_record(places: &Places, host: &HostNamespace, stack: &str, state: &KernelState) -> io::Result<()> {
     let path = path(places, host, stack);
     if state.is_empty() {
-        return match std::fs::remove_file(&path) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-            _ => Ok(()),
-        };
+        super::files::remove_file(&super::partial(&path))?;
+        return super::files::remove_file(&path);
     }
     std::fs::create_dir_all(path.parent().expect("the record is in a directory"))?;
     super::write_whole(&path, &serde_json::to_vec(state).map_err(io::Error::other)?)

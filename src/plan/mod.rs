@@ -1,13 +1,17 @@
 //! The planner: the ordered operations that turn observed state into desired state.
 
+mod adopted;
 mod collision;
 mod drift;
+mod processes;
 mod render;
 mod saved;
 mod swap;
 
+pub use adopted::{AdoptedPath, DeadNamespace, dead_namespaces};
 pub use collision::{Collision, collisions};
 pub use drift::{Drift, drift, record_after, record_after_failure, render_drift};
+pub use processes::{Fate, Process, Stranded};
 pub use render::{Marks, Summary, render_operations, render_text};
 pub use saved::{SAVED_PLAN_VERSION, SavedPlan};
 pub use swap::{Leaving, Listening, Move, Readiness, Start, Swap, Unready, Waiting};
@@ -45,6 +49,11 @@ pub struct Plan {
     pub operations: Vec<Operation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swap: Option<Swap>,
+    /// The processes that run in namespaces the plan deletes, and what happens to them:
+    /// what the live kernel holds next to the plan, read again by each apply, so never
+    /// saved with it.
+    #[serde(skip)]
+    pub stranded: Stranded,
 }
 
 impl Plan {
@@ -94,14 +103,14 @@ type Place<'a> = (Kind, bool, usize, &'a Key);
 /// desired state.
 pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
     let Some(Phases { made, repointed, swap }) = swap::phases(desired, observed) else {
-        return Plan { operations: operations(&desired.state, &desired.wiring_order, observed), swap: None };
+        return Plan { operations: operations(&desired.state, &desired.wiring_order, observed), ..Plan::default() };
     };
     let mut phased = operations(&made, &desired.wiring_order, observed);
     let repoint_at = phased.len();
     phased.extend(operations(&repointed, &desired.wiring_order, &made));
     let remove_at = phased.len();
     phased.extend(operations(&desired.state, &desired.wiring_order, &repointed));
-    Plan { operations: phased, swap: Some(Swap { repoint_at, remove_at, ..swap }) }
+    Plan { operations: phased, swap: Some(Swap { repoint_at, remove_at, ..swap }), ..Plan::default() }
 }
 
 /// The operations that turn `observed` into `desired`.

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
-use super::{Operation, Plan, Swap};
+use super::{Fate, Operation, Plan, Stranded, Swap};
 use crate::state::{Key, Resource};
 
 /// The counts of a plan, as Terraform counts them: a replacement is one add and one destroy.
@@ -102,6 +102,24 @@ pub fn render_operations(plan: &Plan, marks: Marks, color: bool) -> String {
             (Marks::Diff, symbol) => format!("{symbol:<3}"),
         };
         let _ = writeln!(out, "{style}{mark} {:<7} {:<width$}{style:#} {detail}", key.kind().name(), key.label());
+        if let (Key::Namespace { container }, Operation::Delete { .. } | Operation::Create { .. }) = (&key, operation) {
+            out.push_str(&render_stranded(&plan.stranded, container));
+        }
+    }
+    out
+}
+
+/// The processes that run in a namespace the plan deletes, under its line.
+fn render_stranded(stranded: &Stranded, container: &str) -> String {
+    let Some(processes) = stranded.processes.get(container) else { return String::new() };
+    let fate = match stranded.fate {
+        Fate::LeftRunning => "left running, cut off; --kill-processes ends it",
+        Fate::Ended => "ended first: --kill-processes",
+    };
+    let indent = " ".repeat(12);
+    let mut out = String::new();
+    for process in processes {
+        let _ = writeln!(out, "{indent}runs   pid {}: {} ({fate})", process.pid, process.shown());
     }
     out
 }

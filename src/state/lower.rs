@@ -491,6 +491,9 @@ fn claims(publication: &Publication, picked: &Forward) -> bool {
 
 /// `eth0`, `eth1`, ... in the order networks are written, keeping the names the container
 /// already has: connecting one more network never renames an interface.
+///
+/// An observed link whose end inside the container could not be read (its namespace is
+/// gone, or no longer where the stack says) has no name: it keeps none, and takes none.
 fn interface_names(container: &Container, observed: &KernelState) -> BTreeMap<String, String> {
     let mut names = BTreeMap::new();
     // The names of links to networks the container leaves stay taken: a swap keeps those
@@ -499,7 +502,9 @@ fn interface_names(container: &Container, observed: &KernelState) -> BTreeMap<St
         .of_kind(super::Kind::Link)
         .filter_map(|resource| match resource {
             Resource::Link(link)
-                if link.container == container.name && container.membership(&link.network).is_none() =>
+                if link.container == container.name
+                    && container.membership(&link.network).is_none()
+                    && !link.ifname.is_empty() =>
             {
                 Some(link.ifname.clone())
             }
@@ -509,6 +514,7 @@ fn interface_names(container: &Container, observed: &KernelState) -> BTreeMap<St
     for membership in container.memberships() {
         let key = Key::Link { container: container.name.clone(), network: membership.network.clone() };
         if let Some(Resource::Link(link)) = observed.get(&key)
+            && !link.ifname.is_empty()
             && used.insert(link.ifname.clone())
         {
             names.insert(membership.network.clone(), link.ifname.clone());
@@ -587,6 +593,37 @@ mod tests {
             "name: s\nnetworks: { n: { isolation: open } }\ncontainers:\n  a: { networks: [n], talks_to: ['b:80'] }\n  b: { networks: [n] }\n",
         );
         assert!(flows(&desired).is_empty());
+    }
+
+    /// Observed links whose end inside the container could not be read have no name; the
+    /// plan never names a device "".
+    #[test]
+    fn lowering_never_yields_an_empty_interface_name() {
+        let text = "name: s\nnetworks: { n: {}, m: {}, o: {} }\ncontainers:\n  a: { networks: [n, m] }\n  b: { networks: [n] }\n";
+        let stack =
+            validate_file(&SourceFile { name: "test.yaml".to_owned(), text: text.to_owned() }).stack.expect("valid");
+        let converged = lower(&stack, &KernelState::default(), &HostFacts::default()).expect("lowers");
+        // Every link unread, and `b` with one more, unread too, to a network it has left.
+        let mut observed = KernelState::default();
+        for resource in converged.state.of_kind(Kind::Link) {
+            let Resource::Link(link) = resource else { continue };
+            observed.insert(Resource::Link(Link { ifname: String::new(), ..link.clone() }));
+            if link.container == "b" {
+                let left = Link { network: "o".to_owned(), ifname: String::new(), ..link.clone() };
+                observed.insert(Resource::Link(left));
+            }
+        }
+        let after = lower(&stack, &observed, &HostFacts::default()).expect("lowers");
+        let mut ifnames = Vec::new();
+        for resource in after.state.resources.values() {
+            match resource {
+                Resource::Link(link) => ifnames.push((link.container.clone(), link.ifname.clone())),
+                Resource::Route(route) => ifnames.push((route.container.clone(), route.ifname.clone())),
+                _ => {}
+            }
+        }
+        assert!(ifnames.iter().all(|(_, ifname)| !ifname.is_empty()), "{ifnames:?}");
+        assert_eq!(after.state, converged.state, "unread names are chosen as on a new host");
     }
 
     #[test]

@@ -58,6 +58,12 @@ impl KernelState {
         }
     }
 
+    /// Whether nothing of the stack is left but the namespaces it adopted, which it never
+    /// deletes: what a destroy leaves.
+    pub fn is_released(&self) -> bool {
+        self.resources.values().all(|resource| matches!(resource, Resource::Namespace(namespace) if namespace.adopted))
+    }
+
     /// The resources of one kind, in key order.
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Resource> {
         self.resources.values().filter(move |resource| resource.kind() == kind)

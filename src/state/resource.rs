@@ -173,6 +173,12 @@ fn shown(address: Ipv4Net) -> String {
     if address == NO_ADDRESS { "none".to_owned() } else { address.to_string() }
 }
 
+/// Shows the name of an interface inside a container: observed without one when it could
+/// not be read there.
+fn device(ifname: &str) -> String {
+    if ifname.is_empty() { "unknown".to_owned() } else { ifname.to_owned() }
+}
+
 /// Shows a list of addresses, or that there is none.
 fn addresses(addresses: &[Ipv4Addr]) -> String {
     if addresses.is_empty() {
@@ -470,14 +476,16 @@ impl Resource {
                 ("loopback", flag(namespace.loopback_up)),
             ],
             Resource::Link(link) => vec![
-                ("ifname", link.ifname.clone()),
+                ("ifname", device(&link.ifname)),
                 ("address", shown(link.address)),
                 ("host_ifname", link.host_ifname.clone()),
                 ("bridge", if link.attached { "attached" } else { "detached" }.to_owned()),
                 ("state", flag(link.up)),
                 ("subnet", link.subnet_via.map_or("on link".to_owned(), |gateway| format!("via {gateway}"))),
             ],
-            Resource::Route(route) => vec![("default", format!("via {} dev {}", route.gateway, route.ifname))],
+            Resource::Route(route) => {
+                vec![("default", format!("via {} dev {}", route.gateway, device(&route.ifname)))]
+            }
             Resource::Hosts(hosts) => vec![
                 (
                     "records",

@@ -3,6 +3,13 @@
 //! record files) and a copy-on-write overlay over `/etc` (so `/etc/netns`). Everything a
 //! test creates lives and dies in it; the machine's own network is never touched.
 //!
+//! A test that looks at processes (by `/proc/PID`, as stackctl does to find those inside a
+//! container's namespace) takes a sandbox with a pid namespace of its own too
+//! ([`Sandbox::with_own_pids`]): its `/proc` then shows only the sandbox's processes, not
+//! the machine's, and every process started in it (`stackctl exec` gives its programs a
+//! mount namespace of their own, so they are not found by their mount namespace) ends
+//! with it.
+//!
 //! The sandbox is a `sleep` process started by `unshare`; commands join its namespaces with
 //! `nsenter`, and threads of the test process join a namespace inside it with `setns`.
 //! Dropping the sandbox, also when a test panics, kills every process still in its mount
@@ -44,19 +51,48 @@ exec sleep infinity
 
 pub struct Sandbox {
     child: Child,
+    /// The process whose namespaces the sandbox's commands join: `unshare` itself, or,
+    /// with a pid namespace, the first process in it (which `unshare` forks).
+    inside: u32,
+    pids: Pids,
+}
+
+/// Whether a sandbox has a pid namespace of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pids {
+    Machine,
+    Own,
 }
 
 impl Sandbox {
     /// A new sandbox, or `None` (after saying why) when this process may not make one and
     /// CI did not require it.
     pub fn new() -> Option<Sandbox> {
+        Sandbox::make(Pids::Machine)
+    }
+
+    /// A new sandbox with a pid namespace of its own as well, mounted on its `/proc`: see
+    /// the module's comment. Its commands run as children of `nsenter` there, so a
+    /// spawned command's pid is `nsenter`'s, not the program's.
+    pub fn with_own_pids() -> Option<Sandbox> {
+        Sandbox::make(Pids::Own)
+    }
+
+    fn make(pids: Pids) -> Option<Sandbox> {
         if !nix::unistd::geteuid().is_root() {
             assert!(std::env::var_os(REQUIRED).is_none(), "{REQUIRED} is set, but the tests do not run as root");
             eprintln!("skipped: kernel tests need root (CI sets {REQUIRED} and runs them as root)");
             return None;
         }
-        let mut child = Command::new("unshare")
-            .args(["--net", "--mount", "--propagation", "private", "--", "sh", "-c", SETUP])
+        let mut unshare = Command::new("unshare");
+        unshare.args(["--net", "--mount", "--propagation", "private"]);
+        if pids == Pids::Own {
+            // The first process of the pid namespace is killed with `unshare`, and the
+            // kernel then kills every other process in it.
+            unshare.args(["--pid", "--fork", "--kill-child", "--mount-proc"]);
+        }
+        let mut child = unshare
+            .args(["--", "sh", "-c", SETUP])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -69,19 +105,37 @@ impl Sandbox {
             let _ = child.wait();
             panic!("the sandbox did not set up: {line:?}");
         }
-        Some(Sandbox { child })
+        let inside = match pids {
+            Pids::Machine => child.id(),
+            Pids::Own => child_of(child.id()).expect("unshare forked the sandbox's first process"),
+        };
+        Some(Sandbox { child, inside, pids })
     }
 
+    /// The pid, as the machine sees it, of a process inside the sandbox's namespaces.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.inside
     }
 
-    /// A command that runs `program` inside the sandbox's network and mount namespaces.
-    /// `nsenter` execs the program, so the spawned child's pid is the program's.
+    /// A command that runs `program` inside the sandbox's network and mount namespaces,
+    /// and its pid namespace when it has one. Without one, `nsenter` execs the program, so
+    /// the spawned child's pid is the program's.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new("nsenter");
-        command.args(["-t", &self.pid().to_string(), "--net", "--mount", "--"]).arg(program);
+        command.args(["-t", &self.pid().to_string(), "--net", "--mount"]);
+        if self.pids == Pids::Own {
+            command.arg("--pid");
+        }
+        command.arg("--").arg(program);
         command
+    }
+
+    /// Whether a process of the sandbox, by its pid there, still runs (and is not a
+    /// zombie): read from the sandbox's `/proc`.
+    pub fn runs(&self, pid: u32) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{}/root/proc/{pid}/stat", self.pid())).unwrap_or_default();
+        // The state follows the command name, which is in parentheses.
+        stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z'))
     }
 
     /// `stackctl` inside the sandbox.
@@ -235,6 +289,15 @@ impl Sandbox {
     }
 }
 
+/// The first child of a process, found by the parent pid of each process.
+fn child_of(parent: u32) -> Option<u32> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    entries.flatten().filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok()).find(|pid| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status.lines().any(|line| line.strip_prefix("PPid:").is_some_and(|ppid| ppid.trim() == parent.to_string()))
+    })
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
         for pid in self.processes() {
@@ -261,7 +324,8 @@ impl Sandbox {
     }
 
     /// The pid of the name server that apply started in the sandbox, while one runs, for
-    /// the host `tag` (`host`, or `netns-NAME` for a named host namespace).
+    /// the host `tag` (`host`, or `netns-NAME` for a named host namespace); in a sandbox
+    /// without a pid namespace of its own, where the pid file's pid is the machine's.
     pub fn name_server(&self, tag: &str) -> Option<i32> {
         let path = format!("/proc/{}/root/run/stackctl/{tag}/names/resolver.pid", self.pid());
         let pid: i32 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;

@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 
 use super::control::{Reply, Request, Status, ask};
 use super::{Files, version};
+use crate::kernel::files::{remove_empty_directory, remove_file};
 use crate::kernel::lock::ApplyLock;
 use crate::kernel::write_whole;
 use crate::kernel::{HostNamespace, Places};
@@ -69,18 +70,25 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    /// Stops serving the names of `stack`; with no stack left, stops the server.
+    /// Stops serving the names of `stack`; with no stack left, stops the server and
+    /// removes its files.
     pub fn withdraw(&self, stack: &str) -> io::Result<()> {
         if !self.files.directory.exists() {
             return Ok(());
         }
-        let _lock = self.lock()?;
-        match std::fs::remove_file(self.files.zone(stack)) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
-            _ => {}
-        }
+        let lock = self.lock()?;
+        let served = match std::fs::remove_file(self.files.zone(stack)) {
+            Ok(()) => true,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => false,
+            Err(error) => return Err(error),
+        };
         if self.files.stacks()?.is_empty() {
-            return self.stop();
+            self.stop()?;
+            return self.remove_files(lock);
+        }
+        // A stack without a zone is served nothing: the server has nothing to drop.
+        if !served {
+            return Ok(());
         }
         self.ensure()?;
         match ask(&self.files.control(), Request::Reload, RELOAD_WAIT)? {
@@ -99,6 +107,18 @@ impl<'a> Supervisor<'a> {
         let Ok(Reply::Status(status)) = ask(&self.files.control(), Request::Status, STATUS_WAIT) else { return None };
         let current = status.version == version() && status.zones.get(stack) == Some(&digest(&bytes));
         current.then(|| serde_json::from_slice(&bytes).ok()).flatten()
+    }
+
+    /// Once the server has stopped with no zone left: removes its log, the pid file and
+    /// control socket that a killed server leaves, the supervision lock (`lock`, held) and
+    /// the directory, unless something else is in it. An apply that publishes a zone
+    /// meanwhile makes them again.
+    fn remove_files(&self, lock: ApplyLock) -> io::Result<()> {
+        for path in [self.files.log(), self.files.pid(), self.files.control()] {
+            remove_file(&path)?;
+        }
+        lock.remove()?;
+        remove_empty_directory(&self.files.directory)
     }
 
     fn lock(&self) -> io::Result<ApplyLock> {
