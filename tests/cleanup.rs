@@ -12,11 +12,10 @@ mod sandbox;
 mod stacks;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
-use sandbox::{Listener, Sandbox, assert_success};
+use sandbox::{Listener, Sandbox, Watched, assert_success};
 use stacks::{apply, example, run, stdout, write_stack};
 
 /// A program started in a container with `stackctl exec`, as a user starts one; killed
@@ -123,31 +122,11 @@ fn destroy_lists_the_processes_in_its_namespaces_and_ends_them_only_when_asked()
 /// Applies `file`, whose swap moves `app` to `container`, with `--yes --wait 60s` and
 /// `extra` arguments, and starts the new version in it once apply says it waits for it.
 fn swap_to(sandbox: &Sandbox, file: &str, container: &str, extra: &[&str]) -> (Output, Listener) {
-    let mut apply = sandbox
-        .stackctl()
-        .args(["-f", file, "apply", "--yes", "--wait", "60s"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("apply");
-    let (lines, said) = std::sync::mpsc::channel();
-    let errors = apply.stderr.take().expect("piped standard error");
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(errors).lines().map_while(Result::ok) {
-            all.push_str(&line);
-            all.push('\n');
-            let _ = lines.send(line);
-        }
-        all
-    });
+    let apply = Watched::spawn(sandbox.stackctl().args(["-f", file, "apply", "--yes", "--wait", "60s"]).args(extra));
     let waiting = format!("waiting up to 1m for container `{container}` to accept tcp/5000");
-    while !said.recv_timeout(Duration::from_secs(30)).expect("apply says what it waits for").contains(&waiting) {}
+    apply.wait_for(&waiting, Duration::from_secs(30));
     let listener = sandbox.listen(&format!("shop:{container}"), 5000, container);
-    let mut output = apply.wait_with_output().expect("the swap ends");
-    output.stderr = reader.join().expect("read apply's standard error").into_bytes();
-    (output, listener)
+    (apply.finish(), listener)
 }
 
 #[test]

@@ -14,12 +14,10 @@
 #[path = "support/sandbox.rs"]
 mod sandbox;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Output, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use sandbox::{Sandbox, assert_success, read_all};
+use sandbox::{Sandbox, Watched, assert_success, read_all};
 
 /// One `sh` block of the quick start, and whether the README runs it from a second terminal.
 struct Block {
@@ -89,28 +87,10 @@ fn shell(sandbox: &Sandbox, prelude: &[String], script: &str) -> std::process::C
 
 /// Runs `block` while a second terminal runs `second` once `block` says it waits.
 fn with_second_terminal(sandbox: &Sandbox, prelude: &[String], block: &str, second: &str) -> (Output, Child) {
-    let mut first = shell(sandbox, prelude, block).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run");
-    let (lines, said) = mpsc::channel();
-    let stderr = first.stderr.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            all.push_str(&line);
-            all.push('\n');
-            let _ = lines.send(line);
-        }
-        all
-    });
-    loop {
-        let line = said.recv_timeout(Duration::from_secs(60)).expect("the first terminal says what it waits for");
-        if line.starts_with("waiting up to") {
-            break;
-        }
-    }
+    let first = Watched::spawn(&mut shell(sandbox, prelude, block));
+    first.wait_for("waiting up to", Duration::from_secs(60));
     let second = shell(sandbox, prelude, second).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("run");
-    let mut output = first.wait_with_output().expect("the first terminal's block ends");
-    output.stderr = reader.join().expect("read its errors").into_bytes();
-    (output, second)
+    (first.finish(), second)
 }
 
 #[test]

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use sandbox::{Listener, Sandbox, read_all};
+use sandbox::{Listener, Sandbox, Watched, read_all};
 use serde_json::Value;
 use stacks::{alias_address, apply, both_versions, example, plan, run, write_stack};
 
@@ -142,36 +142,12 @@ fn vip(sandbox: &Sandbox, file: &str, alias: &str) -> Ipv4Addr {
 /// starts in it. Returns apply's output (its standard error as read) and the new
 /// version's listener.
 fn swap_to(sandbox: &Sandbox, file: &str, container: &str, version: &'static str) -> (Output, Listener) {
-    let mut apply = sandbox
-        .stackctl()
-        .args(["-f", file, "apply", "--yes", "--wait", "60s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("apply");
-    let (lines, said) = std::sync::mpsc::channel();
-    let stderr = apply.stderr.take().expect("piped standard error");
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            all.push_str(&line);
-            all.push('\n');
-            let _ = lines.send(line);
-        }
-        all
-    });
+    let apply = Watched::spawn(sandbox.stackctl().args(["-f", file, "apply", "--yes", "--wait", "60s"]));
     let waiting = format!("waiting up to 1m for container `{container}` to accept tcp/5000");
-    loop {
-        let line = said.recv_timeout(Duration::from_secs(30)).expect("apply says what it waits for");
-        if line.contains(&waiting) {
-            assert!(line.contains(&format!("exec {container} -- COMMAND &")), "{line}");
-            break;
-        }
-    }
+    let line = apply.wait_for(&waiting, Duration::from_secs(30));
+    assert!(line.contains(&format!("exec {container} -- COMMAND &")), "{line}");
     let listener = serve_version(sandbox, &format!("shop:{container}"), version);
-    let mut output = apply.wait_with_output().expect("the swap ends");
-    output.stderr = reader.join().expect("read apply's standard error").into_bytes();
-    (output, listener)
+    (apply.finish(), listener)
 }
 
 fn assert_swapped(output: &Output, from: &str, to: &str) {

@@ -385,3 +385,50 @@ pub fn read_all(mut reader: impl Read) -> String {
     let _ = reader.read_to_string(&mut text);
     text
 }
+
+/// A child whose standard error is read line by line as it comes, and kept whole: a
+/// test waits for what it says (apply saying what it waits for), then acts.
+pub struct Watched {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: JoinHandle<String>,
+}
+
+impl Watched {
+    /// Starts `command` with its standard output and error piped.
+    pub fn spawn(command: &mut Command) -> Watched {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start a command");
+        let (sender, lines) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("piped standard error");
+        let reader = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                all.push_str(&line);
+                all.push('\n');
+                let _ = sender.send(line);
+            }
+            all
+        });
+        Watched { child, lines, reader }
+    }
+
+    /// Waits, up to `within`, for a line of its standard error that contains `text`.
+    pub fn wait_for(&self, text: &str, within: Duration) -> String {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(error) => panic!("no line with `{text}` within {within:?}: {error}"),
+            }
+        }
+    }
+
+    /// Waits for the child to end: its output, with all of its standard error.
+    pub fn finish(self) -> Output {
+        let mut output = self.child.wait_with_output().expect("wait for a command");
+        output.stderr = self.reader.join().expect("read its standard error").into_bytes();
+        output
+    }
+}
