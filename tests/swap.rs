@@ -365,3 +365,103 @@ fn an_alias_of_several_containers_spreads_new_connections_over_them() {
     assert_eq!(replies.iter().filter(|reply| *reply == "a").count(), 5, "{replies:?}");
     assert_eq!(replies.iter().filter(|reply| *reply == "b").count(), 5, "{replies:?}");
 }
+
+/// Two networks and both versions of the app, with `app` (and `api`) on `holder`.
+fn two_networks(dir: &Path, name: &str, flaskapp: &str, flaskapp_v2: &str, nginx_talks: &str) -> String {
+    let text = format!(
+        "name: shop\nnetworks:\n  web_nw: {{ subnet: 10.30.0.0/24 }}\n  api_nw: {{ subnet: 10.31.0.0/24 }}\n\
+         containers:\n  nginx:\n    networks: [web_nw, api_nw]\n    talks_to: [{nginx_talks}]\n\
+         \x20 flaskapp:\n    networks:\n{flaskapp}\x20 flaskapp-v2:\n    networks:\n{flaskapp_v2}"
+    );
+    write_stack(dir, name, &text)
+}
+
+/// Applies `before`, opens a connection through `app` to flaskapp (v1), applies `after`,
+/// which moves `app` away from flaskapp, and keeps using the connection while the swap
+/// drains it: every request on it must be answered by v1, and the swap must wait for it.
+fn a_connection_through_the_alias_outlives_the_swap(before: &str, after: &str) -> Sandbox {
+    let sandbox = Sandbox::new().expect("a sandbox");
+    apply(&sandbox, before);
+    let _v1 = serve_version(&sandbox, "shop:flaskapp", "v1");
+    let _v2 = serve_version(&sandbox, "shop:flaskapp-v2", "v2");
+    let app = SocketAddr::from((vip(&sandbox, before, "app"), 5000));
+    let mut long_lived = LongLived::open(&sandbox, app, "v1");
+    let swap = Watched::spawn(sandbox.stackctl().args(["-f", after, "apply", "--yes"]));
+    long_lived.use_for(30, "v1");
+    drop(long_lived);
+    let output = swap.finish();
+    let said = read_all(&output.stdout[..]);
+    assert!(output.status.success(), "{said}\n{}", read_all(&output.stderr[..]));
+    assert!(said.contains("flaskapp -> flaskapp-v2") && said.contains("drained `flaskapp`"), "{said}");
+    let waited = said
+        .lines()
+        .find_map(|line| line.strip_prefix("drained `flaskapp`: its connections finished within "))
+        .and_then(|waited| humantime::parse_duration(waited).ok())
+        .unwrap_or_else(|| panic!("how long the drain waited: {said}"));
+    assert!(waited >= Duration::from_secs(2), "the drain did not wait for the connection: {said}");
+    assert_eq!(sandbox.connect("shop:nginx", app).expect("app answers"), "v2");
+    sandbox
+}
+
+/// A flow to the container the alias leaves narrows (tcp/5000-5001 to tcp/5001): until the
+/// removal both ranges cannot stand in the kernel's set, so the narrower one comes then.
+#[test]
+fn a_swap_whose_flows_to_the_old_container_narrow_applies_and_drains() {
+    if Sandbox::new().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let talks = "\"app:5000/tcp\", \"flaskapp:5001/tcp\"";
+    let before =
+        two_networks(dir.path(), "before.yaml", "      web_nw: { aliases: [app] }\n", "      web_nw: {}\n", talks);
+    let after =
+        two_networks(dir.path(), "after.yaml", "      web_nw: {}\n", "      web_nw: { aliases: [app] }\n", talks);
+    let sandbox = a_connection_through_the_alias_outlives_the_swap(&before, &after);
+    // The flow of its own that nginx keeps to flaskapp still passes.
+    let _direct = sandbox.listen("shop:flaskapp", 5001, "direct");
+    let flaskapp = stacks::address_of(&sandbox, &after, "flaskapp", "web_nw");
+    assert_eq!(sandbox.connect("shop:nginx", SocketAddr::from((flaskapp, 5001))).as_deref().ok(), Some("direct"));
+}
+
+/// flaskapp leaves one network and keeps the other, where `app` leaves it: its
+/// connections through `app` drain, though it loses an address elsewhere.
+#[test]
+fn a_container_kept_on_the_aliass_network_but_removed_from_another_drains_its_alias_connections() {
+    if Sandbox::new().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let talks = "\"app:5000/tcp\", \"api:5000/tcp\"";
+    let both = "      web_nw: { aliases: [app] }\n      api_nw: { aliases: [api] }\n";
+    let none = "      web_nw: {}\n      api_nw: {}\n";
+    let before = two_networks(dir.path(), "before.yaml", both, none, talks);
+    let after = two_networks(dir.path(), "after.yaml", "      web_nw: {}\n", both, talks);
+    a_connection_through_the_alias_outlives_the_swap(&before, &after);
+}
+
+/// flaskapp gets another address on the network where `app` leaves it: until its
+/// connections through `app` have drained, it keeps the one they use.
+#[test]
+fn a_container_whose_address_changes_as_the_alias_leaves_it_keeps_the_old_one_until_drained() {
+    if Sandbox::new().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let talks = "\"app:5000/tcp\"";
+    let before = two_networks(
+        dir.path(),
+        "before.yaml",
+        "      web_nw: { aliases: [app], ipv4: 10.30.0.10 }\n",
+        "      web_nw: {}\n",
+        talks,
+    );
+    let after = two_networks(
+        dir.path(),
+        "after.yaml",
+        "      web_nw: { ipv4: 10.30.0.11 }\n",
+        "      web_nw: { aliases: [app] }\n",
+        talks,
+    );
+    let sandbox = a_connection_through_the_alias_outlives_the_swap(&before, &after);
+    assert_eq!(stacks::address_of(&sandbox, &after, "flaskapp", "web_nw"), Ipv4Addr::new(10, 30, 0, 11));
+}

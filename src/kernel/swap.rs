@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::conntrack::{Entry, Table};
 use super::{Kernel, KernelError, SwapWait, netns, sockets};
+use crate::model::Protocol;
 use crate::plan::{Leaving, Listening, Swap};
 use crate::state::NamespaceName;
 
@@ -98,12 +99,9 @@ impl Kernel {
     }
 
     /// Waits until the containers the aliases left have no connection in use that what
-    /// follows would cut, or the swap's timeout has passed: for a container the plan
-    /// removes (or disconnects), its sockets in use on the addresses it leaves (see
-    /// [`sockets::Socket::is_in_use`]); for one that stays, the connections through the
-    /// aliases to it (see [`Entry::is_in_use`]), whose flows go. Deletes, as it goes, the
-    /// unanswered connections through the aliases to old backends (see the module's
-    /// documentation).
+    /// follows would cut (see [`Kernel::in_use`]), or the swap's timeout has passed.
+    /// Deletes, as it goes, the unanswered connections through the aliases to old
+    /// backends (see the module's documentation).
     pub(super) fn drain(&self, swap: &Swap) -> Result<Vec<Drained>, KernelError> {
         let started = Instant::now();
         let timeout = Duration::from_millis(swap.timeout.0);
@@ -132,28 +130,47 @@ impl Kernel {
         Ok(drained)
     }
 
-    /// The connections of a container an alias leaves that what follows would cut.
+    /// The connections of a container an alias leaves that what follows would cut: its
+    /// sockets on the addresses it loses, and, where it keeps its address, its
+    /// connections through the aliases that a flow the removal deletes carries.
     fn in_use(&self, swap: &Swap, leaving: &Leaving, entries: &[Entry]) -> Result<usize, KernelError> {
-        if leaving.addresses.is_empty() {
-            let through: Vec<_> = swap.left().filter(|(_, backend)| backend.container == leaving.container).collect();
-            return Ok(entries
-                .iter()
-                .filter(|entry| entry.is_in_use())
-                .filter(|entry| through.iter().any(|(address, backend)| entry.is_through(*address, backend.address)))
-                .count());
+        let mut open = 0;
+        if !leaving.addresses.is_empty() {
+            open += match self.sockets_in(&leaving.namespace) {
+                Ok(sockets) => sockets
+                    .iter()
+                    .filter(|socket| socket.is_in_use())
+                    .filter(|socket| leaving.addresses.iter().any(|address| socket.address == *address))
+                    .count(),
+                // A container that is gone has nothing left to drain.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => 0,
+                Err(error) => {
+                    let object = format!("the connections of container `{}`", leaving.container);
+                    return Err(KernelError::new("count", object, error));
+                }
+            };
         }
-        match self.sockets_in(&leaving.namespace) {
-            Ok(sockets) => Ok(sockets
-                .iter()
-                .filter(|socket| socket.is_in_use())
-                .filter(|socket| leaving.addresses.iter().any(|address| socket.address == *address))
-                .count()),
-            // A container that is gone has nothing left to drain.
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(0),
-            Err(error) => {
-                Err(KernelError::new("count", format!("the connections of container `{}`", leaving.container), error))
-            }
-        }
+        let through: Vec<_> = swap
+            .left()
+            .filter(|(_, backend)| {
+                backend.container == leaving.container && !leaving.addresses.contains(&backend.address)
+            })
+            .collect();
+        open += entries
+            .iter()
+            .filter(|entry| entry.is_in_use())
+            .filter(|entry| {
+                through.iter().any(|(address, backend)| {
+                    entry.is_through(*address, backend.address)
+                        && leaving.flows.iter().any(|flow| {
+                            flow.to == backend.address
+                                && flow.from == *entry.original.source.ip()
+                                && flow.carries(Protocol::Tcp, entry.original.destination.port())
+                        })
+                })
+            })
+            .count();
+        Ok(open)
     }
 
     fn sockets_in(&self, namespace: &NamespaceName) -> io::Result<Vec<sockets::Socket>> {

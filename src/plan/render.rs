@@ -56,7 +56,22 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     if plan.is_empty() {
         return "No changes. The kernel matches the stack.\n".to_owned();
     }
-    format!("{}\n{}\n", render_operations(plan, Marks::Terraform, color), plan.summary())
+    format!("{}\n{}{}\n", render_operations(plan, Marks::Terraform, color), render_handovers(plan), plan.summary())
+}
+
+/// What cannot move make before break: an alias that leaves a container for one that
+/// takes its address.
+fn render_handovers(plan: &Plan) -> String {
+    plan.handovers
+        .iter()
+        .map(|handover| {
+            format!(
+                "Note: alias `{}` on `{}` leaves `{}` for a container that takes its address {}: both cannot be up at \
+                 once, so this move is not make before break, and connections through the alias are cut.\n",
+                handover.alias, handover.network, handover.from, handover.address
+            )
+        })
+        .collect()
 }
 
 /// One line per changed resource, marked as `marks` says.
@@ -163,6 +178,7 @@ fn render_swap(swap: &Swap, marks: Marks, color: bool, width: usize) -> String {
             if !leaving.addresses.is_empty() {
                 return format!("of {}", leaving.container);
             }
+            // Where it stays, only the connections of the flows that go drain.
             let aliases: Vec<&str> = swap
                 .moves
                 .iter()
@@ -172,12 +188,16 @@ fn render_swap(swap: &Swap, marks: Marks, color: bool, width: usize) -> String {
             format!("through {} to {}", aliases.join(", "), leaving.container)
         })
         .collect();
-    let _ = writeln!(
-        out,
-        "{indent}drain  established connections {} finish, up to {}, before what follows",
-        leaving.join(", "),
-        swap.timeout
-    );
+    if leaving.is_empty() {
+        let _ = writeln!(out, "{indent}drain  nothing: what follows cuts no connection of the containers it leaves");
+    } else {
+        let _ = writeln!(
+            out,
+            "{indent}drain  established connections {} finish, up to {}, before what follows",
+            leaving.join(", "),
+            swap.timeout
+        );
+    }
     out
 }
 

@@ -18,7 +18,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Drain;
-use crate::state::{Backend, Desired, KernelState, Key, Kind, NamespaceName, Resource};
+use crate::model::Traffic;
+use crate::state::{Backend, Desired, Flow, KernelState, Key, Kind, NamespaceName, Resource};
 
 /// A make-before-break move of aliases, and where its phases start in the plan's
 /// operations.
@@ -62,17 +63,19 @@ pub struct Readiness {
     pub port: u16,
 }
 
-/// A container that an alias leaves.
+/// A container that an alias leaves, and what of its connections the removal cuts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Leaving {
     pub container: String,
     pub namespace: NamespaceName,
     /// Its addresses on the aliases' networks that the plan takes away (it removes the
-    /// container, or disconnects it from the network): every connection to them is cut,
-    /// so every one drains. Empty when it stays on those networks: then only the
-    /// connections that reached it through the aliases are cut (their flows go), and
-    /// only those drain.
+    /// container, disconnects it, or gives it another address): every connection to them
+    /// is cut, so every one drains.
     pub addresses: Vec<Ipv4Addr>,
+    /// Where it keeps its address on an alias's network, the flows to it there that the
+    /// removal deletes: the connections they carry through the aliases drain. Empty when
+    /// another flow still allows them, or the network is open (nothing to delete).
+    pub flows: Vec<Flow>,
 }
 
 /// The states a swap passes through: after the wiring, and after the repoint.
@@ -90,16 +93,11 @@ pub(super) fn phases(desired: &Desired, observed: &KernelState) -> Option<Phases
     // Containers the aliases leave, with their addresses on the aliases' networks that the
     // plan takes away.
     let mut leaving: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
-    for wanted in desired.state.of_kind(Kind::Alias) {
-        let Resource::Alias(wanted) = wanted else { continue };
-        let key = Key::Alias { network: wanted.network.clone(), name: wanted.name.clone() };
-        let Some(Resource::Alias(had)) = observed.get(&key) else { continue };
-        let left: Vec<Backend> = had
-            .backends
-            .iter()
-            .filter(|backend| !wanted.backends.iter().any(|kept| kept.container == backend.container))
+    for (wanted, had) in moved_aliases(desired, observed) {
+        let left: Vec<Backend> = lost(wanted, had)
             // A container whose address the new state gives to another (a static address
-            // handed over) cannot serve beside it: that move is not made before break.
+            // handed over) cannot serve beside it: that move is not made before break
+            // (see `handovers`).
             .filter(|backend| !taken(desired, &wanted.network, backend))
             .cloned()
             .collect();
@@ -109,7 +107,8 @@ pub(super) fn phases(desired: &Desired, observed: &KernelState) -> Option<Phases
         for backend in &left {
             let addresses = leaving.entry(backend.container.clone()).or_default();
             let link = Key::Link { container: backend.container.clone(), network: wanted.network.clone() };
-            if !desired.state.resources.contains_key(&link) {
+            let kept = matches!(desired.state.get(&link), Some(Resource::Link(link)) if link.address.addr() == backend.address);
+            if !kept {
                 addresses.insert(backend.address);
             }
         }
@@ -126,48 +125,139 @@ pub(super) fn phases(desired: &Desired, observed: &KernelState) -> Option<Phases
         return None;
     }
 
-    let made = made(desired, observed, &moves, &leaving);
+    let containers: BTreeSet<&str> = leaving.keys().map(String::as_str).collect();
+    let made = made(desired, observed, &moves, &containers);
     let mut repointed = made.clone();
     for moved in &moves {
         let key = Key::Alias { network: moved.network.clone(), name: moved.alias.clone() };
         repointed.insert(desired.state.get(&key).expect("a moved alias is desired").clone());
     }
-    let swap = Swap {
-        verify: readiness(desired, &moves),
-        drain: leaving
-            .into_iter()
-            .filter_map(|(container, addresses)| {
-                Some(Leaving {
-                    namespace: namespace_of(observed, &container)?,
-                    container,
-                    addresses: addresses.into_iter().collect(),
-                })
+    let drain = leaving
+        .iter()
+        .filter_map(|(container, addresses)| {
+            let flows = cut_flows(desired, observed, &moves, container, addresses);
+            (!addresses.is_empty() || !flows.is_empty()).then_some(())?;
+            Some(Leaving {
+                namespace: namespace_of(observed, container)?,
+                container: container.clone(),
+                addresses: addresses.iter().copied().collect(),
+                flows,
             })
-            .collect(),
-        moves,
-        timeout: desired.drain,
-        repoint_at: 0,
-        remove_at: 0,
-    };
+        })
+        .collect();
+    let swap =
+        Swap { verify: readiness(desired, &moves), drain, moves, timeout: desired.drain, repoint_at: 0, remove_at: 0 };
     Some(Phases { made, repointed, swap })
 }
 
-/// The state once everything new is wired: the desired state, with the containers the
-/// aliases leave still in place (their objects, their rules and their ports in their
-/// networks' policies) and the moved aliases still pointing at them.
-fn made(
+/// Each alias that both states have, as wanted and as it was.
+fn moved_aliases<'a>(
+    desired: &'a Desired,
+    observed: &'a KernelState,
+) -> impl Iterator<Item = (&'a crate::state::Alias, &'a crate::state::Alias)> {
+    desired.state.of_kind(Kind::Alias).filter_map(move |wanted| {
+        let Resource::Alias(wanted) = wanted else { return None };
+        let key = Key::Alias { network: wanted.network.clone(), name: wanted.name.clone() };
+        match observed.get(&key) {
+            Some(Resource::Alias(had)) => Some((wanted, had)),
+            _ => None,
+        }
+    })
+}
+
+/// The backends an alias had and no longer has.
+fn lost<'a>(wanted: &'a crate::state::Alias, had: &'a crate::state::Alias) -> impl Iterator<Item = &'a Backend> {
+    had.backends.iter().filter(|backend| !wanted.backends.iter().any(|kept| kept.container == backend.container))
+}
+
+/// An alias that leaves a container for one that takes its address: it cannot be moved
+/// make before break, since both cannot be up at once, so the connections through it are
+/// cut. The plan says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handover {
+    pub network: String,
+    pub alias: String,
+    /// The container the alias leaves, and the address another takes.
+    pub from: String,
+    pub address: Ipv4Addr,
+}
+
+/// The aliases that leave a container whose address the desired state gives to another.
+pub(super) fn handovers(desired: &Desired, observed: &KernelState) -> Vec<Handover> {
+    moved_aliases(desired, observed)
+        .flat_map(|(wanted, had)| {
+            lost(wanted, had).filter(|backend| taken(desired, &wanted.network, backend)).map(|backend| Handover {
+                network: wanted.network.clone(),
+                alias: wanted.name.clone(),
+                from: backend.container.clone(),
+                address: backend.address,
+            })
+        })
+        .collect()
+}
+
+/// The flows to `container`, where it keeps its address on a moved alias's network, that
+/// the plan deletes (or changes): the removal cuts the connections they carry.
+fn cut_flows(
     desired: &Desired,
     observed: &KernelState,
     moves: &[Move],
-    leaving: &BTreeMap<String, BTreeSet<Ipv4Addr>>,
-) -> KernelState {
+    container: &str,
+    taken_away: &BTreeSet<Ipv4Addr>,
+) -> Vec<Flow> {
+    let kept_on: BTreeSet<&str> = moves
+        .iter()
+        .filter(|moved| {
+            moved.left.iter().any(|backend| backend.container == container && !taken_away.contains(&backend.address))
+        })
+        .map(|moved| moved.network.as_str())
+        .collect();
+    observed
+        .of_kind(Kind::Flow)
+        .filter_map(|resource| match resource {
+            Resource::Flow(flow) if flow.destination == container && kept_on.contains(flow.network.as_str()) => {
+                (desired.state.get(&resource.key()) != Some(resource)).then(|| flow.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The state once everything new is wired: the desired state, with the containers the
+/// aliases leave still in place until the removal: what the plan deletes of them stays,
+/// and on each network where an alias leaves a container, its link, its place in the
+/// network's policy, the flows to it and the aliases it is behind stay as they were.
+fn made(desired: &Desired, observed: &KernelState, moves: &[Move], leaving: &BTreeSet<&str>) -> KernelState {
     let involves = |key: &Key| match key {
-        Key::Flow { source, destination, .. } => leaving.contains_key(source) || leaving.contains_key(destination),
-        key => key.container().is_some_and(|container| leaving.contains_key(container)),
+        Key::Flow { source, destination, .. } => {
+            leaving.contains(source.as_str()) || leaving.contains(destination.as_str())
+        }
+        key => key.container().is_some_and(|container| leaving.contains(container)),
+    };
+    // (network, container): where an alias leaves a container.
+    let left: BTreeSet<(&str, &str)> = moves
+        .iter()
+        .flat_map(|moved| moved.left.iter().map(|backend| (moved.network.as_str(), backend.container.as_str())))
+        .collect();
+    // A network whose gateway changes is renumbered whole: its members change with it.
+    let renumbered = |network: &str| {
+        let key = Key::Bridge { network: network.to_owned() };
+        match (desired.state.get(&key), observed.get(&key)) {
+            (Some(Resource::Bridge(wanted)), Some(Resource::Bridge(had))) => wanted.address != had.address,
+            _ => true,
+        }
+    };
+    let as_it_was = |key: &Key| match key {
+        Key::Link { container, network } => {
+            left.contains(&(network.as_str(), container.as_str())) && !renumbered(network)
+        }
+        Key::Flow { network, destination, .. } => left.contains(&(network.as_str(), destination.as_str())),
+        _ => false,
     };
     let mut made = desired.state.clone();
     // In key order, which puts every dependency before its dependents: what the plan
     // deletes anyway (a link on a network that goes) is not kept for its container.
+    let mut kept_flows = Vec::new();
     for (key, resource) in &observed.resources {
         let network = match key {
             Key::Flow { network, .. } => Some(Key::Policy { network: network.clone() }),
@@ -175,28 +265,94 @@ fn made(
         };
         let placed =
             key.dependencies(resource).iter().chain(&network).all(|needed| made.resources.contains_key(needed));
-        if !made.resources.contains_key(key) && involves(key) && placed {
+        let kept = match made.get(key) {
+            None => involves(key),
+            Some(wanted) => wanted != resource && as_it_was(key),
+        };
+        if kept && placed {
             made.insert(resource.clone());
+            if let Resource::Flow(flow) = resource {
+                kept_flows.push(flow.clone());
+            }
         }
     }
+    // A default route through a link kept as it was stays as it was too.
+    let routes: Vec<Resource> = observed
+        .of_kind(Kind::Route)
+        .filter(|had| made.get(&had.key()).is_some_and(|wanted| wanted != *had))
+        .filter(|had| match had {
+            Resource::Route(route) => {
+                let link = Key::Link { container: route.container.clone(), network: route.network.clone() };
+                made.get(&link).is_some() && made.get(&link) == observed.get(&link) && as_it_was(&link)
+            }
+            _ => false,
+        })
+        .cloned()
+        .collect();
+    for route in routes {
+        made.insert(route);
+    }
+    // A flow the plan adds that the kernel's sets cannot hold beside one kept until the
+    // removal (the same addresses, with ports that overlap) comes with the removal.
+    made.resources.retain(|key, resource| match resource {
+        Resource::Flow(flow) if observed.get(key).is_none() => !kept_flows
+            .iter()
+            .any(|kept| kept.from == flow.from && kept.to == flow.to && overlap(kept.traffic, flow.traffic)),
+        _ => true,
+    });
     for moved in moves {
         let key = Key::Alias { network: moved.network.clone(), name: moved.alias.clone() };
         made.insert(observed.get(&key).expect("a moved alias is observed").clone());
+    }
+    // The other aliases behind a container where an alias leaves it change with the
+    // removal too: a backend's new address does not exist before it.
+    let behind: Vec<Resource> = made
+        .of_kind(Kind::Alias)
+        .filter_map(|resource| match resource {
+            Resource::Alias(alias)
+                if alias
+                    .backends
+                    .iter()
+                    .any(|backend| left.contains(&(alias.network.as_str(), backend.container.as_str()))) =>
+            {
+                observed.get(&resource.key()).filter(|had| *had != resource).cloned()
+            }
+            _ => None,
+        })
+        .collect();
+    for resource in behind {
+        made.insert(resource);
     }
     for resource in made.resources.values_mut() {
         let Resource::Policy(policy) = resource else { continue };
         let Some(Resource::Policy(had)) = observed.get(&Key::Policy { network: policy.network.clone() }) else {
             continue;
         };
-        for member in &had.members {
-            let present = policy.members.iter().any(|kept| kept.container == member.container);
-            if leaving.contains_key(&member.container) && !present {
-                policy.members.push(member.clone());
-            }
-        }
+        let network = policy.network.clone();
+        let stays = |member: &crate::state::Member| {
+            left.contains(&(network.as_str(), member.container.as_str()))
+                || (leaving.contains(member.container.as_str())
+                    && !policy.members.iter().any(|kept| kept.container == member.container))
+        };
+        let restored: Vec<crate::state::Member> = had.members.iter().filter(|member| stays(member)).cloned().collect();
+        policy.members.retain(|member| !restored.iter().any(|had| had.container == member.container));
+        policy.members.extend(restored);
         policy.members.sort();
     }
     made
+}
+
+/// Whether the kernel's sets refuse two flows' traffic between the same addresses: the
+/// interval set of a protocol's ports takes no overlapping ranges, and the set of flows of
+/// all traffic takes each pair of addresses once.
+fn overlap(a: Traffic, b: Traffic) -> bool {
+    match (a, b) {
+        (Traffic::Ports { protocol: pa, ports: a }, Traffic::Ports { protocol: pb, ports: b }) => {
+            pa == pb && a.first <= b.last && b.first <= a.last
+        }
+        (Traffic::All, Traffic::All) => true,
+        _ => false,
+    }
 }
 
 /// What the containers that take an alias must accept before it moves: every port that
@@ -397,6 +553,71 @@ mod tests {
     fn listening(sockets: &[(&str, u16)]) -> BTreeMap<String, Listening> {
         let sockets = sockets.iter().map(|(address, port)| (address.parse().expect("address"), *port)).collect();
         BTreeMap::from([("v2".to_owned(), Listening::On(sockets))])
+    }
+
+    /// The plan from the state of stack file `before` to stack file `after`.
+    fn planned(before: &str, after: &str) -> crate::plan::Plan {
+        let lowered = |text: &str, observed: &KernelState| {
+            let file = crate::spec::SourceFile { name: "s.yaml".to_owned(), text: text.to_owned() };
+            let stack = crate::model::validate_file(&file).stack.expect("valid");
+            crate::state::lower(&stack, observed, &crate::state::HostFacts::default()).expect("lowers")
+        };
+        let observed = lowered(before, &KernelState::default()).state;
+        crate::plan::plan(&lowered(after, &observed), &observed)
+    }
+
+    fn swap_between(before: &str, after: &str) -> Swap {
+        planned(before, after).swap.expect("a swap")
+    }
+
+    const BEFORE: &str = "name: s\nnetworks: { n: { isolation: ISOLATION } }\ncontainers:\n  client: { networks: [n], talks_to: ['app:80'] }\n  old: { networks: { n: { aliases: [app] } } }\n  new: { networks: [n] }\n";
+
+    #[test]
+    fn a_container_that_stays_drains_only_the_connections_of_flows_that_go() {
+        let after = |isolation: &str| {
+            BEFORE
+                .replace("ISOLATION", isolation)
+                .replace("old: { networks: { n: { aliases: [app] } } }", "old: { networks: [n] }")
+                .replace("new: { networks: [n] }", "new: { networks: { n: { aliases: [app] } } }")
+        };
+        let isolated = swap_between(&BEFORE.replace("ISOLATION", "flows"), &after("flows"));
+        let [leaving] = isolated.drain.as_slice() else { panic!("one container drains: {isolated:?}") };
+        assert!(leaving.addresses.is_empty(), "it keeps its address");
+        assert_eq!(
+            leaving.flows.iter().map(|flow| (flow.source.as_str(), flow.destination.as_str())).collect::<Vec<_>>(),
+            [("client", "old")]
+        );
+        // On an open network no flow goes, so nothing is cut and nothing drains.
+        let open = swap_between(&BEFORE.replace("ISOLATION", "open"), &after("open"));
+        assert!(open.drain.is_empty(), "{open:?}");
+        // Nor when another flow still lets the client reach the old container.
+        let also = |text: String| text.replace("talks_to: ['app:80']", "talks_to: ['app:80', 'old:80']");
+        let kept = swap_between(&also(BEFORE.replace("ISOLATION", "flows")), &also(after("flows")));
+        assert!(kept.drain.is_empty(), "{kept:?}");
+    }
+
+    #[test]
+    fn an_alias_that_follows_its_address_to_another_container_is_said_to_cut_connections() {
+        let text = "name: s\nnetworks: { n: { subnet: 10.9.0.0/24 } }\ncontainers:\n  client: { networks: [n], talks_to: ['app:80'] }\n  old: { networks: { n: { aliases: [app], ipv4: 10.9.0.10 } } }\n  new: { networks: [n] }\n";
+        let after = text
+            .replace("old: { networks: { n: { aliases: [app], ipv4: 10.9.0.10 } } }", "old: { networks: [n] }")
+            .replace("new: { networks: [n] }", "new: { networks: { n: { aliases: [app], ipv4: 10.9.0.10 } } }");
+        let plan = planned(text, &after);
+        assert!(plan.swap.is_none());
+        assert_eq!(
+            plan.handovers,
+            [Handover {
+                network: "n".to_owned(),
+                alias: "app".to_owned(),
+                from: "old".to_owned(),
+                address: Ipv4Addr::new(10, 9, 0, 10)
+            }]
+        );
+        let shown = crate::plan::render_text(&plan, false);
+        assert!(
+            shown.contains("Note: alias `app` on `n` leaves `old` for a container that takes its address 10.9.0.10"),
+            "{shown}"
+        );
     }
 
     fn messages(problems: &[Unready]) -> Vec<String> {

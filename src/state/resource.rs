@@ -341,6 +341,18 @@ pub struct Flow {
     pub to: Ipv4Addr,
 }
 
+impl Flow {
+    /// Whether a connection of `protocol` to `port` is one the flow lets through.
+    pub fn carries(&self, protocol: Protocol, port: u16) -> bool {
+        match self.traffic {
+            Traffic::All => true,
+            Traffic::Ports { protocol: carried, ports } => {
+                carried == protocol && ports.first <= port && port <= ports.last
+            }
+        }
+    }
+}
+
 /// A name that stands for containers on one network, at a virtual address of its own, as
 /// Docker Swarm's service addresses do: a new connection to it goes to one of its backends,
 /// picked in the kernel. Moving the name to other containers is one rule change, which

@@ -9,9 +9,9 @@
 //! or removing its last address) drops the routes through it, and deleting a bridge
 //! detaches its ports instead of deleting them.
 
-use stackctl::model::{PortRange, Protocol};
+use stackctl::model::{PortRange, Protocol, Traffic};
 use stackctl::plan::{Operation, Plan};
-use stackctl::state::{Forward, HostPorts, KernelState, Key, Kind, NO_ADDRESS, Resource};
+use stackctl::state::{Flow, Forward, HostPorts, KernelState, Key, Kind, NO_ADDRESS, Resource};
 
 /// Linux's default `net.ipv4.ip_local_port_range`, where the kernel picks random ports.
 const EPHEMERAL_FIRST: u32 = 32768;
@@ -163,13 +163,27 @@ impl MemKernel {
                 let ports = self.pick_ports(forward, key, reserved)?;
                 return Ok(Resource::Forward(Forward { host_ports: HostPorts::Picked(ports), ..forward.clone() }));
             }
+            // The flows of one protocol are an interval set, which refuses an element whose
+            // ports overlap another's of the same addresses; the flows of all traffic a set
+            // that takes each pair of addresses once.
+            Resource::Flow(flow) => {
+                let overlaps = |other: &Flow| match (flow.traffic, other.traffic) {
+                    (Traffic::Ports { protocol: a, ports: x }, Traffic::Ports { protocol: b, ports: y }) => {
+                        a == b && x.first <= y.last && y.first <= x.last
+                    }
+                    (Traffic::All, Traffic::All) => true,
+                    _ => false,
+                };
+                let clash = self.others(key).any(|other| {
+                    matches!(other, Resource::Flow(other) if other.from == flow.from && other.to == flow.to && overlaps(other))
+                });
+                if clash {
+                    return Err(format!("flow {} overlaps another flow's ports", key.label()));
+                }
+            }
             // Rules name interfaces and addresses; nftables takes them before they exist, so
             // the firewall is made before the objects it governs.
-            Resource::Stray(_)
-            | Resource::Policy(_)
-            | Resource::Forward(_)
-            | Resource::Flow(_)
-            | Resource::Alias(_) => {}
+            Resource::Stray(_) | Resource::Policy(_) | Resource::Forward(_) | Resource::Alias(_) => {}
         }
         self.address_free(resource, key)?;
         Ok(resource.clone())
