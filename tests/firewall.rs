@@ -388,3 +388,37 @@ fn rule_changes_never_refuse_a_declared_flows_new_connections() {
     assert!(result["accepted"].as_u64().unwrap_or(0) > 100, "{result}");
     assert_eq!(result["failed"], 0, "{result}");
 }
+
+/// Tables made differently by an earlier stackctl (here: a base chain at another
+/// priority) cannot be changed in place: the first apply replaces them whole once, with
+/// the rules they hold, and every transaction after that, the phases of a swap included,
+/// changes them in place.
+#[test]
+fn tables_that_cannot_change_in_place_are_replaced_once() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let both = stacks::both_versions(dir.path());
+    apply(&sandbox, &both);
+    let _v2 = sandbox.listen("shop:flaskapp-v2", 5000, "v2");
+    sandbox.sh("nft flush chain inet stackctl-shop leave && nft delete chain inet stackctl-shop leave && \
+         nft add chain inet stackctl-shop leave '{ type filter hook forward priority 5; policy accept; }'");
+    let log = dir.path().join("monitor");
+    let mut monitor = sandbox
+        .command("sh")
+        .arg("-c")
+        .arg(format!("exec nft monitor tables > {}", log.display()))
+        .spawn()
+        .expect("monitor the tables");
+    std::thread::sleep(Duration::from_millis(300));
+    // A swap: its wiring, its repoint and its removal each change the rules.
+    let v2 = example("web-app-db-v2");
+    let output = apply(&sandbox, &v2);
+    assert!(output.contains("drained `flaskapp`"), "{output}");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let seen = std::fs::read_to_string(&log).expect("read the monitor's log");
+    assert_eq!(seen.matches("delete table inet stackctl-shop").count(), 1, "{seen}");
+    assert!(sandbox.sh("nft list chain inet stackctl-shop leave").contains("priority filter - 1"));
+    assert_converged(&sandbox, &v2);
+}

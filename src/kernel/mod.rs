@@ -44,7 +44,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use rtnetlink::Handle;
 
-use crate::firewall::{Found, Objects, dropping_forward_chains, recognise, table_name};
+use crate::firewall::{Found, dropping_forward_chains, recognise, table_name};
 use crate::names::parse_resolv_conf;
 use crate::plan::{Operation, Plan, Stranded, record_after};
 use crate::state::{KernelState, NamespaceName, Scope};
@@ -328,10 +328,11 @@ impl Kernel {
     ///
     /// The firewall's operations of a phase are one stage, made as one `nft` transaction
     /// that makes the stack's tables hold what the phase leaves, changed in place (see
-    /// [`crate::firewall::render`]; replaced whole only when the kernel refuses to change
-    /// them in place). Those transactions are checked against the kernel before anything
-    /// else is changed, so a missing kernel or `nft` feature stops the apply with nothing
-    /// done.
+    /// [`crate::firewall::render`]). Tables the kernel refuses to change in place (a base
+    /// chain made differently by an earlier stackctl) are first replaced whole with the
+    /// rules they hold, once. Those transactions are checked against the kernel before
+    /// anything else is changed, so a missing kernel or `nft` feature stops the apply with
+    /// nothing done.
     ///
     /// A plan with a swap runs in its three phases: after the first, the containers that
     /// take the aliases must accept connections (within `wait`; else the aliases stay
@@ -364,9 +365,21 @@ impl Kernel {
         let mut applied = Applied::default();
         let phases = plan.phases();
         let mut scripts = Vec::with_capacity(phases.len());
-        // What the tables hold when each phase starts: as observed, then as the last
-        // phase that changed rules left them.
-        let mut tables = observation.tables.clone();
+        // Tables that cannot be changed in place are first replaced whole with the rules
+        // they hold, once, so that every phase changes them in place.
+        let upgrade = match self.upgrade(scope, observation, plan) {
+            Ok(upgrade) => upgrade,
+            Err(error) => {
+                applied.failed = Some(error);
+                return applied;
+            }
+        };
+        // What the tables hold when each phase starts: as observed (or upgraded), then as
+        // the last phase that changed rules left them.
+        let mut tables = match upgrade {
+            Some(_) => crate::firewall::objects(observed),
+            None => observation.tables.clone(),
+        };
         let mut end = 0;
         for phase in &phases {
             end += phase.len();
@@ -375,15 +388,27 @@ impl Kernel {
                 continue;
             }
             let after = record_after(observed, &plan.operations[..end]);
-            let script = match self.checked_script(scope, &after, &tables) {
-                Ok(script) => script,
-                Err(error) => {
-                    applied.failed = Some(error);
-                    return applied;
-                }
+            let script = crate::firewall::render(&scope.stack, &after, &tables);
+            // Checked against the kernel as the upgrade leaves it: in one file, one
+            // transaction that `nft -c` makes and takes back.
+            let checked = match &upgrade {
+                Some(upgrade) => format!("{upgrade}{script}"),
+                None => script.clone(),
             };
+            if let Err(error) = self.nft().check(&checked) {
+                let object = format!("the rules of stack `{}` before any change", scope.stack);
+                applied.failed = Some(KernelError::new("check", object, error));
+                return applied;
+            }
             tables = crate::firewall::objects(&after);
             scripts.push(Some((script, crate::firewall::needs_forwarding(after.resources.values()))));
+        }
+        if let Some(upgrade) = &upgrade
+            && let Err(error) = self.nft().apply(upgrade)
+        {
+            let object = format!("the tables of stack `{}`", scope.stack);
+            applied.failed = Some(KernelError::new("replace", object, error));
+            return applied;
         }
         for (index, (phase, script)) in phases.iter().zip(&scripts).enumerate() {
             if let Err(error) = self.run_phase(scope, phase, script.as_ref(), &plan.stranded, &mut applied) {
@@ -407,15 +432,24 @@ impl Kernel {
         applied
     }
 
-    /// The script that makes the stack's tables hold the rules of `state`, from tables that
-    /// hold at most `tables`, checked against the kernel: in place, or, when the kernel
-    /// refuses that (a base chain made differently by an earlier stackctl), replacing them.
-    fn checked_script(&self, scope: &Scope, state: &KernelState, tables: &Objects) -> Result<String, KernelError> {
-        let in_place = crate::firewall::render(&scope.stack, state, tables);
-        let Err(error) = self.nft().check(&in_place) else { return Ok(in_place) };
-        let replacing = crate::firewall::render_replacing(&scope.stack, state);
-        match self.nft().check(&replacing) {
-            Ok(()) => Ok(replacing),
+    /// The script that replaces the stack's tables whole with the rules they hold, when
+    /// the plan's first rule transaction cannot change them in place (a base chain made
+    /// differently by an earlier stackctl); `None` when it can, or the plan changes no rule.
+    fn upgrade(&self, scope: &Scope, observation: &Observation, plan: &Plan) -> Result<Option<String>, KernelError> {
+        let mut end = 0;
+        let Some(first) = plan.phases().into_iter().find_map(|phase| {
+            end += phase.len();
+            phase.iter().any(|operation| operation.key().kind().is_firewall()).then_some(end)
+        }) else {
+            return Ok(None);
+        };
+        let after = record_after(&observation.state, &plan.operations[..first]);
+        let in_place = crate::firewall::render(&scope.stack, &after, &observation.tables);
+        let Err(error) = self.nft().check(&in_place) else { return Ok(None) };
+        let replacing = crate::firewall::render_replacing(&scope.stack, &observation.state);
+        let upgraded = crate::firewall::render(&scope.stack, &after, &crate::firewall::objects(&observation.state));
+        match self.nft().check(&format!("{replacing}{upgraded}")) {
+            Ok(()) => Ok(Some(replacing)),
             Err(_) => {
                 let object = format!("the rules of stack `{}` before any change", scope.stack);
                 Err(KernelError::new("check", object, error))
