@@ -152,7 +152,13 @@ fn a_swap_lists_the_processes_of_the_container_it_removes_and_ends_them_only_whe
 
     let sleeper = Started::exec(&sandbox, &v2, "flaskapp-v2", 1004);
     let pid = sleeper.pid;
-    let (output, _v1) = swap_to(&sandbox, &v1, "flaskapp", &["--kill-processes"]);
+    let apply =
+        Watched::spawn(sandbox.stackctl().args(["-f", &v1, "apply", "--yes", "--wait", "60s", "--kill-processes"]));
+    apply.wait_for("waiting up to 1m for container `flaskapp` to accept tcp/5000", Duration::from_secs(30));
+    // A process started once the plan was read, while the swap waits: ended too.
+    let late = Started::exec(&sandbox, &v2, "flaskapp-v2", 1005);
+    let _v1 = sandbox.listen("shop:flaskapp", 5000, "flaskapp");
+    let output = apply.finish();
     assert_success(&output, "the swap back to flaskapp");
     assert_eq!(
         listed_under(&stdout(&output), "flaskapp-v2"),
@@ -160,6 +166,7 @@ fn a_swap_lists_the_processes_of_the_container_it_removes_and_ends_them_only_whe
     );
     assert!(stdout(&output).contains("ended the processes in the namespace of `flaskapp-v2`"), "{}", stdout(&output));
     assert!(!sandbox.runs(pid), "--kill-processes left the process running");
+    assert!(!sandbox.runs(late.pid), "--kill-processes left a process started during the swap running");
 }
 
 /// Everything under stackctl's directories and in `/run/netns`, one path a line.

@@ -141,11 +141,12 @@ impl Executor<'_> {
                     return Ok(());
                 }
                 let path = self.kernel.places.netns.join(&namespace.name);
-                // The user's processes inside, when the user asked for them to be ended.
-                let ending = self.stranded.to_end(&namespace.container).to_vec();
-                if !ending.is_empty() {
+                // The user's processes inside, when the user asked for them to be ended: as
+                // they are now, with those started since the plan was read (a swap's drain
+                // can last minutes).
+                if self.stranded.ends() {
                     let inside = path.clone();
-                    tokio::task::spawn_blocking(move || processes::end(&inside, &ending))
+                    tokio::task::spawn_blocking(move || processes::end(&inside, &processes::running_at(&inside)?))
                         .await
                         .map_err(io::Error::other)??;
                 }

@@ -50,6 +50,17 @@ pub fn running_in(namespaces: &HashMap<u64, String>) -> BTreeMap<String, Vec<Pro
     running
 }
 
+/// The processes in the namespace at `path` now; none when it is gone.
+pub fn running_at(path: &Path) -> io::Result<Vec<Process>> {
+    let namespace = match File::open(path) {
+        Ok(file) => inode(&file)?,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let here = HashMap::from([(namespace, String::new())]);
+    Ok(running_in(&here).into_values().next().unwrap_or_default())
+}
+
 /// The inode of a process's network namespace, from the link `/proc/PID/ns/net`, which
 /// reads `net:[INODE]`; `None` once the process has ended (a zombie has none either).
 fn namespace_of(pid: u32) -> Option<u64> {
