@@ -3,7 +3,8 @@
 //! port, a firewall that drops and routes that refuse; probes from more sources than one
 //! batch holds; the whole command on scenario one; on every example, a rule deleted by
 //! hand failing exactly the cells it governs; and published ports, probed from the host on
-//! each of its addresses, a publication broken or leaked by hand failing exactly its cell.
+//! each of its addresses, a publication broken or leaked by hand failing exactly its cell,
+//! and one on an address the host lacks failing only its own cell there.
 
 #[path = "support/sandbox.rs"]
 mod sandbox;
@@ -366,6 +367,42 @@ fn check_proves_every_form_of_publication() {
         text.contains("host -> 192.0.2.1:5432/tcp (db 127.0.0.1:5432->5432/tcp): must not arrive in db, arrived"),
         "{text}"
     );
+}
+
+/// Scenario 4 on a host without 10.20.3.4, which only db's `10.20.3.4:8081:8080` names:
+/// `apply --verify` and `check` fail for that publication's cell alone, which says why;
+/// the ports published on all interfaces are not expected there. With the address added,
+/// every cell is right.
+#[test]
+fn check_fails_only_the_publication_on_an_address_the_host_lacks() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("port-publishing");
+    let output = sandbox.stackctl().args(["-f", &file, "apply", "--yes", "--verify"]).output().expect("apply");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    let why =
+        "  host -> 10.20.3.4 (db 10.20.3.4:8081->8080/tcp): must arrive in db, the host has no address 10.20.3.4\n";
+    assert!(text.contains(&format!("\nwrong:\n{why}\n")), "{text}");
+    assert!(text.ends_with(", 1 wrong\n"), "{text}");
+
+    let (code, table) = check_json(&sandbox, &file);
+    let wrong = wrong_published(&table);
+    assert_eq!((code, wrong), (1, vec![("db".to_owned(), "10.20.3.4".to_owned(), "#".to_owned())]), "{table:#}");
+    assert_eq!(wrong_cells(&table).len(), 1, "{table:#}");
+    assert_eq!(published_cell(&table, "db", "8081", "10.20.3.4")["missing"], "host_address");
+    for host_ports in ["443", "8080", "5000-5100", "5432", "9053"] {
+        let cell = published_cell(&table, if host_ports == "5432" { "db" } else { "web" }, host_ports, "10.20.3.4");
+        assert_eq!((cell["expected"].as_str(), cell["mark"].as_str()), (Some("not_applicable"), Some("-")), "{cell}");
+        assert_eq!(outcomes_of(cell), Vec::<&str>::new(), "{cell}");
+    }
+    // Published on all interfaces: on the host's own addresses, as ever.
+    for address in ["127.0.0.1", "10.89.0.1"] {
+        assert_eq!(outcomes_of(published_cell(&table, "web", "443", address)), ["token"], "{address}");
+    }
+
+    sandbox.sh(UPLINK);
+    let (code, table) = check_json(&sandbox, &file);
+    assert_eq!((code, wrong_cells(&table)), (0, Vec::<String>::new()), "{table:#}");
 }
 
 /// Without the firewall, members of a network reach each other: check says so, and fails.

@@ -339,6 +339,9 @@ pub enum Mark {
     Leak,
     /// `#`: a declared flow was blocked, or cannot be made for want of an address.
     Broken,
+    /// `-`: a published port on an address the host lacks, which only another publication
+    /// names: nothing is sent there, and nothing expected.
+    NotApplicable,
 }
 
 /// The mark of a cell that must be `expected`, given whether a probe leaked (reached but
@@ -363,6 +366,7 @@ impl Mark {
             Mark::Blocked => 'X',
             Mark::Leak => '!',
             Mark::Broken => '#',
+            Mark::NotApplicable => '-',
         }
     }
 
@@ -388,8 +392,8 @@ pub struct TruthTable {
     pub correct: bool,
     /// Every ordered pair of distinct containers, by source, then destination.
     pub cells: Vec<Cell>,
-    /// The host's addresses that published ports are probed on, 127.0.0.1 first: the
-    /// columns of `published`.
+    /// The host's addresses that published ports are probed on, 127.0.0.1 first, and the
+    /// addresses the host lacks that a publication names: the columns of `published`.
     pub host_addresses: Vec<Ipv4Addr>,
     /// Every published port range (containers by name, each's in file order) on every
     /// host address, in the order of `host_addresses`.

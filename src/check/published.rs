@@ -1,6 +1,6 @@
 //! Published ports, probed from the host: each publication must arrive in its container
 //! from every host address it was asked for (every address of the host, for a port
-//! published without one) and from no other.
+//! published without one) and from no other address of the host.
 //!
 //! [`survey`] chooses the probes. The host addresses are the columns of a table whose rows
 //! are the published port ranges: 127.0.0.1, every other address of the host's interfaces
@@ -12,8 +12,11 @@
 //! cell is one publication on one address, and its probes go to the first host port of the
 //! range and, for a range, to its last too (both ends of the mapping); a random port is
 //! probed where it was picked, as the observed state has it. A probe goes only to an
-//! address the host has: a named address the host lacks answers nothing, and its cell is
-//! wrong with no probe ([`Missing::HostAddress`]).
+//! address the host has. On a named address the host lacks nothing can be sent: the
+//! publication that names it cannot arrive there, and its cell is wrong with no probe
+//! ([`Missing::HostAddress`]); every other publication, on all interfaces or on another
+//! address, is expected neither to arrive there nor not to ([`Spot::expected`] is `None`,
+//! the mark `-`), since "all interfaces" are the host's own.
 //!
 //! # What counts as arrived
 //!
@@ -56,7 +59,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::{Expected, Mark, mark};
 use crate::model::{Container, PortRange, Protocol, Publication, Stack};
@@ -151,7 +154,8 @@ pub enum Missing {
 /// The published ports of a stack, and the probes that prove them from the host.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PublishedSurvey {
-    /// The host's addresses, 127.0.0.1 first, then in order: the columns.
+    /// The host's addresses, 127.0.0.1 first, then in order, with the addresses the host
+    /// lacks that a publication names: the columns.
     pub addresses: Vec<Ipv4Addr>,
     /// Every published port range, containers by name, each's in file order: the rows.
     pub ports: Vec<PublishedPort>,
@@ -175,9 +179,10 @@ pub struct PublishedPort {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spot {
     pub address: Ipv4Addr,
-    /// Allowed on the host address the publication names, or on every one when it names
-    /// none.
-    pub expected: Expected,
+    /// Allowed on the host address the publication names, or on every one of the host's
+    /// when it names none; blocked on the host's others. `None` on an address the host
+    /// lacks and the publication does not name: nothing is sent there, nothing expected.
+    pub expected: Option<Expected>,
     /// The cell's probes, as a range of [`PublishedSurvey::probes`].
     pub probes: Range<usize>,
     /// Why a cell that must answer has no probe.
@@ -220,15 +225,20 @@ pub(super) fn survey(
             let mut spots = Vec::with_capacity(survey.addresses.len());
             for &address in &survey.addresses {
                 let expected = match publication.host_ip {
-                    Some(named) if named != address => Expected::Blocked,
-                    _ => Expected::Allowed,
+                    Some(named) if named == address => Some(Expected::Allowed),
+                    // Only a publication that names it brings an address the host lacks
+                    // into the table; "all interfaces" are the host's own.
+                    _ if !local(address) => None,
+                    Some(_) => Some(Expected::Blocked),
+                    None => Some(Expected::Allowed),
                 };
                 let start = survey.probes.len();
-                let missing = match (local(address), host_ports, to) {
-                    (false, ..) => Some(Missing::HostAddress),
-                    (true, None, _) => Some(Missing::HostPort),
-                    (true, Some(_), None) => Some(Missing::ContainerAddress),
-                    (true, Some(ports), Some(to)) => {
+                let missing = match (expected, local(address), host_ports, to) {
+                    (None, ..) => None,
+                    (Some(_), false, ..) => Some(Missing::HostAddress),
+                    (Some(_), true, None, _) => Some(Missing::HostPort),
+                    (Some(_), true, Some(_), None) => Some(Missing::ContainerAddress),
+                    (Some(expected), true, Some(ports), Some(to)) => {
                         // The first port, and the last of a range: the ends of the mapping.
                         let last = ports.last - ports.first;
                         for offset in if last == 0 { vec![0] } else { vec![0, last] } {
@@ -251,7 +261,7 @@ pub(super) fn survey(
                     address,
                     expected,
                     probes: start..survey.probes.len(),
-                    missing: missing.filter(|_| expected == Expected::Allowed),
+                    missing: missing.filter(|_| expected == Some(Expected::Allowed)),
                 });
             }
             survey.ports.push(PublishedPort {
@@ -299,12 +309,22 @@ pub struct PublishedCell {
     pub random: bool,
     /// The host address probed: the column.
     pub address: Ipv4Addr,
-    pub expected: Expected,
+    /// See [`Spot::expected`]; `not_applicable` in JSON for `None`.
+    #[serde(serialize_with = "expected_or_not_applicable")]
+    pub expected: Option<Expected>,
     pub correct: bool,
     pub mark: Mark,
     pub probes: Vec<HostProbeResult>,
     /// See [`Spot::missing`].
     pub missing: Option<Missing>,
+}
+
+/// A published cell's expectation in JSON: `allowed`, `blocked` or `not_applicable`.
+fn expected_or_not_applicable<S: Serializer>(expected: &Option<Expected>, serializer: S) -> Result<S::Ok, S::Error> {
+    match expected {
+        Some(expected) => expected.serialize(serializer),
+        None => serializer.serialize_str("not_applicable"),
+    }
 }
 
 impl PublishedCell {
@@ -358,8 +378,9 @@ impl PublishedSurvey {
                     .collect();
                 let wrong =
                     |expected: Expected| probes.iter().any(|probe| probe.expected == expected && !probe.correct());
-                let mark =
-                    mark(spot.expected, wrong(Expected::Blocked), wrong(Expected::Allowed) || spot.missing.is_some());
+                let mark = spot.expected.map_or(Mark::NotApplicable, |expected| {
+                    mark(expected, wrong(Expected::Blocked), wrong(Expected::Allowed) || spot.missing.is_some())
+                });
                 cells.push(PublishedCell {
                     container: port.container.clone(),
                     host_ip: port.publication.host_ip,

@@ -389,7 +389,11 @@ fn published_by_the_rules(name: &str, stack: &Stack, state: &KernelState, publis
         for (spot, address) in row.spots.iter().zip(&published.addresses) {
             let expected =
                 if publication.host_ip.is_none_or(|ip| ip == *address) { Expected::Allowed } else { Expected::Blocked };
-            assert_eq!((spot.address, spot.expected, spot.missing), (*address, expected, None), "{name}: {row:?}");
+            assert_eq!(
+                (spot.address, spot.expected, spot.missing),
+                (*address, Some(expected), None),
+                "{name}: {row:?}"
+            );
             let mut ends = vec![(ports.first, publication.container_ports.first)];
             if ports.count() > 1 {
                 ends.push((ports.last, publication.container_ports.last));
@@ -616,6 +620,73 @@ fn published_ports_in_every_form_as_text() {
         ),
     );
     assert!(!table.correct);
+    insta::assert_snapshot!(render_text(&table, false));
+}
+
+/// Scenario 4 on a host without 10.20.3.4, which only `db`'s `10.20.3.4:8081:8080` names:
+/// that publication cannot arrive there and is wrong; the others are not probed on that
+/// address, and not wrong there, those published on all interfaces included.
+#[test]
+fn an_address_the_host_lacks_fails_only_the_publication_that_names_it() {
+    let (stack, state) = example("port-publishing");
+    let lacking = Ipv4Addr::new(10, 20, 3, 4);
+    let mut host = host(&state);
+    host.addresses.retain(|address| address.addr() != lacking);
+    let survey = survey(&stack, &state, &host);
+    assert!(survey.published.addresses.contains(&lacking), "a column, since a publication names it");
+    assert!(survey.published.probes.iter().all(|probe| probe.address != lacking));
+    let table = as_declared(&survey);
+    let column: Vec<(String, char)> = table
+        .published
+        .iter()
+        .filter(|cell| cell.address == lacking)
+        .map(|cell| (format!("{} {}", cell.container, cell.publication()), cell.mark.symbol()))
+        .collect();
+    let picked = table.published.iter().find(|cell| cell.random).and_then(|cell| cell.host_ports.clone());
+    let picked = picked.expect("the random port is picked");
+    assert_eq!(
+        column,
+        [
+            ("db 127.0.0.1:5432->5432/tcp".to_owned(), '-'),
+            ("db 10.20.3.4:8081->8080/tcp".to_owned(), '#'),
+            ("web *:443->443/tcp".to_owned(), '-'),
+            ("web *:8080->80/tcp".to_owned(), '-'),
+            (format!("web *:{picked}->3000/tcp (random)"), '-'),
+            ("web *:5000-5100->2000-2100/tcp".to_owned(), '-'),
+            ("web 127.0.0.1:9053->53/udp".to_owned(), '-'),
+        ]
+    );
+    let wrong: Vec<(&str, Ipv4Addr, Option<Missing>)> = table
+        .published
+        .iter()
+        .filter(|cell| !cell.correct)
+        .map(|cell| (cell.container.as_str(), cell.address, cell.missing))
+        .collect();
+    assert_eq!(wrong, [("db", lacking, Some(Missing::HostAddress))]);
+    assert_eq!(table.summary.wrong, 1);
+    // The publication that names it must still not arrive on the host's other addresses.
+    let elsewhere: Vec<String> =
+        survey.published.probes.iter().filter(|probe| probe.port == 8081).map(host_line).collect();
+    assert_eq!(
+        elsewhere,
+        [
+            "host -> db 127.0.0.1:8081/tcp blocked",
+            "host -> db 10.89.0.1:8081/tcp blocked",
+            "host -> db 192.0.2.1:8081/tcp blocked",
+        ]
+    );
+    let json: serde_json::Value = serde_json::from_str(&table.to_json()).expect("JSON");
+    let web = json["published"]
+        .as_array()
+        .expect("published cells")
+        .iter()
+        .find(|cell| cell["container"] == "web" && cell["host_ports"] == "443" && cell["address"] == "10.20.3.4");
+    let web = web.expect("web's port 443 on 10.20.3.4");
+    assert_eq!(
+        (&web["expected"], &web["mark"], &web["correct"]),
+        (&"not_applicable".into(), &"-".into(), &true.into())
+    );
+    assert_eq!((&web["probes"], &web["missing"]), (&serde_json::json!([]), &serde_json::Value::Null));
     insta::assert_snapshot!(render_text(&table, false));
 }
 

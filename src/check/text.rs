@@ -48,6 +48,14 @@ pub fn render_text(table: &TruthTable, color: bool) -> String {
         let _ = writeln!(out, "  {}  {meaning:<24}{}  {right_meaning}", left.symbol(), right.symbol());
     }
     let _ = writeln!(out, "  \\  a container and itself: not probed");
+    // Rare, and only in the published ports: explained where it is seen.
+    if table.published.iter().any(|cell| cell.mark == Mark::NotApplicable) {
+        let _ = writeln!(
+            out,
+            "  {}  not applicable: the host lacks the address, nothing is sent there",
+            Mark::NotApplicable.symbol()
+        );
+    }
 
     let wrong: Vec<String> = table
         .cells
