@@ -465,3 +465,24 @@ fn a_container_whose_address_changes_as_the_alias_leaves_it_keeps_the_old_one_un
     let sandbox = a_connection_through_the_alias_outlives_the_swap(&before, &after);
     assert_eq!(stacks::address_of(&sandbox, &after, "flaskapp", "web_nw"), Ipv4Addr::new(10, 30, 0, 11));
 }
+
+/// An apply interrupted while its swap waits (Ctrl-C) has kept the record of what it
+/// made: the next plan shows no drift, and the next apply takes the swap up again.
+#[test]
+fn a_swap_interrupted_while_it_waits_leaves_no_drift_and_resumes() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let v1 = example("web-app-db");
+    let v2 = example("web-app-db-v2");
+    apply(&sandbox, &v1);
+    let _v1 = serve_version(&sandbox, "shop:flaskapp", "v1");
+    let apply = Watched::spawn(sandbox.stackctl().args(["-f", &v2, "apply", "--yes", "--wait", "60s"]));
+    apply.wait_for("waiting up to 1m for container `flaskapp-v2`", Duration::from_secs(30));
+    let output = apply.interrupt();
+    assert!(!output.status.success());
+    let (code, text) = plan(&sandbox, &v2);
+    assert_eq!(code, 2, "{text}");
+    assert!(!text.contains("Changed outside stackctl"), "an interrupted apply is no change outside: {text}");
+    assert!(text.contains("swap    app@web_nw"), "{text}");
+    let (output, _v2) = swap_to(&sandbox, &v2, "flaskapp-v2", "v2");
+    assert_swapped(&output, "flaskapp", "flaskapp-v2");
+}

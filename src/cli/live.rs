@@ -409,7 +409,12 @@ impl Live {
                 hint(&readiness.container, &readiness.namespace)
             );
         };
-        let applied = kernel.apply(&scope, &now, &plan, &SwapWait { within: wait, waiting: &waiting });
+        let keep = |done: &[Operation]| {
+            if let Err(error) = write_record(kernel.places(), &self.host, &scope.stack, &record_after(observed, done)) {
+                eprintln!("warning: cannot keep the apply record of stack `{}`: {error}", scope.stack);
+            }
+        };
+        let applied = kernel.apply(&scope, &now, &plan, &SwapWait { within: wait, waiting: &waiting, made: &keep });
         if applied.forwarding_turned_on {
             eprintln!(
                 "note: turned on IPv4 forwarding on the host (net.ipv4.ip_forward = 1): replies to containers' connections out come back through it"

@@ -416,6 +416,9 @@ impl Kernel {
                 return applied;
             }
             let Some(swap) = &plan.swap else { continue };
+            if index < 2 {
+                (wait.made)(&applied.done);
+            }
             let step = match index {
                 // The new containers' names are served before the aliases move to them.
                 0 => self
@@ -530,7 +533,8 @@ impl Kernel {
 }
 
 /// How long a swap waits for the containers that take its aliases to accept connections
-/// once they are wired, and whom it tells when it has to wait.
+/// once they are wired, whom it tells when it has to wait, and who keeps what each of its
+/// phases made before it waits.
 pub struct SwapWait<'a> {
     /// Up to how long; `None` for the short while a container that already listened
     /// needs once its link is up.
@@ -538,6 +542,10 @@ pub struct SwapWait<'a> {
     /// Told once of each port that does not accept at the first try, with how long it is
     /// waited for.
     pub waiting: &'a (dyn Fn(&crate::plan::Readiness, std::time::Duration) + Sync),
+    /// Given every operation made so far, when a phase ends and the swap is about to wait
+    /// (for its new containers, or for a drain): an apply interrupted while it waits then
+    /// leaves a record of what it made.
+    pub made: &'a dyn Fn(&[Operation]),
 }
 
 /// What apply made, and why it stopped, if it did.

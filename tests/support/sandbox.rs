@@ -425,6 +425,12 @@ impl Watched {
         }
     }
 
+    /// Interrupts the child as Ctrl-C does (SIGINT, by its pid), and waits for it to end.
+    pub fn interrupt(self) -> Output {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
+        self.finish()
+    }
+
     /// Waits for the child to end: its output, with all of its standard error.
     pub fn finish(self) -> Output {
         let mut output = self.child.wait_with_output().expect("wait for a command");
