@@ -570,3 +570,22 @@ fn a_failure_says_what_was_made_before_it_and_leaves_no_drift() {
     apply(&sandbox, &file);
     assert_converged(&sandbox, &file);
 }
+
+/// Changing a network's isolation takes each member's address away and gives it back
+/// (with or without its subnet's route), which takes the default route with it: the plan
+/// makes the route again, and one apply converges.
+#[test]
+fn changing_isolation_keeps_the_default_routes() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = example("web-app-db");
+    let text = std::fs::read_to_string(&file).expect("read scenario 1");
+    let open = write_stack(dir.path(), "open.yaml", &text.replace("  web_nw: {}\n", "  web_nw: { isolation: open }\n"));
+    apply(&sandbox, &file);
+    for (to, back) in [(&open, "open"), (&file, "flows")] {
+        apply(&sandbox, to);
+        assert_converged(&sandbox, to);
+        let routes = sandbox.sh("ip -n shop:nginx route show default");
+        assert!(routes.contains("default via 10.89.0.1 dev eth0"), "isolation {back}: {routes}");
+    }
+}

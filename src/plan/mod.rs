@@ -173,13 +173,19 @@ fn operations(desired: &KernelState, wiring_order: &[String], observed: &KernelS
 
 /// The keys whose objects must be deleted and created again: those whose identity changes,
 /// and, transitively, those that depend on one that is replaced or deleted (a link lives in
-/// its namespace and on its bridge; a route needs its link).
+/// its namespace and on its bridge; a route needs its link), or on a link whose change
+/// takes its address away (the kernel drops the routes through it).
 ///
 /// The dependencies of the observed object count as well as those of the wanted one: the
 /// kernel takes an object down with what it depends on, so a route that moves to another
 /// network while its old link is deleted is gone by the time an update would reach it.
 fn replacements(desired: &KernelState, observed: &KernelState) -> BTreeSet<Key> {
     let deleted = |key: &Key| observed.get(key).is_some() && !desired.resources.contains_key(key);
+    // A link whose change takes its address away takes the routes through it too.
+    let disrupted = |key: &Key| match (observed.get(key), desired.get(key)) {
+        (Some(Resource::Link(had)), Some(Resource::Link(wanted))) => had.disrupts(wanted),
+        _ => false,
+    };
     let mut replaced = BTreeSet::new();
     // Keys order by kind, and dependencies are of earlier kinds, so one pass in key order
     // sees every dependency's verdict before its dependents.
@@ -188,7 +194,9 @@ fn replacements(desired: &KernelState, observed: &KernelState) -> BTreeSet<Key> 
         let mut dependencies = key.dependencies(wanted);
         dependencies.extend(key.dependencies(existing));
         if existing.needs_replacement(wanted)
-            || dependencies.iter().any(|dependency| replaced.contains(dependency) || deleted(dependency))
+            || dependencies
+                .iter()
+                .any(|dependency| replaced.contains(dependency) || deleted(dependency) || disrupted(dependency))
         {
             replaced.insert(key.clone());
         }

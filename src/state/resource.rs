@@ -341,6 +341,15 @@ pub struct Flow {
     pub to: Ipv4Addr,
 }
 
+impl Link {
+    /// Whether changing the link into `other` takes its address away and gives one back
+    /// (another address, or one that starts or stops bringing its subnet's route), which
+    /// takes the routes through the link with it.
+    pub fn disrupts(&self, other: &Link) -> bool {
+        self.address != other.address || self.subnet_via.is_some() != other.subnet_via.is_some()
+    }
+}
+
 impl Flow {
     /// Whether a connection of `protocol` to `port` is one the flow lets through.
     pub fn carries(&self, protocol: Protocol, port: u16) -> bool {

@@ -95,6 +95,13 @@ impl MemKernel {
                     return Err("a kernel object cannot be renamed or moved in place".to_owned());
                 }
                 let admitted = self.admit(after, &key, reserved)?;
+                // A link whose address changes, or starts or stops bringing its own subnet
+                // route, has its address taken away and given back: the routes through it go.
+                if let (Resource::Link(before), Resource::Link(after)) = (before, after)
+                    && before.disrupts(after)
+                {
+                    self.drop_routes_via(&after.container, &after.ifname);
+                }
                 self.state.insert(admitted);
             }
             Operation::Delete { resource } => {
