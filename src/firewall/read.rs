@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use super::render::{Family, Object, ObjectKind, Objects, item_count};
 use super::rule_id;
-use crate::state::{Resource, Stray};
+use crate::state::{KernelState, Resource, Stray};
 
 /// How many rules and set elements of the stack's tables carry each comment, and how many
 /// there are in all; and which chains, sets and maps the tables have.
@@ -92,7 +92,8 @@ pub fn dropping_forward_chains(json: &str, own_table: &str) -> Result<Vec<String
 }
 
 /// The firewall resources among `candidates` (what the last apply made, as its record
-/// says) that the tables hold whole, and what the tables hold beyond them. A resource
+/// says) that the tables hold whole, and what the tables hold beyond them: rules,
+/// elements, chains and sets. A resource
 /// with a rule missing is not there: the next apply makes it again. Rules of no candidate
 /// (added by hand, or made by an apply whose record is lost) are one `Stray`, which nothing desires: the next apply or destroy replaces the tables without
 /// them.
@@ -103,8 +104,14 @@ pub fn recognise<'a>(found: &'a Found, candidates: impl IntoIterator<Item = &'a 
     // The rules of a resource that is there only in part are not strays: it is made again.
     let ids: std::collections::HashSet<String> = candidates.iter().map(|resource| rule_id(resource)).collect();
     let accounted: usize = ids.iter().filter_map(|id| found.comments.get(id)).sum();
-    if found.items > accounted {
-        recognised.push(Resource::Stray(Stray { rules: found.items - accounted }));
+    // Chains and sets that no candidate makes (an empty chain added by hand still decides
+    // with its policy) are strays too.
+    let state: KernelState = candidates.iter().map(|resource| (*resource).clone()).collect::<Vec<_>>().into();
+    let made = super::render::objects(&state);
+    let foreign = found.objects.iter().filter(|object| !made.contains(*object)).count();
+    let strays = found.items.saturating_sub(accounted) + foreign;
+    if strays > 0 {
+        recognised.push(Resource::Stray(Stray { rules: strays }));
     }
     recognised
 }

@@ -206,8 +206,9 @@ pub struct Policy {
 }
 
 /// Rules and set elements in the stack's tables that carry no comment of a resource the
-/// stack has: added by hand, or made by an apply whose record is lost. Never desired, so
-/// the next apply (or destroy) replaces the tables without them.
+/// stack has, and chains and sets that none of its resources makes: added by hand, or made
+/// by an apply whose record is lost. Never desired, so the next apply (or destroy) leaves
+/// the tables without them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stray {
     pub rules: usize,
