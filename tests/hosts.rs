@@ -100,8 +100,15 @@ fn one_stack_runs_on_several_hosts_at_once_and_each_destroy_leaves_the_others_al
     assert_eq!(footprint(&sandbox, Some("a")), before[0], "destroy on the machine's host touched host a");
     assert_eq!(footprint(&sandbox, Some("b")), before[1], "destroy on the machine's host touched host b");
     assert!(!sandbox.has_netns("shop:nginx"));
-    // And destroying it on host a leaves host b whole.
-    assert_success(&run_on(&sandbox, Some("a"), &["-f", &file, "destroy", "--yes"]), "destroy on host a");
+    // And destroying it on host a leaves host b whole, also when the environment names
+    // host b: the flag wins.
+    let output = sandbox
+        .stackctl()
+        .env("STACKCTL_HOST_NETNS", "b")
+        .args(on(Some("a"), &["-f", &file, "destroy", "--yes"]))
+        .output()
+        .expect("run stackctl");
+    assert_success(&output, "destroy on host a");
     assert_eq!(footprint(&sandbox, Some("b")), before[1], "destroy on host a touched host b");
     assert!(!sandbox.has_netns("shop@a:nginx"));
     app_answers(&sandbox, Some("b"), &file);
@@ -147,9 +154,10 @@ fn nothing_is_created_before_the_user_agrees() {
         let said = stdout(&output);
         assert_eq!(output.status.code(), Some(1), "{said}");
         assert!(
-            said.contains("Apply these changes?") && said.contains("Apply cancelled: nothing was changed"),
+            said.contains("Apply these changes?") && said.contains("apply cancelled: nothing was changed"),
             "{said}"
         );
+        assert!(!said.contains("nothing was changed."), "a message ends without a period: {said}");
         nothing_created(&sandbox);
 
         // `plan` reads only, also on a scratch host that does not exist yet.
@@ -187,10 +195,11 @@ fn a_new_user_can_plan_show_and_exec_before_the_first_apply() {
         let output = run_on(&sandbox, host, &["-f", &file, "exec", "nginx", "--", "true"]);
         assert_eq!(output.status.code(), Some(1));
         let path = format!("/run/netns/{}", namespace(host, "nginx"));
+        let on = host.map_or_else(|| "this host".to_owned(), |host| format!("the scratch host `{host}`"));
         assert_eq!(
             stderr(&output),
             format!(
-                "error: container `nginx` of stack `shop` does not run on this host: its namespace {path} does not \
+                "error: container `nginx` of stack `shop` does not run on {on}: its namespace {path} does not \
                  exist; `stackctl apply` creates it\n"
             )
         );
@@ -202,4 +211,25 @@ fn a_new_user_can_plan_show_and_exec_before_the_first_apply() {
     assert!(sandbox.sh("ip -n fresh -br link show lo").contains("UP"), "the scratch host's loopback is down");
     let output = run_on(&sandbox, Some("fresh"), &["-f", &file, "plan", "--detailed-exitcode"]);
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+}
+
+#[test]
+fn a_saved_plan_refused_on_another_host_names_both_hosts() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = example("web-app-db");
+    for (made_on, made_for) in [(Some("a"), "the scratch host `a`"), (None, "the machine's own host")] {
+        let saved = dir.path().join("saved.json").display().to_string();
+        assert_success(&run_on(&sandbox, made_on, &["-f", &file, "plan", "--out", &saved]), "plan --out");
+        let output = run_on(&sandbox, Some("b"), &["apply", "--yes", &saved]);
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert_eq!(
+            stderr(&output),
+            format!(
+                "error: plan `{saved}` was made for {made_for}, and this is the scratch host `b`: apply it without \
+                 `--host-netns` (it names its own host), or plan again for this one\n"
+            )
+        );
+        nothing_created(&sandbox);
+    }
 }

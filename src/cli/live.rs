@@ -291,8 +291,18 @@ impl Live {
             )));
         }
         let host = saved.host_netns.clone().map_or(HostNamespace::Current, HostNamespace::Named);
-        if host != self.host && self.host != HostNamespace::Current {
-            return Err(fail(format!("plan `{}` was made for another host namespace", path.display())));
+        if let HostNamespace::Named(this) = &self.host
+            && host != self.host
+        {
+            let made_for = match &host {
+                HostNamespace::Current => "the machine's own host".to_owned(),
+                HostNamespace::Named(name) => format!("the scratch host `{name}`"),
+            };
+            return Err(fail(format!(
+                "plan `{}` was made for {made_for}, and this is the scratch host `{this}`: apply it without \
+                 `--host-netns` (it names its own host), or plan again for this one",
+                path.display()
+            )));
         }
         let live = Live { host, style: self.style };
         privileged()?;
@@ -467,7 +477,6 @@ impl Live {
             None => swap.verify.iter().map(|readiness| (readiness.container.clone(), Listening::NoNamespace)).collect(),
         };
         let waiting = if wait.is_some_and(|wait| !wait.is_zero()) { Waiting::Allowed } else { Waiting::Forbidden };
-        let hint = self.start_hint(file);
         match swap.start(&listening, waiting) {
             Start::Ready => Ok(()),
             Start::AfterWaiting(problems) => {
@@ -480,18 +489,19 @@ impl Live {
             Start::Refused(problems) => {
                 let aliases: Vec<String> =
                     swap.moves.iter().map(|moved| format!("`{}` on `{}`", moved.alias, moved.network)).collect();
-                eprintln!("error: refuse the swap of alias {}, so nothing was changed:", aliases.join(", "));
-                let mut told = BTreeMap::new();
+                let alias = if aliases.len() == 1 { "alias" } else { "aliases" };
+                eprintln!("error: the swap of {alias} {} cannot start, so nothing was changed:", aliases.join(", "));
+                // One piece of advice per container: a container has either one problem
+                // of not running, or one per port it does not listen on.
+                let mut advised = BTreeMap::new();
                 for problem in &problems {
                     eprintln!("  {problem}");
-                    told.entry(problem.container().to_owned()).or_insert_with(|| namespace_of(problem));
+                    advised.entry(problem.container()).or_insert(problem);
                 }
-                for (container, namespace) in told {
-                    eprintln!("  to take the alias, `{container}` must run: {}", hint(&container, &namespace));
+                let starting = self.starting(file);
+                for problem in advised.into_values() {
+                    eprintln!("  {}", starting.advice(problem));
                 }
-                eprintln!(
-                    "  apply with `--wait 5m` to wire it and wait while you start it, or start it and apply again"
-                );
                 Err(Exit::Error)
             }
         }
@@ -499,19 +509,16 @@ impl Live {
 
     /// How a user starts a container in its namespace, to say while apply waits for it.
     fn start_hint(&self, file: &Path) -> impl Fn(&str, &NamespaceName) -> String {
+        let starting = self.starting(file);
+        move |container: &str, namespace: &NamespaceName| starting.hint(container, namespace)
+    }
+
+    fn starting(&self, file: &Path) -> Starting {
         let host = match &self.host {
             HostNamespace::Current => String::new(),
             HostNamespace::Named(name) => format!(" --host-netns {name}"),
         };
-        let file = file.display().to_string();
-        move |container: &str, namespace: &NamespaceName| {
-            let path = Places::system().namespace(namespace);
-            format!(
-                "start it in its namespace, e.g. `stackctl{host} -f {file} exec {container} -- COMMAND &`, or \
-                 `podman run --network ns:{} ...`",
-                path.display()
-            )
-        }
+        Starting { stackctl: format!("stackctl{host} -f {}", file.display()) }
     }
 
     /// Once destroy has removed the stack's objects: removes the files the stack kept on
@@ -567,9 +574,13 @@ impl Live {
             let places = Places::system();
             let namespace = places.namespace(&scope.namespaces[container]);
             if !namespace.exists() {
+                let on = match &self.host {
+                    HostNamespace::Current => "this host".to_owned(),
+                    HostNamespace::Named(name) => format!("the scratch host `{name}`"),
+                };
                 return Err(fail(format!(
-                    "container `{container}` of stack `{}` does not run on this host: its namespace {} does not \
-                     exist; `stackctl apply` creates it",
+                    "container `{container}` of stack `{}` does not run on {on}: its namespace {} does not exist; \
+                     `stackctl apply` creates it",
                     stack.name,
                     namespace.display()
                 )));
@@ -587,11 +598,48 @@ impl Live {
     }
 }
 
-/// The namespace of the container an unreadiness is about.
-fn namespace_of(problem: &Unready) -> NamespaceName {
-    match problem {
-        Unready::NotRunning { namespace, .. } => namespace.clone(),
-        Unready::NotListening(readiness) => readiness.namespace.clone(),
+/// How a user starts a program in a container's namespace: with `stackctl exec`, or with
+/// Podman.
+struct Starting {
+    /// `stackctl`, with the host and the stack file of this command.
+    stackctl: String,
+}
+
+impl Starting {
+    fn exec(&self, container: &str) -> String {
+        format!("{} exec {container} -- COMMAND", self.stackctl)
+    }
+
+    fn podman(namespace: &NamespaceName) -> String {
+        format!("podman run --network ns:{} ...", Places::system().namespace(namespace).display())
+    }
+
+    /// While apply waits for the container.
+    fn hint(&self, container: &str, namespace: &NamespaceName) -> String {
+        format!("start it in its namespace, e.g. `{} &`, or `{}`", self.exec(container), Starting::podman(namespace))
+    }
+
+    /// What to do about a container that keeps a swap from starting. One that does not
+    /// run yet cannot be started before an apply has created its namespace, so only an
+    /// apply that waits for it makes the swap; one that runs can also be started first.
+    fn advice(&self, problem: &Unready) -> String {
+        let wait = humantime::format_duration(WAIT_ON_A_TERMINAL);
+        match problem {
+            Unready::NotRunning { container, namespace } => format!(
+                "apply with `--wait {wait}`: it creates the namespace of `{container}` and waits while you start \
+                 it there, e.g. from another terminal with `{}` or `{}`",
+                self.exec(container),
+                Starting::podman(namespace)
+            ),
+            Unready::NotListening(readiness) => format!(
+                "start a program in `{container}` that accepts on tcp/{port}, e.g. with `{} &` or `{}`, then apply \
+                 again; or apply with `--wait {wait}` and start it while apply waits",
+                self.exec(&readiness.container),
+                Starting::podman(&readiness.namespace),
+                container = readiness.container,
+                port = readiness.port,
+            ),
+        }
     }
 }
 
@@ -695,7 +743,7 @@ fn confirm(verb: Verb) -> Outcome<()> {
     if answer.trim() == "yes" {
         Ok(())
     } else {
-        eprintln!("{} cancelled: nothing was changed.", verb.title());
+        eprintln!("{} cancelled: nothing was changed", verb.word());
         Err(Exit::Error)
     }
 }
