@@ -63,6 +63,21 @@ fn a_missing_path_or_an_empty_file_stops_every_command_before_any_change() {
     assert_eq!(made(&sandbox), untouched);
 }
 
+#[test]
+fn a_namespace_of_another_type_stops_every_command_before_any_change() {
+    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = write_stack(dir.path(), "adopt.yaml", STACK);
+    // A namespace, but not a network namespace: joining it as one fails with nothing but
+    // "Invalid argument".
+    sandbox.sh("touch /run/netns/legacy && mount --bind /proc/1/ns/uts /run/netns/legacy");
+    let untouched = made(&sandbox);
+    for command in [&["plan"][..], &["apply", "--yes"], &["plan", "--host-netns", "scratch"]] {
+        assert_refused(&sandbox, &file, command, "which is not a network namespace but one of another type");
+    }
+    assert_eq!(made(&sandbox), untouched, "a refused apply changes nothing");
+}
+
 /// A process that keeps a namespace alive after its path is gone, as a container's own
 /// processes keep its namespace while the runtime restarts it.
 struct Holder(Child);

@@ -233,3 +233,30 @@ fn a_saved_plan_refused_on_another_host_names_both_hosts() {
         nothing_created(&sandbox);
     }
 }
+
+#[test]
+fn the_empty_file_of_an_interrupted_creation_is_a_host_that_does_not_exist_yet() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    sandbox.sh("touch /run/netns/demo");
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "plan", "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("The scratch host `demo` (/run/netns/demo) does not exist yet"),
+        "{}",
+        stdout(&output)
+    );
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "show"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("is not applied on the scratch host `demo`, which does not exist yet"));
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "destroy", "--yes"]);
+    assert_success(&output, "destroy");
+    assert_eq!(stdout(&output), "No changes. The stack has nothing on this host.\n");
+
+    // Apply creates the host in the file it finds, with its loopback up.
+    assert_success(&run_on(&sandbox, Some("demo"), &["-f", &file, "apply", "--yes"]), "apply");
+    assert!(sandbox.sh("ip -n demo -br link show lo").contains("UP"), "the scratch host's loopback is down");
+    app_answers(&sandbox, Some("demo"), &file);
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "plan", "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+}

@@ -118,7 +118,8 @@ pub struct Kernel {
 
 impl Kernel {
     /// Connects to the host namespace; `None` when it is a named one that does not exist
-    /// (yet): reading it changes nothing, not even by creating it.
+    /// (yet), also when only the empty file of an interrupted creation is at its path:
+    /// reading it changes nothing, not even by creating it.
     pub fn open(host: &HostNamespace, places: Places) -> Result<Option<Kernel>, KernelError> {
         let runtime = runtime()?;
         let (handle, host_file) = match host {
@@ -129,9 +130,9 @@ impl Kernel {
             ),
             HostNamespace::Named(name) => {
                 let path = places.netns.join(name);
-                let file = match netns::open(&path) {
-                    Ok(file) => file,
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                let file = match netns::open_host(&path) {
+                    Ok(Some(file)) => file,
+                    Ok(None) => return Ok(None),
                     Err(error) => return Err(KernelError::new("open", host_object(name, &path), error)),
                 };
                 let handle = netns::connect_all(
