@@ -205,19 +205,29 @@ fn an_offline_plan_names_namespaces_after_the_host() {
     assert!(plan.contains("name=shop@demo:db") && !plan.contains("name=shop:"), "{plan}");
 }
 
+/// Where a host is named: `STACKCTL_HOST_NETNS` (`None`: unset), `--host-netns` before and
+/// after the command; and the prefix of the namespaces the plan names.
+struct Naming {
+    environment: Option<&'static str>,
+    before: &'static [&'static str],
+    after: &'static [&'static str],
+    host: &'static str,
+}
+
 #[test]
 fn an_explicit_host_netns_beats_the_environment_and_an_empty_variable_is_unset() {
-    let cases: [(Option<&str>, &[&str], &[&str], &str); 8] = [
-        (None, &[], &[], "shop:"),
-        (Some(""), &[], &[], "shop:"),
-        (Some("a"), &[], &[], "shop@a:"),
-        (Some("a"), &["--host-netns", "b"], &[], "shop@b:"),
-        (Some("a"), &[], &["--host-netns", "c"], "shop@c:"),
-        (Some("a"), &["--host-netns", "b"], &["--host-netns", "c"], "shop@c:"),
-        (Some(""), &["--host-netns", "b"], &[], "shop@b:"),
-        (None, &["--host-netns", "b"], &["--host-netns", "c"], "shop@c:"),
+    let case = |environment, before, after, host| Naming { environment, before, after, host };
+    let cases = [
+        case(None, &[], &[], "shop:"),
+        case(Some(""), &[], &[], "shop:"),
+        case(Some("a"), &[], &[], "shop@a:"),
+        case(Some("a"), &["--host-netns", "b"], &[], "shop@b:"),
+        case(Some("a"), &[], &["--host-netns", "c"], "shop@c:"),
+        case(Some("a"), &["--host-netns", "b"], &["--host-netns", "c"], "shop@c:"),
+        case(Some(""), &["--host-netns", "b"], &[], "shop@b:"),
+        case(None, &["--host-netns", "b"], &["--host-netns", "c"], "shop@c:"),
     ];
-    for (environment, before, after, host) in cases {
+    for Naming { environment, before, after, host } in cases {
         let output = offline_plan(environment, before, after);
         let plan = String::from_utf8_lossy(&output.stdout);
         let case = format!("STACKCTL_HOST_NETNS={environment:?} {before:?} plan {after:?}");

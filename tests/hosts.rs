@@ -260,3 +260,85 @@ fn the_empty_file_of_an_interrupted_creation_is_a_host_that_does_not_exist_yet()
     let output = run_on(&sandbox, Some("demo"), &["-f", &file, "plan", "--detailed-exitcode"]);
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
 }
+
+/// What of stackctl's is outside any host namespace: the named namespaces, and the files
+/// under /etc/netns and stackctl's run directory.
+fn outside_hosts(sandbox: &Sandbox) -> String {
+    sandbox.sh("ls -A /run/netns /etc/netns; find /run/stackctl 2>&1 | sort")
+}
+
+#[test]
+fn a_scratch_host_deleted_by_hand_stops_plan_and_apply_and_destroy_removes_what_it_left() {
+    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let file = example("web-app-db");
+    assert_success(&run_on(&sandbox, Some("demo"), &["-f", &file, "apply", "--yes"]), "apply");
+    let server = sandbox.sh("cat /run/stackctl/netns-demo/names/resolver.pid");
+    let server: u32 = server.trim().parse().expect("the name server's pid");
+    // A program that a user started in nginx.
+    let args = on(Some("demo"), &["-f", &file, "exec", "nginx", "--", "sleep", "1000"]);
+    let mut exec = sandbox.stackctl().args(&args).spawn().expect("start a program in nginx");
+    let program = sandbox.sh("for i in $(seq 100); do pgrep -x -f 'sleep 1000' && break; sleep 0.05; done");
+    let program: u32 = program.trim().parse().expect("the program's pid");
+    sandbox.sh("ip netns delete demo");
+    let left = outside_hosts(&sandbox);
+    assert!(left.contains("shop@demo:nginx") && left.contains("shop.lock"), "{left}");
+
+    for command in [&["plan"][..], &["apply", "--yes"]] {
+        let output = run_on(&sandbox, Some("demo"), &[&["-f", &file][..], command].concat());
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{command:?}: {said}{}", stdout(&output));
+        let expected = format!(
+            "error: the scratch host `demo` (/run/netns/demo) does not exist, but stack `shop` still has namespaces \
+             or files for it (was the host deleted without `stackctl destroy`?), so nothing was changed: run \
+             `stackctl --host-netns demo -f {file} destroy` first, which removes them: /run/netns/shop@demo:db, "
+        );
+        assert!(said.starts_with(&expected), "{command:?}: {said}");
+        assert_eq!(outside_hosts(&sandbox), left, "{command:?} changed something");
+    }
+
+    // Destroy lists the program, ends it as asked, and removes everything the stack left.
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "destroy", "--yes", "--kill-processes"]);
+    assert_success(&output, "destroy");
+    let said = stdout(&output);
+    for expected in [
+        "The scratch host `demo` (/run/netns/demo) does not exist, but stack `shop` left these for it: ",
+        "destroy creates the host again, empty, to remove them, and then deletes it.",
+        "- netns   nginx",
+        &format!("runs   pid {program}: sleep 1000 (ended first: --kill-processes)"),
+        "deleted the scratch host `demo` again",
+    ] {
+        assert!(said.contains(expected), "missing `{expected}`: {said}");
+    }
+    nothing_created(&sandbox);
+    assert!(!sandbox.runs(program), "the program in nginx still runs");
+    exec.wait().expect("the program's exec ends with it");
+    assert!(!sandbox.runs(server), "the name server of the deleted host still runs");
+
+    // The host is new again.
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "plan", "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stdout(&output).contains("The scratch host `demo` (/run/netns/demo) does not exist yet"));
+}
+
+#[test]
+fn files_left_for_a_scratch_host_deleted_by_hand_are_removed_without_creating_it() {
+    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let file = example("web-app-db");
+    assert_success(&run_on(&sandbox, Some("demo"), &["-f", &file, "apply", "--yes"]), "apply");
+    let server = sandbox.sh("cat /run/stackctl/netns-demo/names/resolver.pid");
+    let server: u32 = server.trim().parse().expect("the name server's pid");
+    sandbox.sh(
+        "for namespace in demo shop@demo:db shop@demo:flaskapp shop@demo:nginx; do ip netns delete $namespace; done",
+    );
+
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "plan"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(stderr(&output).contains("/etc/netns/shop@demo:db, "), "{}", stderr(&output));
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "destroy", "--yes"]);
+    assert_success(&output, "destroy");
+    let said = stdout(&output);
+    assert!(said.contains("left these for it: /etc/netns/shop@demo:db, ") && said.contains("; destroy removes them."));
+    assert!(!said.contains("deleted the scratch host"), "{said}");
+    nothing_created(&sandbox);
+    assert!(!sandbox.runs(server), "the name server of the deleted host still runs");
+}
