@@ -1,8 +1,11 @@
 //! Which host a stack is applied on, on the live kernel, always in a sandbox
 //! (`support::sandbox`): one stack on several hosts of one machine at once (scratch hosts
 //! and the sandbox's own), each destroyed without touching the others; nothing created
-//! before the user agrees; and the commands a new user runs first (`plan`, `show`, `exec`)
-//! on a host where nothing is applied yet.
+//! before the user agrees; the commands a new user runs first (`plan`, `show`, `exec`)
+//! on a host where nothing is applied yet; the flag that names a host beating the
+//! environment; a saved plan refused on another host; and a scratch host that does not
+//! exist, whether its creation was interrupted or it was deleted by hand with its stack's
+//! namespaces and files left beside it.
 
 #[path = "support/sandbox.rs"]
 mod sandbox;
