@@ -2,8 +2,9 @@
 //! namespace of its own (`support::sandbox`): a path that does not exist, or that is no
 //! longer a network namespace (the empty file a runtime leaves when the container
 //! restarts, or a namespace deleted after apply), stops `plan`, `apply`, `check` and
-//! `show` with an error naming the container and the path, before anything changes; once
-//! `netns:` names a namespace again, the plan wires it anew, naming every device.
+//! `show` with an error naming the container and the path, before anything changes (also a
+//! namespace of another type); once `netns:` names a namespace again, the plan wires it
+//! anew, naming every device. A first apply on a new scratch host adopts it as planned.
 
 #[path = "support/sandbox.rs"]
 mod sandbox;
@@ -61,6 +62,35 @@ fn a_missing_path_or_an_empty_file_stops_every_command_before_any_change() {
     }
     sandbox.sh("rm /run/netns/legacy");
     assert_eq!(made(&sandbox), untouched);
+}
+
+#[test]
+fn a_namespace_of_another_type_stops_every_command_before_any_change() {
+    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = write_stack(dir.path(), "adopt.yaml", STACK);
+    // A namespace, but not a network namespace: joining it as one fails with nothing but
+    // "Invalid argument".
+    sandbox.sh("touch /run/netns/legacy && mount --bind /proc/1/ns/uts /run/netns/legacy");
+    let untouched = made(&sandbox);
+    for command in [&["plan"][..], &["apply", "--yes"], &["plan", "--host-netns", "scratch"]] {
+        assert_refused(&sandbox, &file, command, "which is not a network namespace but one of another type");
+    }
+    assert_eq!(made(&sandbox), untouched, "a refused apply changes nothing");
+}
+
+#[test]
+fn the_first_apply_on_a_new_scratch_host_adopts_what_its_plan_showed() {
+    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = write_stack(dir.path(), "adopt.yaml", STACK);
+    sandbox.sh("ip netns add legacy");
+    // The plan, made before the scratch host exists, is the one apply finds once it has
+    // created the host: the adopted namespace is there in both.
+    let output = run(&sandbox, &["--host-netns", "scratch", "-f", &file, "apply", "--yes"]);
+    assert_success(&output, "the first apply on a new scratch host");
+    let output = run(&sandbox, &["--host-netns", "scratch", "-f", &file, "plan", "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
 }
 
 /// A process that keeps a namespace alive after its path is gone, as a container's own

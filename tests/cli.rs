@@ -184,3 +184,84 @@ fn help_lists_only_the_options_each_command_takes() {
     let output = stackctl().args(["plan", "--host-netns", "../etc", "-f", "examples/web-app-db.yaml"]).output();
     assert_eq!(output.expect("plan runs").status.code(), Some(64));
 }
+
+/// The offline plan of scenario 1 with `args` around the command, and
+/// `STACKCTL_HOST_NETNS` set to `environment` (`None`: unset): its exit code and output.
+fn offline_plan(environment: Option<&str>, before: &[&str], after: &[&str]) -> std::process::Output {
+    let mut command = stackctl();
+    command.env_remove("STACKCTL_HOST_NETNS");
+    if let Some(value) = environment {
+        command.env("STACKCTL_HOST_NETNS", value);
+    }
+    command.args(before).args(["plan", "--offline", "-f", "examples/web-app-db.yaml"]).args(after);
+    command.output().expect("plan runs")
+}
+
+#[test]
+fn an_offline_plan_names_namespaces_after_the_host() {
+    let output = offline_plan(None, &[], &["--host-netns", "demo"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let plan = String::from_utf8_lossy(&output.stdout);
+    assert!(plan.contains("name=shop@demo:db") && !plan.contains("name=shop:"), "{plan}");
+}
+
+/// Where a host is named: `STACKCTL_HOST_NETNS` (`None`: unset), `--host-netns` before and
+/// after the command; and the prefix of the namespaces the plan names.
+struct Naming {
+    environment: Option<&'static str>,
+    before: &'static [&'static str],
+    after: &'static [&'static str],
+    host: &'static str,
+}
+
+#[test]
+fn an_explicit_host_netns_beats_the_environment_and_an_empty_variable_is_unset() {
+    let case = |environment, before, after, host| Naming { environment, before, after, host };
+    let cases = [
+        case(None, &[], &[], "shop:"),
+        case(Some(""), &[], &[], "shop:"),
+        case(Some("a"), &[], &[], "shop@a:"),
+        case(Some("a"), &["--host-netns", "b"], &[], "shop@b:"),
+        case(Some("a"), &[], &["--host-netns", "c"], "shop@c:"),
+        case(Some("a"), &["--host-netns", "b"], &["--host-netns", "c"], "shop@c:"),
+        case(Some(""), &["--host-netns", "b"], &[], "shop@b:"),
+        case(None, &["--host-netns", "b"], &["--host-netns", "c"], "shop@c:"),
+    ];
+    for Naming { environment, before, after, host } in cases {
+        let output = offline_plan(environment, before, after);
+        let plan = String::from_utf8_lossy(&output.stdout);
+        let case = format!("STACKCTL_HOST_NETNS={environment:?} {before:?} plan {after:?}");
+        assert!(output.status.success(), "{case}: {}", String::from_utf8_lossy(&output.stderr));
+        let named: std::collections::BTreeSet<&str> = plan
+            .split_whitespace()
+            .filter_map(|word| word.strip_prefix("name=")?.split_inclusive(':').next())
+            .collect();
+        assert_eq!(named, std::collections::BTreeSet::from([host]), "{case}: {plan}");
+    }
+    // A variable that names no namespace is a usage error, said as such.
+    let output = offline_plan(Some("../etc"), &[], &[]);
+    assert_eq!(output.status.code(), Some(64));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.starts_with("error: invalid value '../etc' in STACKCTL_HOST_NETNS"), "{said}");
+}
+
+#[test]
+fn commands_that_take_no_host_refuse_a_host_netns_before_them_but_not_the_environment() {
+    let file = "examples/web-app-db.yaml";
+    let commands: [&[&str]; 5] = [
+        &["validate", "-f", file],
+        &["graph", "-f", file],
+        &["suggest", "-f", file],
+        &["diff", file, file],
+        &["completions", "bash"],
+    ];
+    for command in commands {
+        let output = stackctl().args(["--host-netns", "demo"]).args(command).output().expect("stackctl runs");
+        assert_eq!(output.status.code(), Some(64), "{command:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr),
+            format!("error: `--host-netns` does not apply to `stackctl {}`\n", command[0])
+        );
+        stackctl().env("STACKCTL_HOST_NETNS", "demo").args(command).assert().success();
+    }
+}

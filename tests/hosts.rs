@@ -1,8 +1,11 @@
 //! Which host a stack is applied on, on the live kernel, always in a sandbox
 //! (`support::sandbox`): one stack on several hosts of one machine at once (scratch hosts
 //! and the sandbox's own), each destroyed without touching the others; nothing created
-//! before the user agrees; and the commands a new user runs first (`plan`, `show`, `exec`)
-//! on a host where nothing is applied yet.
+//! before the user agrees; the commands a new user runs first (`plan`, `show`, `exec`)
+//! on a host where nothing is applied yet; the flag that names a host beating the
+//! environment; a saved plan refused on another host; and a scratch host that does not
+//! exist, whether its creation was interrupted or it was deleted by hand with its stack's
+//! namespaces and files left beside it.
 
 #[path = "support/sandbox.rs"]
 mod sandbox;
@@ -100,8 +103,15 @@ fn one_stack_runs_on_several_hosts_at_once_and_each_destroy_leaves_the_others_al
     assert_eq!(footprint(&sandbox, Some("a")), before[0], "destroy on the machine's host touched host a");
     assert_eq!(footprint(&sandbox, Some("b")), before[1], "destroy on the machine's host touched host b");
     assert!(!sandbox.has_netns("shop:nginx"));
-    // And destroying it on host a leaves host b whole.
-    assert_success(&run_on(&sandbox, Some("a"), &["-f", &file, "destroy", "--yes"]), "destroy on host a");
+    // And destroying it on host a leaves host b whole, also when the environment names
+    // host b: the flag wins.
+    let output = sandbox
+        .stackctl()
+        .env("STACKCTL_HOST_NETNS", "b")
+        .args(on(Some("a"), &["-f", &file, "destroy", "--yes"]))
+        .output()
+        .expect("run stackctl");
+    assert_success(&output, "destroy on host a");
     assert_eq!(footprint(&sandbox, Some("b")), before[1], "destroy on host a touched host b");
     assert!(!sandbox.has_netns("shop@a:nginx"));
     app_answers(&sandbox, Some("b"), &file);
@@ -147,9 +157,10 @@ fn nothing_is_created_before_the_user_agrees() {
         let said = stdout(&output);
         assert_eq!(output.status.code(), Some(1), "{said}");
         assert!(
-            said.contains("Apply these changes?") && said.contains("Apply cancelled: nothing was changed"),
+            said.contains("Apply these changes?") && said.contains("apply cancelled: nothing was changed"),
             "{said}"
         );
+        assert!(!said.contains("nothing was changed."), "a message ends without a period: {said}");
         nothing_created(&sandbox);
 
         // `plan` reads only, also on a scratch host that does not exist yet.
@@ -187,10 +198,11 @@ fn a_new_user_can_plan_show_and_exec_before_the_first_apply() {
         let output = run_on(&sandbox, host, &["-f", &file, "exec", "nginx", "--", "true"]);
         assert_eq!(output.status.code(), Some(1));
         let path = format!("/run/netns/{}", namespace(host, "nginx"));
+        let on = host.map_or_else(|| "this host".to_owned(), |host| format!("the scratch host `{host}`"));
         assert_eq!(
             stderr(&output),
             format!(
-                "error: container `nginx` of stack `shop` does not run on this host: its namespace {path} does not \
+                "error: container `nginx` of stack `shop` does not run on {on}: its namespace {path} does not \
                  exist; `stackctl apply` creates it\n"
             )
         );
@@ -202,4 +214,134 @@ fn a_new_user_can_plan_show_and_exec_before_the_first_apply() {
     assert!(sandbox.sh("ip -n fresh -br link show lo").contains("UP"), "the scratch host's loopback is down");
     let output = run_on(&sandbox, Some("fresh"), &["-f", &file, "plan", "--detailed-exitcode"]);
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+}
+
+#[test]
+fn a_saved_plan_refused_on_another_host_names_both_hosts() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = example("web-app-db");
+    for (made_on, made_for) in [(Some("a"), "the scratch host `a`"), (None, "the machine's own host")] {
+        let saved = dir.path().join("saved.json").display().to_string();
+        assert_success(&run_on(&sandbox, made_on, &["-f", &file, "plan", "--out", &saved]), "plan --out");
+        let output = run_on(&sandbox, Some("b"), &["apply", "--yes", &saved]);
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert_eq!(
+            stderr(&output),
+            format!(
+                "error: plan `{saved}` was made for {made_for}, and this is the scratch host `b`: apply it without \
+                 `--host-netns` (it names its own host), or plan again for this one\n"
+            )
+        );
+        nothing_created(&sandbox);
+    }
+}
+
+#[test]
+fn the_empty_file_of_an_interrupted_creation_is_a_host_that_does_not_exist_yet() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let file = example("web-app-db");
+    sandbox.sh("touch /run/netns/demo");
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "plan", "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("The scratch host `demo` (/run/netns/demo) does not exist yet"),
+        "{}",
+        stdout(&output)
+    );
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "show"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("is not applied on the scratch host `demo`, which does not exist yet"));
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "destroy", "--yes"]);
+    assert_success(&output, "destroy");
+    assert_eq!(stdout(&output), "No changes. The stack has nothing on this host.\n");
+
+    // Apply creates the host in the file it finds, with its loopback up.
+    assert_success(&run_on(&sandbox, Some("demo"), &["-f", &file, "apply", "--yes"]), "apply");
+    assert!(sandbox.sh("ip -n demo -br link show lo").contains("UP"), "the scratch host's loopback is down");
+    app_answers(&sandbox, Some("demo"), &file);
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "plan", "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+}
+
+/// What of stackctl's is outside any host namespace: the named namespaces, and the files
+/// under /etc/netns and stackctl's run directory.
+fn outside_hosts(sandbox: &Sandbox) -> String {
+    sandbox.sh("ls -A /run/netns /etc/netns; find /run/stackctl 2>&1 | sort")
+}
+
+#[test]
+fn a_scratch_host_deleted_by_hand_stops_plan_and_apply_and_destroy_removes_what_it_left() {
+    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let file = example("web-app-db");
+    assert_success(&run_on(&sandbox, Some("demo"), &["-f", &file, "apply", "--yes"]), "apply");
+    let server = sandbox.sh("cat /run/stackctl/netns-demo/names/resolver.pid");
+    let server: u32 = server.trim().parse().expect("the name server's pid");
+    // A program that a user started in nginx.
+    let args = on(Some("demo"), &["-f", &file, "exec", "nginx", "--", "sleep", "1000"]);
+    let mut exec = sandbox.stackctl().args(&args).spawn().expect("start a program in nginx");
+    let program = sandbox.sh("for i in $(seq 100); do pgrep -x -f 'sleep 1000' && break; sleep 0.05; done");
+    let program: u32 = program.trim().parse().expect("the program's pid");
+    sandbox.sh("ip netns delete demo");
+    let left = outside_hosts(&sandbox);
+    assert!(left.contains("shop@demo:nginx") && left.contains("shop.lock"), "{left}");
+
+    for command in [&["plan"][..], &["apply", "--yes"]] {
+        let output = run_on(&sandbox, Some("demo"), &[&["-f", &file][..], command].concat());
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{command:?}: {said}{}", stdout(&output));
+        let expected = format!(
+            "error: the scratch host `demo` (/run/netns/demo) does not exist, but stack `shop` still has namespaces \
+             or files for it (was the host deleted without `stackctl destroy`?), so nothing was changed: run \
+             `stackctl --host-netns demo -f {file} destroy` first, which removes them: /run/netns/shop@demo:db, "
+        );
+        assert!(said.starts_with(&expected), "{command:?}: {said}");
+        assert_eq!(outside_hosts(&sandbox), left, "{command:?} changed something");
+    }
+
+    // Destroy lists the program, ends it as asked, and removes everything the stack left.
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "destroy", "--yes", "--kill-processes"]);
+    assert_success(&output, "destroy");
+    let said = stdout(&output);
+    for expected in [
+        "The scratch host `demo` (/run/netns/demo) does not exist, but stack `shop` left these for it: ",
+        "destroy creates the host again, empty, to remove them, and then deletes it.",
+        "- netns   nginx",
+        &format!("runs   pid {program}: sleep 1000 (ended first: --kill-processes)"),
+        "deleted the scratch host `demo` again",
+    ] {
+        assert!(said.contains(expected), "missing `{expected}`: {said}");
+    }
+    nothing_created(&sandbox);
+    assert!(!sandbox.runs(program), "the program in nginx still runs");
+    exec.wait().expect("the program's exec ends with it");
+    assert!(!sandbox.runs(server), "the name server of the deleted host still runs");
+
+    // The host is new again.
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "plan", "--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stdout(&output).contains("The scratch host `demo` (/run/netns/demo) does not exist yet"));
+}
+
+#[test]
+fn files_left_for_a_scratch_host_deleted_by_hand_are_removed_without_creating_it() {
+    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let file = example("web-app-db");
+    assert_success(&run_on(&sandbox, Some("demo"), &["-f", &file, "apply", "--yes"]), "apply");
+    let server = sandbox.sh("cat /run/stackctl/netns-demo/names/resolver.pid");
+    let server: u32 = server.trim().parse().expect("the name server's pid");
+    sandbox.sh(
+        "for namespace in demo shop@demo:db shop@demo:flaskapp shop@demo:nginx; do ip netns delete $namespace; done",
+    );
+
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "plan"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(stderr(&output).contains("/etc/netns/shop@demo:db, "), "{}", stderr(&output));
+    let output = run_on(&sandbox, Some("demo"), &["-f", &file, "destroy", "--yes"]);
+    assert_success(&output, "destroy");
+    let said = stdout(&output);
+    assert!(said.contains("left these for it: /etc/netns/shop@demo:db, ") && said.contains("; destroy removes them."));
+    assert!(!said.contains("deleted the scratch host"), "{said}");
+    nothing_created(&sandbox);
+    assert!(!sandbox.runs(server), "the name server of the deleted host still runs");
 }

@@ -10,15 +10,15 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::output::Style;
 use super::stackfile::{Findings, load_stack};
 use super::{Exit, ShowFormat};
 use crate::kernel::{
-    ApplyLock, HostNamespace, Kernel, KernelError, Observation, Places, SwapWait, adopted_paths, enter, has_privileges,
-    read_record, serve_names, write_record,
+    ApplyLock, HostNamespace, Kernel, KernelError, Observation, Places, SwapWait, enter, has_privileges, left_for_host,
+    read_record, remove_files, serve_names, write_record,
 };
 use crate::model::{Attachment, Stack};
 use crate::plan::{
@@ -155,7 +155,7 @@ impl Live {
     }
 
     fn lock(&self, places: &Places, stack: &str, timeout: Duration) -> Outcome<ApplyLock> {
-        let path = places.state.join(self.host.tag()).join(format!("{stack}.lock"));
+        let path = places.lock(&self.host, stack);
         ApplyLock::acquire(&path, timeout, |pid| {
             let holder = pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default();
             eprintln!("waiting for another apply of stack `{stack}`{holder} to finish, at most {timeout:?}");
@@ -163,13 +163,33 @@ impl Live {
         .map_err(fail)
     }
 
-    /// The stack's objects as they are: nothing on a scratch host that does not exist yet
-    /// (but what is at the paths it adopts, which are the machine's).
+    /// The stack's objects as they are; on a scratch host that does not exist, those it
+    /// has beside it (see [`Kernel::observe_absent`]).
     fn observe(kernel: Option<&Kernel>, scope: &Scope) -> Outcome<Observation> {
         match kernel {
             Some(kernel) => kernel.observe(scope).map_err(kernel_error),
-            None => Ok(Observation { adopted: adopted_paths(scope), ..Observation::of_absent_host(scope) }),
+            None => Kernel::observe_absent(scope, &Places::system()).map_err(kernel_error),
         }
+    }
+
+    /// Refuses to plan for a scratch host that does not exist while the stack still has
+    /// namespaces or files for it: the host was deleted without a destroy, and they would
+    /// stop the apply. Destroy removes them.
+    fn refuse_leftovers(&self, kernel: Option<&Kernel>, scope: &Scope, file: &Path) -> Outcome<()> {
+        let (None, HostNamespace::Named(name)) = (kernel, &self.host) else { return Ok(()) };
+        let left = left_for_host(&Places::system(), scope).map_err(kernel_error)?;
+        if left.is_empty() {
+            return Ok(());
+        }
+        Err(fail(format!(
+            "the scratch host `{name}` ({}) does not exist, but stack `{}` still has namespaces or files for it (was \
+             the host deleted without `stackctl destroy`?), so nothing was changed: run `stackctl --host-netns {name} \
+             -f {} destroy` first, which removes them: {}",
+            Places::system().netns.join(name).display(),
+            scope.stack,
+            file.display(),
+            listed(&left)
+        )))
     }
 
     /// Observes the kernel and plans the changes that make it match `stack`; `fate` says
@@ -211,6 +231,7 @@ impl Live {
             privileged()?;
             let kernel = self.open()?;
             let scope = self.scope(&stack);
+            self.refuse_leftovers(kernel.as_ref(), &scope, file)?;
             let (observation, plan) = self.plan(kernel.as_ref(), &stack, &scope, Fate::LeftRunning)?;
             self.print_plan(kernel.as_ref(), &scope, &observation.state, &plan);
             let changes = !plan.is_empty();
@@ -257,6 +278,7 @@ impl Live {
             privileged()?;
             let kernel = self.open()?;
             let scope = self.scope(&stack);
+            self.refuse_leftovers(kernel.as_ref(), &scope, file)?;
             let (observation, plan) = self.plan(kernel.as_ref(), &stack, &scope, fate)?;
             self.print_plan(kernel.as_ref(), &scope, &observation.state, &plan);
             let proposal = Proposal { file, scope, observation, plan, verb: Verb::Apply };
@@ -291,12 +313,23 @@ impl Live {
             )));
         }
         let host = saved.host_netns.clone().map_or(HostNamespace::Current, HostNamespace::Named);
-        if host != self.host && self.host != HostNamespace::Current {
-            return Err(fail(format!("plan `{}` was made for another host namespace", path.display())));
+        if let HostNamespace::Named(this) = &self.host
+            && host != self.host
+        {
+            let made_for = match &host {
+                HostNamespace::Current => "the machine's own host".to_owned(),
+                HostNamespace::Named(name) => format!("the scratch host `{name}`"),
+            };
+            return Err(fail(format!(
+                "plan `{}` was made for {made_for}, and this is the scratch host `{this}`: apply it without \
+                 `--host-netns` (it names its own host), or plan again for this one",
+                path.display()
+            )));
         }
         let live = Live { host, style: self.style };
         privileged()?;
         let kernel = live.open()?;
+        live.refuse_leftovers(kernel.as_ref(), &saved.scope, Path::new(&saved.stack_file))?;
         let observation = Live::observe(kernel.as_ref(), &saved.scope)?;
         refuse_dead_namespaces(&saved.scope, &observation)?;
         if fingerprint(&observation.state) != saved.fingerprint {
@@ -327,30 +360,60 @@ impl Live {
     }
 
     /// `destroy`: the plan to an empty state, and then, with nothing of the stack left on
-    /// the host, the removal of the files it kept there.
+    /// the host, the removal of the files it kept there. A scratch host deleted by hand
+    /// leaves the stack's namespaces and files beside it: once the user agrees, destroy
+    /// creates the host again to remove them as from any host, and then deletes it.
     pub fn destroy_command(&self, file: &Path, consent: Consent, lock_timeout: Duration, fate: Fate) -> Exit {
         let run = || -> Outcome<Exit> {
             consent.check(Verb::Destroy)?;
             let (_, stack) = load_stack(file, Findings::ErrorsOnly, self.style)?;
             privileged()?;
             let scope = self.scope(&stack);
-            // A scratch host that does not exist holds nothing of the stack.
-            let Some(kernel) = self.open()? else {
-                println!("No changes. The stack has nothing on this host.");
-                return Ok(Exit::Ok);
-            };
-            let observation = kernel.observe(&scope).map_err(kernel_error)?;
+            let kernel = self.open()?;
+            let observation = Live::observe(kernel.as_ref(), &scope)?;
             let mut plan = plan_operations(&Desired::default(), &observation.state);
             plan.stranded = Stranded::of(&plan, &observation.processes, fate);
-            print!("{}", render_text(&plan, self.style.color_out));
+            let absent = kernel.is_none();
+            if absent {
+                let left = left_for_host(&Places::system(), &scope).map_err(kernel_error)?;
+                if left.is_empty() {
+                    println!("No changes. The stack has nothing on this host.");
+                    return Ok(Exit::Ok);
+                }
+                self.print_left(&scope, &left, &plan);
+            }
+            if !(absent && plan.is_empty()) {
+                print!("{}", render_text(&plan, self.style.color_out));
+            }
             let proposal = Proposal { file, scope: scope.clone(), observation, plan, verb: Verb::Destroy };
             let swap = SwapOptions { wait: None };
-            if let Some(kernel) = self.agree_and_apply(Some(kernel), proposal, consent, lock_timeout, swap)? {
-                self.remove_files(&kernel, &scope, lock_timeout)?;
+            let kernel = self.agree_and_apply(kernel, proposal, consent, lock_timeout, swap)?;
+            let released = self.remove_files(kernel.as_ref(), &scope, lock_timeout)?;
+            // Created again only to remove what the stack had left.
+            if let (Some(kernel), HostNamespace::Named(name)) = (kernel.filter(|_| absent && released), &self.host) {
+                kernel.delete_host().map_err(kernel_error)?;
+                println!("deleted the scratch host `{name}` again: destroy created it only to remove what was left");
             }
             Ok(Exit::Ok)
         };
         run().unwrap_or_else(|exit| exit)
+    }
+
+    /// Says what a stack left for a scratch host that does not exist, and how destroy
+    /// removes it.
+    fn print_left(&self, scope: &Scope, left: &[PathBuf], plan: &Plan) {
+        let HostNamespace::Named(name) = &self.host else { return };
+        let how = if plan.is_empty() {
+            "destroy removes them."
+        } else {
+            "destroy creates the host again, empty, to remove them, and then deletes it.\n"
+        };
+        println!(
+            "The scratch host `{name}` ({}) does not exist, but stack `{}` left these for it: {}; {how}",
+            Places::system().netns.join(name).display(),
+            scope.stack,
+            listed(left)
+        );
     }
 
     /// Decides whether a swap may start, asks for confirmation when needed, and only then
@@ -472,7 +535,6 @@ impl Live {
             None => swap.verify.iter().map(|readiness| (readiness.container.clone(), Listening::NoNamespace)).collect(),
         };
         let waiting = if wait.is_some_and(|wait| !wait.is_zero()) { Waiting::Allowed } else { Waiting::Forbidden };
-        let hint = self.start_hint(file);
         match swap.start(&listening, waiting) {
             Start::Ready => Ok(()),
             Start::AfterWaiting(problems) => {
@@ -485,18 +547,19 @@ impl Live {
             Start::Refused(problems) => {
                 let aliases: Vec<String> =
                     swap.moves.iter().map(|moved| format!("`{}` on `{}`", moved.alias, moved.network)).collect();
-                eprintln!("error: refuse the swap of alias {}, so nothing was changed:", aliases.join(", "));
-                let mut told = BTreeMap::new();
+                let alias = if aliases.len() == 1 { "alias" } else { "aliases" };
+                eprintln!("error: the swap of {alias} {} cannot start, so nothing was changed:", aliases.join(", "));
+                // One piece of advice per container: a container has either one problem
+                // of not running, or one per port it does not listen on.
+                let mut advised = BTreeMap::new();
                 for problem in &problems {
                     eprintln!("  {problem}");
-                    told.entry(problem.container().to_owned()).or_insert_with(|| namespace_of(problem));
+                    advised.entry(problem.container()).or_insert(problem);
                 }
-                for (container, namespace) in told {
-                    eprintln!("  to take the alias, `{container}` must run: {}", hint(&container, &namespace));
+                let starting = self.starting(file);
+                for problem in advised.into_values() {
+                    eprintln!("  {}", starting.advice(problem));
                 }
-                eprintln!(
-                    "  apply with `--wait 5m` to wire it and wait while you start it, or start it and apply again"
-                );
                 Err(Exit::Error)
             }
         }
@@ -504,31 +567,30 @@ impl Live {
 
     /// How a user starts a container in its namespace, to say while apply waits for it.
     fn start_hint(&self, file: &Path) -> impl Fn(&str, &NamespaceName) -> String {
+        let starting = self.starting(file);
+        move |container: &str, namespace: &NamespaceName| starting.hint(container, namespace)
+    }
+
+    fn starting(&self, file: &Path) -> Starting {
         let host = match &self.host {
             HostNamespace::Current => String::new(),
             HostNamespace::Named(name) => format!(" --host-netns {name}"),
         };
-        let file = file.display().to_string();
-        move |container: &str, namespace: &NamespaceName| {
-            let path = Places::system().namespace(namespace);
-            format!(
-                "start it in its namespace, e.g. `stackctl{host} -f {file} exec {container} -- COMMAND &`, or \
-                 `podman run --network ns:{} ...`",
-                path.display()
-            )
-        }
+        Starting { stackctl: format!("stackctl{host} -f {}", file.display()) }
     }
 
-    /// Once destroy has removed the stack's objects: removes the files the stack kept on
+    /// Once destroy has removed the stack's objects: removes the files the stack kept for
     /// the host, under its lock, unless something of the stack is there again (another
-    /// apply came between), and the lock's file last.
-    fn remove_files(&self, kernel: &Kernel, scope: &Scope, lock_timeout: Duration) -> Outcome<()> {
-        let lock = self.lock(kernel.places(), &scope.stack, lock_timeout)?;
-        let now = kernel.observe(scope).map_err(kernel_error)?;
+    /// apply came between), and the lock's file last. Says whether it removed them.
+    fn remove_files(&self, kernel: Option<&Kernel>, scope: &Scope, lock_timeout: Duration) -> Outcome<bool> {
+        let places = Places::system();
+        let lock = self.lock(&places, &scope.stack, lock_timeout)?;
+        let now = Live::observe(kernel, scope)?;
         if !now.state.is_released() {
-            return Ok(());
+            return Ok(false);
         }
-        kernel.remove_files(scope, lock).map_err(kernel_error)
+        remove_files(&places, scope, lock).map_err(kernel_error)?;
+        Ok(true)
     }
 
     pub fn show_command(&self, file: &Path, format: ShowFormat) -> Exit {
@@ -572,9 +634,13 @@ impl Live {
             let places = Places::system();
             let namespace = places.namespace(&scope.namespaces[container]);
             if !namespace.exists() {
+                let on = match &self.host {
+                    HostNamespace::Current => "this host".to_owned(),
+                    HostNamespace::Named(name) => format!("the scratch host `{name}`"),
+                };
                 return Err(fail(format!(
-                    "container `{container}` of stack `{}` does not run on this host: its namespace {} does not \
-                     exist; `stackctl apply` creates it",
+                    "container `{container}` of stack `{}` does not run on {on}: its namespace {} does not exist; \
+                     `stackctl apply` creates it",
                     stack.name,
                     namespace.display()
                 )));
@@ -592,11 +658,48 @@ impl Live {
     }
 }
 
-/// The namespace of the container an unreadiness is about.
-fn namespace_of(problem: &Unready) -> NamespaceName {
-    match problem {
-        Unready::NotRunning { namespace, .. } => namespace.clone(),
-        Unready::NotListening(readiness) => readiness.namespace.clone(),
+/// How a user starts a program in a container's namespace: with `stackctl exec`, or with
+/// Podman.
+struct Starting {
+    /// `stackctl`, with the host and the stack file of this command.
+    stackctl: String,
+}
+
+impl Starting {
+    fn exec(&self, container: &str) -> String {
+        format!("{} exec {container} -- COMMAND", self.stackctl)
+    }
+
+    fn podman(namespace: &NamespaceName) -> String {
+        format!("podman run --network ns:{} ...", Places::system().namespace(namespace).display())
+    }
+
+    /// While apply waits for the container.
+    fn hint(&self, container: &str, namespace: &NamespaceName) -> String {
+        format!("start it in its namespace, e.g. `{} &`, or `{}`", self.exec(container), Starting::podman(namespace))
+    }
+
+    /// What to do about a container that keeps a swap from starting. One that does not
+    /// run yet cannot be started before an apply has created its namespace, so only an
+    /// apply that waits for it makes the swap; one that runs can also be started first.
+    fn advice(&self, problem: &Unready) -> String {
+        let wait = humantime::format_duration(WAIT_ON_A_TERMINAL);
+        match problem {
+            Unready::NotRunning { container, namespace } => format!(
+                "apply with `--wait {wait}`: it creates the namespace of `{container}` and waits while you start \
+                 it there, e.g. from another terminal with `{}` or `{}`",
+                self.exec(container),
+                Starting::podman(namespace)
+            ),
+            Unready::NotListening(readiness) => format!(
+                "start a program in `{container}` that accepts on tcp/{port}, e.g. with `{} &` or `{}`, then apply \
+                 again; or apply with `--wait {wait}` and start it while apply waits",
+                self.exec(&readiness.container),
+                Starting::podman(&readiness.namespace),
+                container = readiness.container,
+                port = readiness.port,
+            ),
+        }
     }
 }
 
@@ -614,6 +717,11 @@ fn report_drained(drained: &[crate::kernel::Drained]) {
             ),
         }
     }
+}
+
+/// Paths, one after another.
+fn listed(paths: &[PathBuf]) -> String {
+    paths.iter().map(|path| path.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 fn stale(path: &Path) -> Exit {
@@ -700,7 +808,7 @@ fn confirm(verb: Verb) -> Outcome<()> {
     if answer.trim() == "yes" {
         Ok(())
     } else {
-        eprintln!("{} cancelled: nothing was changed.", verb.title());
+        eprintln!("{} cancelled: nothing was changed", verb.word());
         Err(Exit::Error)
     }
 }

@@ -13,6 +13,8 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 pub use exit::Exit;
 
+use crate::kernel::HostNamespace;
+
 /// Declarative network topology for Linux containers: plan and apply networks, addresses,
 /// firewall rules and names from a reviewed stack file.
 #[derive(Debug, Parser)]
@@ -22,8 +24,9 @@ pub struct Cli {
     #[arg(short, long, value_name = "FILE")]
     file: Option<PathBuf>,
 
-    /// Let a named network namespace play the host; may also follow the command (see the
-    /// commands on the live kernel).
+    /// Let a named network namespace play the host; may also follow the command, which then
+    /// wins (see the commands on the live kernel). Without either, the environment variable
+    /// STACKCTL_HOST_NETNS names it, unless empty.
     #[arg(long, value_name = "NAME", value_parser = host_name)]
     host_netns: Option<String>,
 
@@ -48,8 +51,9 @@ struct HostArgs {
 
     /// Let a named network namespace (under /run/netns) play the host, so that a stack can
     /// be tried without touching the machine's own network; apply creates it, with its
-    /// loopback up, once you agree to the changes.
-    #[arg(long, env = "STACKCTL_HOST_NETNS", value_name = "NAME", value_parser = host_name)]
+    /// loopback up, once you agree to the changes. Without this flag, before or after the
+    /// command, the environment variable STACKCTL_HOST_NETNS names it, unless empty.
+    #[arg(long, value_name = "NAME", value_parser = host_name)]
     host_netns: Option<String>,
 }
 
@@ -221,27 +225,68 @@ pub fn main() -> ExitCode {
     run(cli).into()
 }
 
+/// The variable that names the host namespace of the commands on the live kernel when no
+/// `--host-netns` does. It is read here, not by clap, so that a flag given before the
+/// command beats it as surely as one given after.
+const HOST_NETNS_VARIABLE: &str = "STACKCTL_HOST_NETNS";
+
 /// The stack file and host of a command: given after the command, else before it.
 struct Resolved {
     file: PathBuf,
     live: live::Live,
 }
 
+/// A flag given before the command, which only some commands take.
+#[derive(Debug, Clone, Copy)]
+enum Before {
+    File,
+    HostNetns,
+}
+
 impl Cli {
-    fn resolve(&self, file: Option<&PathBuf>, host_netns: Option<&String>, style: output::Style) -> Resolved {
-        let file = file.or(self.file.as_ref()).cloned().unwrap_or_else(|| PathBuf::from("stack.yaml"));
-        let host = host_netns
-            .or(self.host_netns.as_ref())
-            .map_or(crate::kernel::HostNamespace::Current, |name| crate::kernel::HostNamespace::Named(name.clone()));
-        Resolved { file, live: live::Live { host, style } }
+    fn file(&self, after: Option<&PathBuf>) -> PathBuf {
+        after.or(self.file.as_ref()).cloned().unwrap_or_else(|| PathBuf::from("stack.yaml"))
     }
 
-    /// `-f` and `--host-netns` before a command that takes neither are a mistake, not
-    /// something to ignore.
-    fn refuse_misplaced(&self, command: &str) -> Result<(), Exit> {
-        let given: Vec<&str> = [("-f/--file", self.file.is_some()), ("--host-netns", self.host_netns.is_some())]
-            .into_iter()
-            .filter_map(|(flag, given)| given.then_some(flag))
+    /// The host that `--host-netns` names, given after the command, else before it.
+    fn flagged_host(&self, after: Option<&String>) -> HostNamespace {
+        after.or(self.host_netns.as_ref()).map_or(HostNamespace::Current, |name| HostNamespace::Named(name.clone()))
+    }
+
+    /// The host of a command on the live kernel: as flagged, else as the environment
+    /// names it (empty is unset); a name that is no name is a usage error.
+    fn host(&self, after: Option<&String>) -> Result<HostNamespace, Exit> {
+        if after.is_some() || self.host_netns.is_some() {
+            return Ok(self.flagged_host(after));
+        }
+        let Some(value) = std::env::var_os(HOST_NETNS_VARIABLE).filter(|value| !value.is_empty()) else {
+            return Ok(HostNamespace::Current);
+        };
+        let problem = match value.to_str() {
+            Some(name) => match host_name(name) {
+                Ok(name) => return Ok(HostNamespace::Named(name)),
+                Err(problem) => problem,
+            },
+            None => "a name is UTF-8".to_owned(),
+        };
+        eprintln!("error: invalid value '{}' in {HOST_NETNS_VARIABLE}: {problem}", value.to_string_lossy());
+        Err(Exit::Usage)
+    }
+
+    fn resolve(&self, target: &HostArgs, style: output::Style) -> Result<Resolved, Exit> {
+        let host = self.host(target.host_netns.as_ref())?;
+        Ok(Resolved { file: self.file(target.file.as_ref()), live: live::Live { host, style } })
+    }
+
+    /// Flags given before a command that does not take them are a mistake, not something
+    /// to ignore.
+    fn refuse_misplaced(&self, command: &str, refused: &[Before]) -> Result<(), Exit> {
+        let given: Vec<&str> = refused
+            .iter()
+            .filter_map(|before| match before {
+                Before::File => self.file.is_some().then_some("-f/--file"),
+                Before::HostNetns => self.host_netns.is_some().then_some("--host-netns"),
+            })
             .collect();
         if given.is_empty() {
             return Ok(());
@@ -252,61 +297,68 @@ impl Cli {
 }
 
 fn run(cli: Cli) -> Exit {
+    dispatch(&cli).unwrap_or_else(|exit| exit)
+}
+
+fn dispatch(cli: &Cli) -> Result<Exit, Exit> {
     let style = output::Style::detect();
     let consent = |yes: bool| if yes { live::Consent::Given } else { live::Consent::Ask };
     let fate = |kill: bool| if kill { crate::plan::Fate::Ended } else { crate::plan::Fate::LeftRunning };
-    match &cli.command {
+    Ok(match &cli.command {
         Command::Validate { target, format } => {
-            stackfile::validate(&cli.resolve(target.file.as_ref(), None, style).file, *format, style)
+            cli.refuse_misplaced("validate", &[Before::HostNetns])?;
+            stackfile::validate(&cli.file(target.file.as_ref()), *format, style)
         }
         Command::Plan { target, detailed_exitcode, offline: true, .. } => {
-            let file = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style).file;
-            stackfile::plan(&file, *detailed_exitcode, style)
+            let Resolved { file, live } = cli.resolve(target, style)?;
+            stackfile::plan(&file, &live.host, *detailed_exitcode, style)
         }
         Command::Plan { target, detailed_exitcode, out, offline: false } => {
-            let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);
+            let Resolved { file, live } = cli.resolve(target, style)?;
             live.plan_command(&file, *detailed_exitcode, out.as_deref())
         }
         Command::Apply { target, plan, yes, verify, lock_timeout, wait, kill_processes } => {
-            let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);
+            let Resolved { file, live } = cli.resolve(target, style)?;
             let swap = live::SwapOptions { wait: *wait };
             let fate = fate(*kill_processes);
             live.apply_command(&file, plan.as_deref(), consent(*yes), *verify, *lock_timeout, swap, fate)
         }
         Command::Destroy { target, yes, lock_timeout, kill_processes } => {
-            let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);
+            let Resolved { file, live } = cli.resolve(target, style)?;
             live.destroy_command(&file, consent(*yes), *lock_timeout, fate(*kill_processes))
         }
         Command::Show { target, format } => {
-            let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);
+            let Resolved { file, live } = cli.resolve(target, style)?;
             live.show_command(&file, *format)
         }
         Command::Exec { target, container, command } => {
-            let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);
+            let Resolved { file, live } = cli.resolve(target, style)?;
             live.exec_command(&file, container, command)
         }
-        Command::Diff { old, new, format, detailed_exitcode } => match cli.refuse_misplaced("diff") {
-            Ok(()) => stackfile::diff(old, new, *format, *detailed_exitcode, style),
-            Err(exit) => exit,
-        },
-        Command::Graph { target, format } => {
-            stackfile::graph(&cli.resolve(target.file.as_ref(), None, style).file, *format, style)
+        Command::Diff { old, new, format, detailed_exitcode } => {
+            cli.refuse_misplaced("diff", &[Before::File, Before::HostNetns])?;
+            stackfile::diff(old, new, *format, *detailed_exitcode, style)
         }
-        Command::Suggest { target } => stackfile::suggest(&cli.resolve(target.file.as_ref(), None, style).file, style),
+        Command::Graph { target, format } => {
+            cli.refuse_misplaced("graph", &[Before::HostNetns])?;
+            stackfile::graph(&cli.file(target.file.as_ref()), *format, style)
+        }
+        Command::Suggest { target } => {
+            cli.refuse_misplaced("suggest", &[Before::HostNetns])?;
+            stackfile::suggest(&cli.file(target.file.as_ref()), style)
+        }
         Command::Check { target, format, timeout } => {
-            let Resolved { file, live } = cli.resolve(target.file.as_ref(), target.host_netns.as_ref(), style);
+            let Resolved { file, live } = cli.resolve(target, style)?;
             check::check_command(&live, &file, *format, *timeout)
         }
+        // Started by apply, with its host flagged: never from the environment.
         Command::Resolver { host_netns, dir } => {
-            let Resolved { live, .. } = cli.resolve(None, host_netns.as_ref(), style);
-            live::resolver_command(&live.host, dir.as_deref())
+            live::resolver_command(&cli.flagged_host(host_netns.as_ref()), dir.as_deref())
         }
-        Command::Completions { shell } => match cli.refuse_misplaced("completions") {
-            Ok(()) => {
-                clap_complete::generate(*shell, &mut Cli::command(), "stackctl", &mut std::io::stdout());
-                Exit::Ok
-            }
-            Err(exit) => exit,
-        },
-    }
+        Command::Completions { shell } => {
+            cli.refuse_misplaced("completions", &[Before::File, Before::HostNetns])?;
+            clap_complete::generate(*shell, &mut Cli::command(), "stackctl", &mut std::io::stdout());
+            Exit::Ok
+        }
+    })
 }

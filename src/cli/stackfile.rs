@@ -10,7 +10,7 @@ use crate::model::{Stack, validate_draft_file, validate_file};
 use crate::plan::{plan as plan_operations, render_text};
 use crate::review::{Format, Review};
 use crate::spec::SourceFile;
-use crate::state::{HostFacts, KernelState, lower};
+use crate::state::{HostFacts, HostNamespace, KernelState, lower};
 
 /// A stack file read and validated, with its warnings.
 struct Loaded {
@@ -97,14 +97,16 @@ pub fn validate(path: &Path, format: DiagnosticFormat, style: Style) -> Exit {
     if loaded.stack.is_some() { Exit::Ok } else { Exit::InvalidStack }
 }
 
-pub fn plan(path: &Path, detailed_exitcode: bool, style: Style) -> Exit {
+/// `plan --offline`: the plan against an empty `host`, whose name the namespaces carry.
+pub fn plan(path: &Path, host: &HostNamespace, detailed_exitcode: bool, style: Style) -> Exit {
     let (_, stack) = match load_stack(path, Findings::All, style) {
         Ok(loaded) => loaded,
         Err(exit) => return exit,
     };
     // Until the kernel is observed, a plan is made against an empty host.
     let observed = KernelState::default();
-    let desired = match lower(&stack, &observed, &HostFacts::default()) {
+    let facts = HostFacts { host: host.clone(), ..HostFacts::default() };
+    let desired = match lower(&stack, &observed, &facts) {
         Ok(desired) => desired,
         Err(error) => {
             eprintln!("error: {error}");

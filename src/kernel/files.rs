@@ -5,62 +5,91 @@
 //! and the host's directory.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::error::KernelError;
 use super::lock::ApplyLock;
-use super::{Kernel, partial, write_record};
+use super::resolver::{Files, Supervisor};
+use super::{Places, partial, record, write_record};
 use crate::state::{KernelState, Scope};
 
-impl Kernel {
-    /// Removes every file the stack keeps on the host, the lock's last (`lock` is the
-    /// stack's, held): called once destroy has left none of the stack's objects. The name
-    /// files of every container of the stack go, also of those whose namespace was gone
-    /// before destroy, which destroy could not see; another tool's files in their
-    /// directories stay, and so do those directories.
-    pub fn remove_files(&self, scope: &Scope, lock: ApplyLock) -> Result<(), KernelError> {
-        let object = |what: &str| format!("{what} of stack `{}`", scope.stack);
-        self.remove_name_directories(scope)
-            .map_err(|error| KernelError::new("remove", object("the name files"), error))?;
-        self.names()
-            .withdraw(&scope.stack)
-            .map_err(|error| KernelError::new("withdraw", object("the names"), error))?;
-        write_record(&self.places, &self.host_namespace, &scope.stack, &KernelState::default())
-            .map_err(|error| KernelError::new("remove", object("the apply record"), error))?;
-        lock.remove().map_err(|error| KernelError::new("remove", object("the lock"), error))?;
-        // The host's directory, and stackctl's, once nothing is left in them.
-        let host = self.places.state.join(self.host_namespace.tag());
-        for directory in [host.as_path(), self.places.state.as_path()] {
-            remove_empty_directory(directory)
-                .map_err(|error| KernelError::new("remove", directory.display().to_string(), error))?;
-        }
-        Ok(())
+/// Removes every file the stack keeps on its host, the lock's last (`lock` is the stack's,
+/// held): called once destroy has left none of the stack's objects. The name files of
+/// every container of the stack go, also of those whose namespace was gone before
+/// destroy, which destroy could not see; another tool's files in their directories stay,
+/// and so do those directories. Nothing of it is in the host's namespace: it needs none.
+pub fn remove_files(places: &Places, scope: &Scope, lock: ApplyLock) -> Result<(), KernelError> {
+    let object = |what: &str| format!("{what} of stack `{}`", scope.stack);
+    remove_name_directories(places, scope)
+        .map_err(|error| KernelError::new("remove", object("the name files"), error))?;
+    Supervisor::new(places, &scope.host)
+        .withdraw(&scope.stack)
+        .map_err(|error| KernelError::new("withdraw", object("the names"), error))?;
+    write_record(places, &scope.host, &scope.stack, &KernelState::default())
+        .map_err(|error| KernelError::new("remove", object("the apply record"), error))?;
+    lock.remove().map_err(|error| KernelError::new("remove", object("the lock"), error))?;
+    // The host's directory, and stackctl's, once nothing is left in them.
+    let host = places.state.join(scope.host.tag());
+    for directory in [host.as_path(), places.state.as_path()] {
+        remove_empty_directory(directory)
+            .map_err(|error| KernelError::new("remove", directory.display().to_string(), error))?;
     }
+    Ok(())
+}
 
-    /// The hosts and `resolv.conf` files in every directory under `/etc/netns` named for a
-    /// container of the stack on this host, and each directory left empty.
-    fn remove_name_directories(&self, scope: &Scope) -> io::Result<()> {
-        let prefix = scope.namespace_prefix();
-        let entries = match std::fs::read_dir(&self.places.etc_netns) {
+/// What the stack has for its host outside the host's namespace, by path, in this order:
+/// its namespaces under `/run/netns`, its directories of name files under `/etc/netns`, and its lock,
+/// apply record and zone under stackctl's run directory. A scratch host deleted by hand
+/// (`ip netns delete`) leaves them all behind.
+pub fn left_for_host(places: &Places, scope: &Scope) -> Result<Vec<PathBuf>, KernelError> {
+    let prefix = scope.namespace_prefix();
+    let mut left = Vec::new();
+    for directory in [&places.netns, &places.etc_netns] {
+        let entries = match std::fs::read_dir(directory) {
             Ok(entries) => entries,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(error) => return Err(error),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(KernelError::new("list", directory.display().to_string(), error)),
         };
-        for entry in entries {
-            let entry = entry?;
-            if !entry.file_name().to_string_lossy().starts_with(&prefix) || !entry.file_type()?.is_dir() {
-                continue;
-            }
-            let directory = entry.path();
-            for name in ["hosts", "resolv.conf"] {
-                let file = directory.join(name);
-                remove_file(&file)?;
-                remove_file(&partial(&file))?;
-            }
-            remove_empty_directory(&directory)?;
-        }
-        Ok(())
+        let mut found: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|entry| entry.path())
+            .collect();
+        found.sort();
+        left.extend(found);
     }
+    let kept = [
+        places.lock(&scope.host, &scope.stack),
+        record::path(places, &scope.host, &scope.stack),
+        Files::of(places, &scope.host).zone(&scope.stack),
+    ];
+    left.extend(kept.into_iter().filter(|path| path.symlink_metadata().is_ok()));
+    Ok(left)
+}
+
+/// The hosts and `resolv.conf` files in every directory under `/etc/netns` named for a
+/// container of the stack on this host, and each directory left empty.
+fn remove_name_directories(places: &Places, scope: &Scope) -> io::Result<()> {
+    let prefix = scope.namespace_prefix();
+    let entries = match std::fs::read_dir(&places.etc_netns) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if !entry.file_name().to_string_lossy().starts_with(&prefix) || !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let directory = entry.path();
+        for name in ["hosts", "resolv.conf"] {
+            let file = directory.join(name);
+            remove_file(&file)?;
+            remove_file(&partial(&file))?;
+        }
+        remove_empty_directory(&directory)?;
+    }
+    Ok(())
 }
 
 /// Removes a file; one that is not there is fine.

@@ -26,8 +26,8 @@ mod swap;
 
 pub use enter::enter;
 pub use error::KernelError;
+pub use files::{left_for_host, remove_files};
 pub use lock::{ApplyLock, LockError};
-pub use netns::adopted_paths;
 pub use observe::Observation;
 pub use privilege::has_privileges;
 pub use record::{read_record, write_record};
@@ -84,6 +84,11 @@ impl Places {
         }
     }
 
+    /// The apply lock of a stack on a host.
+    pub fn lock(&self, host: &HostNamespace, stack: &str) -> PathBuf {
+        self.state.join(host.tag()).join(format!("{stack}.lock"))
+    }
+
     /// The hosts file of a container.
     pub fn hosts_file(&self, scope: &Scope, container: &str) -> PathBuf {
         self.etc_netns.join(scope.files_name(container)).join("hosts")
@@ -118,7 +123,8 @@ pub struct Kernel {
 
 impl Kernel {
     /// Connects to the host namespace; `None` when it is a named one that does not exist
-    /// (yet): reading it changes nothing, not even by creating it.
+    /// (yet), also when only the empty file of an interrupted creation is at its path:
+    /// reading it changes nothing, not even by creating it.
     pub fn open(host: &HostNamespace, places: Places) -> Result<Option<Kernel>, KernelError> {
         let runtime = runtime()?;
         let (handle, host_file) = match host {
@@ -129,9 +135,9 @@ impl Kernel {
             ),
             HostNamespace::Named(name) => {
                 let path = places.netns.join(name);
-                let file = match netns::open(&path) {
-                    Ok(file) => file,
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                let file = match netns::open_host(&path) {
+                    Ok(Some(file)) => file,
+                    Ok(None) => return Ok(None),
                     Err(error) => return Err(KernelError::new("open", host_object(name, &path), error)),
                 };
                 let handle = netns::connect_all(
@@ -161,6 +167,31 @@ impl Kernel {
             .block_on(netns::create(&path, runtime.handle()))
             .map_err(|error| KernelError::new("create", host_object(name, &path), error))?;
         Ok(Kernel::new(runtime, handle, host, Some(file), places))
+    }
+
+    /// What a named host that does not exist holds of the stack, read without creating it.
+    /// The host holds nothing, but the stack's namespaces live beside it, under
+    /// `/run/netns`, and outlive a host deleted by hand (`ip netns delete`), with the names
+    /// its name server still serves them: they are read as a new, empty host would see
+    /// them, which is what apply and destroy create before they change anything. Also what
+    /// is at the paths the stack adopts, which are the machine's.
+    pub fn observe_absent(scope: &Scope, places: &Places) -> Result<Observation, KernelError> {
+        let runtime = runtime()?;
+        let seen = Kernel::observe_namespaces(&runtime, places, &scope.host, scope, &dump::Snapshot::default())?;
+        Ok(Observation {
+            state: seen.state,
+            processes: seen.processes,
+            adopted: netns::adopted_paths(scope),
+            ..Observation::of_absent_host(scope)
+        })
+    }
+
+    /// Deletes the named namespace that plays the host: a scratch host that did not exist,
+    /// and that destroy created only to remove what a stack had left beside it.
+    pub fn delete_host(self) -> Result<(), KernelError> {
+        let HostNamespace::Named(name) = &self.host_namespace else { unreachable!("only a named host is deleted") };
+        let path = self.places.netns.join(name);
+        netns::delete(&path).map_err(|error| KernelError::new("delete", host_object(name, &path), error))
     }
 
     fn new(
@@ -226,10 +257,22 @@ impl Kernel {
             .runtime
             .block_on(dump::snapshot(&self.host))
             .map_err(|error| KernelError::new("read", "the host namespace", io_error(error)))?;
+        Kernel::observe_namespaces(&self.runtime, &self.places, &self.host_namespace, scope, &host)
+    }
 
+    /// The stack's objects as `host` (a snapshot of the host namespace) and the stack's
+    /// namespaces show them, with the names the host's name server serves them and the
+    /// processes in those namespaces.
+    fn observe_namespaces(
+        runtime: &tokio::runtime::Runtime,
+        places: &Places,
+        host_namespace: &HostNamespace,
+        scope: &Scope,
+        host: &dump::Snapshot,
+    ) -> Result<Observation, KernelError> {
         let mut found: Vec<(String, NamespaceName, File)> = Vec::new();
-        for (container, name) in self.namespace_names(scope)? {
-            if let Ok(file) = netns::open(&self.places.namespace(&name)) {
+        for (container, name) in Kernel::namespace_names(places, scope)? {
+            if let Ok(file) = netns::open(&places.namespace(&name)) {
                 found.push((container, name, file));
             }
         }
@@ -245,7 +288,7 @@ impl Kernel {
             let batch: Vec<_> = found.by_ref().take(IN_FLIGHT).collect();
             let (names, files): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|(container, name, file)| ((container, name), file)).unzip();
-            let handles = netns::connect_all(files, self.runtime.handle());
+            let handles = netns::connect_all(files, runtime.handle());
             let mut connected = Vec::with_capacity(handles.len());
             for ((container, name), handle) in names.into_iter().zip(handles) {
                 let object = format!("namespace of `{container}`");
@@ -255,16 +298,16 @@ impl Kernel {
                     handle.map_err(|error| KernelError::new("connect to", object, error))?,
                 ));
             }
-            let snapshots = self.runtime.block_on(futures_util::future::join_all(
+            let snapshots = runtime.block_on(futures_util::future::join_all(
                 connected.iter().map(|(_, _, handle)| dump::snapshot(handle)),
             ));
             for ((container, name, _), snapshot) in connected.into_iter().zip(snapshots) {
                 let snapshot = snapshot.map_err(|error| {
                     KernelError::new("read", format!("namespace of `{container}`"), io_error(error))
                 })?;
-                let hosts_file = std::fs::read_to_string(self.places.hosts_file(scope, &container))
+                let hosts_file = std::fs::read_to_string(places.hosts_file(scope, &container))
                     .is_ok_and(|text| hosts_file::is_stackctls(&text));
-                let nameservers = std::fs::read_to_string(self.places.resolv_conf(scope, &container))
+                let nameservers = std::fs::read_to_string(places.resolv_conf(scope, &container))
                     .ok()
                     .and_then(|text| parse_resolv_conf(&text));
                 views.push(NamespaceView { container, name, snapshot, hosts_file, nameservers });
@@ -272,8 +315,9 @@ impl Kernel {
         }
         // The names are what the running name server serves: a dead or stale server
         // serves none, so the next apply publishes them again.
-        let served = self.names().loaded(&scope.stack).map(|zone| zone.served()).unwrap_or_default();
-        let mut observation = observe::read(scope, &host, &views, &served);
+        let names = resolver::Supervisor::new(places, host_namespace);
+        let served = names.loaded(&scope.stack).map(|zone| zone.served()).unwrap_or_default();
+        let mut observation = observe::read(scope, host, &views, &served);
         observation.processes = processes::running_in(&inodes);
         Ok(observation)
     }
@@ -302,14 +346,14 @@ impl Kernel {
 
     /// The namespaces to look at: those the stack declares, and those under `/run/netns`
     /// that carry the stack's prefix (containers since removed from the stack).
-    fn namespace_names(&self, scope: &Scope) -> Result<Vec<(String, NamespaceName)>, KernelError> {
+    fn namespace_names(places: &Places, scope: &Scope) -> Result<Vec<(String, NamespaceName)>, KernelError> {
         let mut names: Vec<(String, NamespaceName)> =
             scope.namespaces.iter().map(|(container, name)| (container.clone(), name.clone())).collect();
         let prefix = scope.namespace_prefix();
-        let entries = match std::fs::read_dir(&self.places.netns) {
+        let entries = match std::fs::read_dir(&places.netns) {
             Ok(entries) => entries,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(names),
-            Err(error) => return Err(KernelError::new("list", self.places.netns.display().to_string(), error)),
+            Err(error) => return Err(KernelError::new("list", places.netns.display().to_string(), error)),
         };
         for entry in entries.flatten() {
             let file_name = entry.file_name().to_string_lossy().into_owned();

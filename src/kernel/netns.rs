@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -30,20 +30,55 @@ pub fn connect_here(runtime: &Runtime) -> io::Result<Handle> {
     Ok(handle)
 }
 
-/// Whether `file` is a network namespace (and not, say, the empty file left by a creation
-/// that was interrupted before its bind mount).
-fn is_namespace(file: &File) -> bool {
-    fstatfs(file).is_ok_and(|stat| stat.filesystem_type() == NSFS_MAGIC)
+/// What a file is, as a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Network,
+    /// A namespace of another type: `/proc/PID/ns/uts`, or a bind mount of one. Joining it
+    /// as a network namespace fails with nothing but "Invalid argument".
+    Other,
+    /// No namespace at all, such as the empty file left by a creation that was interrupted
+    /// before its bind mount.
+    None,
 }
 
-/// Opens the namespace at `path`, failing when it is not one.
-pub fn open(path: &Path) -> io::Result<File> {
-    let file = File::open(path)?;
-    if is_namespace(&file) {
-        Ok(file)
-    } else {
-        Err(io::Error::new(io::ErrorKind::InvalidInput, "not a network namespace"))
+fn kind(file: &File) -> Kind {
+    if !fstatfs(file).is_ok_and(|stat| stat.filesystem_type() == NSFS_MAGIC) {
+        return Kind::None;
     }
+    // SAFETY: NS_GET_NSTYPE takes no argument; it only reads the type of the namespace
+    // that the open descriptor refers to, and returns it.
+    let nstype = unsafe { nix::libc::ioctl(file.as_raw_fd(), nix::libc::NS_GET_NSTYPE) };
+    if nstype == nix::libc::CLONE_NEWNET { Kind::Network } else { Kind::Other }
+}
+
+/// `file`, when it is a network namespace.
+fn network(file: File) -> io::Result<File> {
+    match kind(&file) {
+        Kind::Network => Ok(file),
+        Kind::Other | Kind::None => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a network namespace")),
+    }
+}
+
+/// Opens the network namespace at `path`, failing when it is not one.
+pub fn open(path: &Path) -> io::Result<File> {
+    network(File::open(path)?)
+}
+
+/// Opens the named namespace at `path` that plays the host; `None` when there is none yet:
+/// nothing at `path`, or the empty file of an interrupted [`create`], which creating the
+/// host reuses.
+pub fn open_host(path: &Path) -> io::Result<Option<File>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let metadata = file.metadata()?;
+    if kind(&file) == Kind::None && metadata.is_file() && metadata.len() == 0 {
+        return Ok(None);
+    }
+    network(file).map(Some)
 }
 
 /// What is at each adopted `netns:` path of the stack, by container.
@@ -60,10 +95,13 @@ pub fn adopted_paths(scope: &Scope) -> BTreeMap<String, AdoptedPath> {
 
 /// What is at `path`: a network namespace, nothing, or something else.
 fn look(path: &Path) -> AdoptedPath {
-    match open(path) {
-        Ok(_) => AdoptedPath::Namespace,
+    match File::open(path) {
+        Ok(file) => match kind(&file) {
+            Kind::Network => AdoptedPath::Namespace,
+            Kind::Other => AdoptedPath::OtherNamespace,
+            Kind::None => AdoptedPath::NotANamespace,
+        },
         Err(error) if error.kind() == io::ErrorKind::NotFound => AdoptedPath::Missing,
-        Err(error) if error.kind() == io::ErrorKind::InvalidInput => AdoptedPath::NotANamespace,
         Err(error) => AdoptedPath::Unreadable(error.to_string()),
     }
 }

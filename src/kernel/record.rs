@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::{HostNamespace, Places};
 use crate::state::KernelState;
 
-fn path(places: &Places, host: &HostNamespace, stack: &str) -> PathBuf {
+pub(super) fn path(places: &Places, host: &HostNamespace, stack: &str) -> PathBuf {
     places.state.join(host.tag()).join(format!("{stack}.record.json"))
 }
 

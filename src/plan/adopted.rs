@@ -15,6 +15,8 @@ pub enum AdoptedPath {
     /// Something that is not a network namespace, such as the empty file that stays when
     /// a runtime unmounts the namespace of a container that stopped or restarted.
     NotANamespace,
+    /// A namespace of another type, such as `/proc/PID/ns/uts` or a bind mount of one.
+    OtherNamespace,
     /// The path could not be read, for this reason.
     Unreadable(String),
 }
@@ -34,6 +36,7 @@ impl std::fmt::Display for DeadNamespace {
             AdoptedPath::Namespace => "which is a network namespace".to_owned(),
             AdoptedPath::Missing => "which does not exist".to_owned(),
             AdoptedPath::NotANamespace => "which is not a network namespace (any more)".to_owned(),
+            AdoptedPath::OtherNamespace => "which is not a network namespace but one of another type".to_owned(),
             AdoptedPath::Unreadable(reason) => format!("which cannot be read ({reason})"),
         };
         write!(
@@ -88,6 +91,7 @@ mod tests {
             (AdoptedPath::Missing, AdoptedPath::Namespace, vec!["a"]),
             (AdoptedPath::Namespace, AdoptedPath::NotANamespace, vec!["b"]),
             (AdoptedPath::Unreadable("denied".to_owned()), AdoptedPath::Missing, vec!["a", "b"]),
+            (AdoptedPath::OtherNamespace, AdoptedPath::Namespace, vec!["a"]),
         ];
         for (a, b, dead) in cases {
             let found = BTreeMap::from([("a".to_owned(), a.clone()), ("b".to_owned(), b.clone())]);
@@ -106,5 +110,15 @@ mod tests {
         ]);
         let messages: Vec<String> = dead_namespaces(&scope(), &found).iter().map(ToString::to_string).collect();
         insta::assert_snapshot!(messages.join("\n"));
+    }
+
+    #[test]
+    fn a_namespace_of_another_type_is_no_network_namespace() {
+        let found = BTreeMap::from([("a".to_owned(), AdoptedPath::OtherNamespace)]);
+        let messages: Vec<String> = dead_namespaces(&scope(), &found).iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 1);
+        let expected = "container `a` adopts /run/netns/a (`netns:`), which is not a network namespace but one of \
+                        another type: ";
+        assert!(messages[0].starts_with(expected), "{}", messages[0]);
     }
 }
