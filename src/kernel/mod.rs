@@ -634,17 +634,29 @@ fn partial(path: &std::path::Path) -> PathBuf {
 /// The plan cut into stages: runs of operations of one kind and one action, and the run
 /// of the firewall's operations. The planner
 /// orders operations so that each depends only on earlier kinds (or, for deletes, later
-/// ones), so the operations of a stage are independent of each other.
+/// ones), so the operations of a stage are independent of each other; but for a link
+/// that takes an address another link of the stage gives up, which the planner puts
+/// after it: it starts a stage of its own.
 fn stages(operations: &[Operation]) -> Vec<&[Operation]> {
     // The firewall's operations, next to each other in a plan, are one transaction.
     let class = |operation: &Operation| {
         let kind = operation.key().kind();
         if kind.is_firewall() { None } else { Some((kind, std::mem::discriminant(operation))) }
     };
+    let takes_from = |earlier: &[Operation], operation: &Operation| {
+        let Operation::Update { after: crate::state::Resource::Link(wanted), .. } = operation else { return false };
+        earlier.iter().any(|earlier| {
+            matches!(earlier, Operation::Update { before: crate::state::Resource::Link(had), .. }
+                if had.network == wanted.network && had.address.addr() == wanted.address.addr())
+        })
+    };
     let mut stages = Vec::new();
     let mut start = 0;
     for index in 1..=operations.len() {
-        if index == operations.len() || class(&operations[index]) != class(&operations[start]) {
+        if index == operations.len()
+            || class(&operations[index]) != class(&operations[start])
+            || takes_from(&operations[start..index], &operations[index])
+        {
             if start < index {
                 stages.push(&operations[start..index]);
             }

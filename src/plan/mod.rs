@@ -96,8 +96,10 @@ impl Plan {
 }
 
 /// Where an operation stands in a plan, compared in order: its kind, whether it creates
-/// (changes in place come first), its container's wiring rank, and its key.
-type Place<'a> = (Kind, bool, usize, &'a Key);
+/// (changes in place come first), after how many other changes of its kind it must come
+/// (a link that takes an address another link gives up comes after that one), its
+/// container's wiring rank, and its key.
+type Place<'a> = (Kind, bool, usize, usize, &'a Key);
 
 /// Plans the operations that turn `observed` into `desired.state`.
 ///
@@ -140,9 +142,10 @@ fn operations(desired: &KernelState, wiring_order: &[String], observed: &KernelS
         .resources
         .iter()
         .filter(|(key, _)| !desired.resources.contains_key(*key) || replaced.contains(*key))
-        .map(|(key, resource)| ((key.kind(), false, rank_of(key), key), resource))
+        .map(|(key, resource)| ((key.kind(), false, 0, rank_of(key), key), resource))
         .collect();
     deletes.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    let after = address_order(desired, observed);
 
     // Kind by kind, changes in place go before creations, so an address that moves away is
     // free before a new object takes it.
@@ -159,7 +162,8 @@ fn operations(desired: &KernelState, wiring_order: &[String], observed: &KernelS
                 None => Operation::Create { resource: wanted.clone() },
             };
             let creates = matches!(operation, Operation::Create { .. });
-            Some(((key.kind(), creates, rank_of(key), key), operation))
+            let wave = after.get(key).copied().unwrap_or(0);
+            Some(((key.kind(), creates, wave, rank_of(key), key), operation))
         })
         .collect();
     changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -169,6 +173,47 @@ fn operations(desired: &KernelState, wiring_order: &[String], observed: &KernelS
         .map(|(_, resource)| Operation::Delete { resource: resource.clone() })
         .chain(changes.into_iter().map(|(_, operation)| operation))
         .collect()
+}
+
+/// For each link that changes its address to one that another changing link of its network
+/// gives up, how many such links must change before it (a chain of hand-overs); links in
+/// a cycle of hand-overs keep the order of their keys.
+fn address_order(desired: &KernelState, observed: &KernelState) -> HashMap<Key, usize> {
+    let changed: Vec<(&Key, &crate::state::Link, &crate::state::Link)> = desired
+        .resources
+        .iter()
+        .filter_map(|(key, wanted)| match (observed.get(key), wanted) {
+            (Some(Resource::Link(had)), Resource::Link(wanted)) if had.address != wanted.address => {
+                Some((key, had, wanted))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut waves: HashMap<Key, usize> = HashMap::new();
+    // A wave more for each link that still follows one not placed yet; at most as many
+    // rounds as links, which a cycle would otherwise never leave.
+    for _ in 0..changed.len() {
+        let mut moved = false;
+        for (key, _, wanted) in &changed {
+            let after = changed
+                .iter()
+                .filter(|(other, had, _)| {
+                    other != key && had.network == wanted.network && had.address.addr() == wanted.address.addr()
+                })
+                .map(|(other, _, _)| waves.get(*other).copied().unwrap_or(0) + 1)
+                .max()
+                .unwrap_or(0)
+                .min(changed.len());
+            if waves.get(*key).copied().unwrap_or(0) < after {
+                waves.insert((*key).clone(), after);
+                moved = true;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    waves
 }
 
 /// The keys whose objects must be deleted and created again: those whose identity changes,

@@ -263,8 +263,13 @@ fn made(desired: &Desired, observed: &KernelState, moves: &[Move], leaving: &BTr
             Key::Flow { network, .. } => Some(Key::Policy { network: network.clone() }),
             _ => None,
         };
-        let placed =
-            key.dependencies(resource).iter().chain(&network).all(|needed| made.resources.contains_key(needed));
+        // What it lives in is there, as it was: a route through a link that changes, or a
+        // link on a renumbered network, would not work.
+        let placed = key.dependencies(resource).iter().chain(&network).all(|needed| match needed {
+            Key::Bridge { network } => made.resources.contains_key(needed) && !renumbered(network),
+            Key::Link { .. } => made.get(needed).is_some() && made.get(needed) == observed.get(needed),
+            _ => made.resources.contains_key(needed),
+        });
         let kept = match made.get(key) {
             None => involves(key),
             Some(wanted) => wanted != resource && as_it_was(key),
