@@ -145,7 +145,10 @@ fn swap_to(sandbox: &Sandbox, file: &str, container: &str, version: &'static str
     let apply = Watched::spawn(sandbox.stackctl().args(["-f", file, "apply", "--yes", "--wait", "60s"]));
     let waiting = format!("waiting up to 1m for container `{container}` to accept tcp/5000");
     let line = apply.wait_for(&waiting, Duration::from_secs(30));
-    assert!(line.contains(&format!("exec {container} -- COMMAND &")), "{line}");
+    assert!(
+        line.contains(&format!("from another terminal, e.g. `stackctl -f {file} exec {container} -- COMMAND`")),
+        "{line}"
+    );
     let listener = serve_version(sandbox, &format!("shop:{container}"), version);
     (apply.finish(), listener)
 }

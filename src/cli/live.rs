@@ -674,9 +674,14 @@ impl Starting {
         format!("podman run --network ns:{} ...", Places::system().namespace(namespace).display())
     }
 
-    /// While apply waits for the container.
+    /// While apply waits for the container: from another terminal, since apply holds this
+    /// one.
     fn hint(&self, container: &str, namespace: &NamespaceName) -> String {
-        format!("start it in its namespace, e.g. `{} &`, or `{}`", self.exec(container), Starting::podman(namespace))
+        format!(
+            "start it in its namespace from another terminal, e.g. `{}`, or `{}`",
+            self.exec(container),
+            Starting::podman(namespace)
+        )
     }
 
     /// What to do about a container that keeps a swap from starting. One that does not
