@@ -327,14 +327,17 @@ fn rules_no_resource_made_are_removed() {
     assert_converged(&sandbox, &file);
     assert!(!sandbox.sh("nft list chain inet stackctl-shop forward").contains("\taccept\n"));
 
-    // An empty base chain decides with its policy: it is a stray too.
-    sandbox.sh("nft add chain inet stackctl-shop by_hand '{ type filter hook forward priority 0; policy drop; }'");
+    // An empty base chain decides with its policy: it is a stray too, as is any named
+    // object no resource makes.
+    sandbox.sh("nft add chain inet stackctl-shop by_hand '{ type filter hook forward priority 0; policy drop; }' && \
+         nft add counter inet stackctl-shop counted_by_hand");
     let (code, text) = stacks::plan(&sandbox, &file);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("- stray   rules no resource made"), "{text}");
     apply(&sandbox, &file);
     assert_converged(&sandbox, &file);
-    assert!(!sandbox.sh("nft list table inet stackctl-shop").contains("by_hand"));
+    let table = sandbox.sh("nft list table inet stackctl-shop");
+    assert!(!table.contains("by_hand"), "{table}");
 
     sandbox.sh("rm /run/stackctl/host/shop.record.json");
     let output = run(&sandbox, &["-f", &file, "destroy", "--yes"]);

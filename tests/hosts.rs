@@ -298,6 +298,16 @@ fn a_scratch_host_deleted_by_hand_stops_plan_and_apply_and_destroy_removes_what_
         assert!(said.starts_with(&expected), "{command:?}: {said}");
         assert_eq!(outside_hosts(&sandbox), left, "{command:?} changed something");
     }
+    // `show` and `check` say the same: destroy first, not apply.
+    for command in ["show", "check"] {
+        let output = run_on(&sandbox, Some("demo"), &["-f", &file, command]);
+        assert_eq!(
+            stderr(&output),
+            "error: the scratch host `demo` does not exist, but stack `shop` still has namespaces or files for it: \
+             `stackctl --host-netns demo destroy` removes them\n",
+            "{command}"
+        );
+    }
 
     // Destroy lists the program, ends it as asked, and removes everything the stack left.
     let output = run_on(&sandbox, Some("demo"), &["-f", &file, "destroy", "--yes", "--kill-processes"]);

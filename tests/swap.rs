@@ -498,3 +498,49 @@ fn a_swap_interrupted_while_it_waits_leaves_no_drift_and_resumes() {
     let (output, _v2) = swap_to(&sandbox, &v2, "flaskapp-v2", "v2");
     assert_swapped(&output, "flaskapp", "flaskapp-v2");
 }
+
+/// While a swap drains a container whose address the edit changes, the container is
+/// whole at its old address: its own flows pass, its published port answers, and its
+/// name resolves to it.
+#[test]
+fn a_renumbered_container_keeps_its_flows_port_and_name_until_drained() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let stack = |name: &str, flaskapp: &str, v2: &str| {
+        let text = format!(
+            "name: shop\nnetworks:\n  web_nw: {{ subnet: 10.30.0.0/24 }}\ncontainers:\n  nginx:\n    networks: [web_nw]\n\
+             \x20   talks_to: [\"app:5000\", \"flaskapp:5000\"]\n  cache:\n    networks: [web_nw]\n  flaskapp:\n\
+             \x20   networks:\n      web_nw: {flaskapp}\n    talks_to: [\"cache:6000\"]\n    ports: [\"127.0.0.1:8081:5000\"]\n\
+             \x20 flaskapp-v2:\n    networks:\n      web_nw: {v2}\n"
+        );
+        write_stack(dir.path(), name, &text)
+    };
+    let before = stack("before.yaml", "{ aliases: [app], ipv4: 10.30.0.10 }", "{}");
+    let after = stack("after.yaml", "{ ipv4: 10.30.0.11 }", "{ aliases: [app] }");
+    apply(&sandbox, &before);
+    let _v1 = serve_version(&sandbox, "shop:flaskapp", "v1");
+    let _v2 = serve_version(&sandbox, "shop:flaskapp-v2", "v2");
+    let _cache = sandbox.listen("shop:cache", 6000, "cache");
+    let cache = SocketAddr::from((stacks::address_of(&sandbox, &before, "cache", "web_nw"), 6000));
+    let app = SocketAddr::from((vip(&sandbox, &before, "app"), 5000));
+    let mut long_lived = LongLived::open(&sandbox, app, "v1");
+    let swap = Watched::spawn(sandbox.stackctl().args(["-f", &after, "apply", "--yes"]));
+    let user = std::thread::spawn(move || long_lived.use_for(30, "v1"));
+    std::thread::sleep(Duration::from_millis(1500));
+    // During the drain:
+    assert_eq!(sandbox.connect("shop:flaskapp", cache).as_deref().ok(), Some("cache"), "its own flow");
+    let published = sandbox.in_netns(None, || {
+        let mut stream = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], 8081)), Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut line = String::new();
+        BufReader::new(&mut stream).read_line(&mut line)?;
+        Ok::<_, std::io::Error>(line.trim().to_owned())
+    });
+    assert_eq!(published.as_deref().ok(), Some("v1"), "its published port");
+    assert_eq!(sandbox.connect_by_name(&after, "nginx", "flaskapp", 5000), Ok("v1".to_owned()), "its name");
+    user.join().expect("the long-lived connection was answered by v1 until it ended");
+    let output = swap.finish();
+    assert!(output.status.success(), "{}", read_all(&output.stderr[..]));
+    assert!(read_all(&output.stdout[..]).contains("drained `flaskapp`"));
+    assert_eq!(stacks::address_of(&sandbox, &after, "flaskapp", "web_nw"), Ipv4Addr::new(10, 30, 0, 11));
+}

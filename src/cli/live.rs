@@ -145,7 +145,19 @@ impl Live {
     fn not_applied(&self, stack: &Stack) -> Exit {
         let on = match &self.host {
             HostNamespace::Current => "this host".to_owned(),
-            HostNamespace::Named(name) => format!("the scratch host `{name}`, which does not exist yet"),
+            HostNamespace::Named(name) => {
+                // A scratch host deleted by hand may have left the stack's namespaces and
+                // files behind: destroy removes them, apply refuses until then.
+                let scope = self.scope(stack);
+                if left_for_host(&Places::system(), &scope).is_ok_and(|left| !left.is_empty()) {
+                    return fail(format!(
+                        "the scratch host `{name}` does not exist, but stack `{}` still has namespaces or files for \
+                         it: `stackctl --host-netns {name} destroy` removes them",
+                        stack.name
+                    ));
+                }
+                format!("the scratch host `{name}`, which does not exist yet")
+            }
         };
         fail(format!("stack `{}` is not applied on {on}: `stackctl apply` creates it", stack.name))
     }

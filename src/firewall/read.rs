@@ -39,7 +39,9 @@ impl Found {
             if let Some(rule) = item.get("rule") {
                 self.count(rule.get("comment"));
             }
-            for (key, kind) in [("chain", ObjectKind::Chain), ("set", ObjectKind::Set), ("map", ObjectKind::Map)] {
+            let others = ObjectKind::OTHERS.map(|kind| (kind, ObjectKind::Other(kind)));
+            let kinds = [("chain", ObjectKind::Chain), ("set", ObjectKind::Set), ("map", ObjectKind::Map)];
+            for (key, kind) in kinds.into_iter().chain(others) {
                 let Some(object) = item.get(key) else { continue };
                 let text = |field: &str| object.get(field).and_then(Value::as_str);
                 if let (Some(family), Some(name)) = (text("family").and_then(Family::of), text("name")) {

@@ -85,14 +85,22 @@ pub enum ObjectKind {
     Chain,
     Set,
     Map,
+    /// A named object that stackctl never makes (a counter, a quota, a flowtable, ...), by
+    /// the word nft names its kind with.
+    Other(&'static str),
 }
 
 impl ObjectKind {
+    /// The named objects a table may hold that stackctl never makes, as nft names them.
+    pub const OTHERS: [&'static str; 9] =
+        ["counter", "quota", "limit", "flowtable", "secmark", "synproxy", "ct helper", "ct timeout", "ct expectation"];
+
     fn name(self) -> &'static str {
         match self {
             ObjectKind::Chain => "chain",
             ObjectKind::Set => "set",
             ObjectKind::Map => "map",
+            ObjectKind::Other(kind) => kind,
         }
     }
 }
@@ -258,7 +266,7 @@ pub fn render(stack: &str, state: &KernelState, existing: &Objects) -> String {
     for set in wanted.iter().filter(|object| object.kind != ObjectKind::Chain) {
         let _ = writeln!(out, "flush {} {} {name} {}", set.kind.name(), set.family.name(), set.name);
     }
-    // Sets last: the chains that were deleted may have named them.
+    // Sets, maps and named objects last: the chains that were deleted may have named them.
     for object in stale
         .iter()
         .filter(|object| object.kind == ObjectKind::Chain)

@@ -14,7 +14,7 @@ pub use drift::{Drift, drift, record_after, record_after_failure, render_drift};
 pub use processes::{Fate, Process, Stranded};
 pub use render::{Marks, Summary, render_operations, render_text};
 pub use saved::{SAVED_PLAN_VERSION, SavedPlan};
-pub use swap::{Handover, Leaving, Listening, Move, Readiness, Start, Swap, Unready, Waiting};
+pub use swap::{Break, BreakReason, Leaving, Listening, Move, Readiness, Start, Swap, Unready, Waiting};
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -54,10 +54,10 @@ pub struct Plan {
     /// saved with it.
     #[serde(skip)]
     pub stranded: Stranded,
-    /// Aliases that leave a container for one that takes its address: moved at once,
-    /// not make before break, which the plan says.
+    /// Alias moves that cannot be made before break (another container takes the old
+    /// one's address, or the network changes whole), which the plan says.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub handovers: Vec<Handover>,
+    pub breaks: Vec<Break>,
 }
 
 impl Plan {
@@ -108,10 +108,10 @@ type Place<'a> = (Kind, bool, usize, usize, &'a Key);
 /// containers still serving, then those that repoint the aliases, then those to the
 /// desired state.
 pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
-    let handovers = swap::handovers(desired, observed);
+    let breaks = swap::breaks(desired, observed);
     let Some(Phases { made, repointed, swap }) = swap::phases(desired, observed) else {
         let operations = operations(&desired.state, &desired.wiring_order, observed);
-        return Plan { operations, handovers, ..Plan::default() };
+        return Plan { operations, breaks, ..Plan::default() };
     };
     let mut phased = operations(&made, &desired.wiring_order, observed);
     let repoint_at = phased.len();
@@ -119,7 +119,7 @@ pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
     let remove_at = phased.len();
     phased.extend(operations(&desired.state, &desired.wiring_order, &repointed));
     let swap = Some(Swap { repoint_at, remove_at, ..swap });
-    Plan { operations: phased, swap, handovers, ..Plan::default() }
+    Plan { operations: phased, swap, breaks, ..Plan::default() }
 }
 
 /// The operations that turn `observed` into `desired`.

@@ -56,22 +56,12 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     if plan.is_empty() {
         return "No changes. The kernel matches the stack.\n".to_owned();
     }
-    format!("{}\n{}{}\n", render_operations(plan, Marks::Terraform, color), render_handovers(plan), plan.summary())
+    format!("{}\n{}{}\n", render_operations(plan, Marks::Terraform, color), render_breaks(plan), plan.summary())
 }
 
-/// What cannot move make before break: an alias that leaves a container for one that
-/// takes its address.
-fn render_handovers(plan: &Plan) -> String {
-    plan.handovers
-        .iter()
-        .map(|handover| {
-            format!(
-                "Note: alias `{}` on `{}` leaves `{}` for a container that takes its address {}: both cannot be up at \
-                 once, so this move is not make before break, and connections through the alias are cut.\n",
-                handover.alias, handover.network, handover.from, handover.address
-            )
-        })
-        .collect()
+/// What cannot move make before break, and why.
+fn render_breaks(plan: &Plan) -> String {
+    plan.breaks.iter().map(|cut| format!("Note: {cut}.\n")).collect()
 }
 
 /// One line per changed resource, marked as `marks` says.

@@ -97,14 +97,18 @@ pub(super) fn phases(desired: &Desired, observed: &KernelState) -> Option<Phases
         let left: Vec<Backend> = lost(wanted, had)
             // A container whose address the new state gives to another (a static address
             // handed over) cannot serve beside it: that move is not made before break
-            // (see `handovers`).
+            // (see `breaks`).
             .filter(|backend| !taken(desired, &wanted.network, backend))
             .cloned()
             .collect();
         if left.is_empty() {
             continue;
         }
-        for backend in &left {
+        // On a network that changes whole (renumbered, or isolated otherwise), the old
+        // containers' connections break at the wiring, which the plan says (`breaks`):
+        // nothing of them is left to drain.
+        let disrupted = disrupted(desired, observed, &wanted.network);
+        for backend in left.iter().filter(|_| !disrupted) {
             let addresses = leaving.entry(backend.container.clone()).or_default();
             let link = Key::Link { container: backend.container.clone(), network: wanted.network.clone() };
             let kept = matches!(desired.state.get(&link), Some(Resource::Link(link)) if link.address.addr() == backend.address);
@@ -125,8 +129,7 @@ pub(super) fn phases(desired: &Desired, observed: &KernelState) -> Option<Phases
         return None;
     }
 
-    let containers: BTreeSet<&str> = leaving.keys().map(String::as_str).collect();
-    let made = made(desired, observed, &moves, &containers);
+    let made = made(desired, observed, &moves);
     let mut repointed = made.clone();
     for moved in &moves {
         let key = Key::Alias { network: moved.network.clone(), name: moved.alias.clone() };
@@ -170,30 +173,93 @@ fn lost<'a>(wanted: &'a crate::state::Alias, had: &'a crate::state::Alias) -> im
     had.backends.iter().filter(|backend| !wanted.backends.iter().any(|kept| kept.container == backend.container))
 }
 
-/// An alias that leaves a container for one that takes its address: it cannot be moved
-/// make before break, since both cannot be up at once, so the connections through it are
-/// cut. The plan says so.
+/// An alias move that cannot be made before break: the connections through the alias to
+/// the container it leaves break at the wiring. The plan says so.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Handover {
+pub struct Break {
     pub network: String,
     pub alias: String,
-    /// The container the alias leaves, and the address another takes.
+    /// The container the alias leaves.
     pub from: String,
-    pub address: Ipv4Addr,
+    pub reason: BreakReason,
 }
 
-/// The aliases that leave a container whose address the desired state gives to another.
-pub(super) fn handovers(desired: &Desired, observed: &KernelState) -> Vec<Handover> {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum BreakReason {
+    /// Another container takes its address: both cannot hold it at once.
+    AddressTaken { address: Ipv4Addr },
+    /// The network gets another subnet: every member's address changes at once.
+    Renumbered,
+    /// The network's isolation changes: every member's routes and rules change at once.
+    IsolationChanges,
+}
+
+impl std::fmt::Display for Break {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let why = match &self.reason {
+            BreakReason::AddressTaken { address } => format!("for a container that takes its address {address}"),
+            BreakReason::Renumbered => format!("while `{}` gets another subnet", self.network),
+            BreakReason::IsolationChanges => format!("while the isolation of `{}` changes", self.network),
+        };
+        write!(
+            f,
+            "alias `{}` on `{}` leaves `{}` {why}: this move is not make before break, and connections through \
+             the alias to `{}` are cut",
+            self.alias, self.network, self.from, self.from
+        )
+    }
+}
+
+/// The alias moves that cannot be made before break, and why.
+pub(super) fn breaks(desired: &Desired, observed: &KernelState) -> Vec<Break> {
     moved_aliases(desired, observed)
         .flat_map(|(wanted, had)| {
-            lost(wanted, had).filter(|backend| taken(desired, &wanted.network, backend)).map(|backend| Handover {
-                network: wanted.network.clone(),
-                alias: wanted.name.clone(),
-                from: backend.container.clone(),
-                address: backend.address,
+            let network = wanted.network.as_str();
+            lost(wanted, had).filter_map(move |backend| {
+                let reason = if taken(desired, network, backend) {
+                    BreakReason::AddressTaken { address: backend.address }
+                } else if renumbered(desired, observed, network) {
+                    BreakReason::Renumbered
+                } else if isolation_changes(desired, observed, network) {
+                    BreakReason::IsolationChanges
+                } else {
+                    return None;
+                };
+                Some(Break {
+                    network: network.to_owned(),
+                    alias: wanted.name.clone(),
+                    from: backend.container.clone(),
+                    reason,
+                })
             })
         })
         .collect()
+}
+
+/// Whether a network gets another gateway (and so another subnet): every member's address
+/// changes with it.
+fn renumbered(desired: &Desired, observed: &KernelState, network: &str) -> bool {
+    let key = Key::Bridge { network: network.to_owned() };
+    match (desired.state.get(&key), observed.get(&key)) {
+        (Some(Resource::Bridge(wanted)), Some(Resource::Bridge(had))) => wanted.address != had.address,
+        _ => true,
+    }
+}
+
+/// Whether a network's isolation changes: its members' routes and its rules change with it.
+fn isolation_changes(desired: &Desired, observed: &KernelState, network: &str) -> bool {
+    let key = Key::Policy { network: network.to_owned() };
+    match (desired.state.get(&key), observed.get(&key)) {
+        (Some(Resource::Policy(wanted)), Some(Resource::Policy(had))) => wanted.isolation != had.isolation,
+        _ => false,
+    }
+}
+
+/// Whether a network changes whole, so that nothing of the old containers on it can be
+/// kept as it was.
+fn disrupted(desired: &Desired, observed: &KernelState, network: &str) -> bool {
+    renumbered(desired, observed, network) || isolation_changes(desired, observed, network)
 }
 
 /// The flows to `container`, where it keeps its address on a moved alias's network, that
@@ -209,14 +275,28 @@ fn cut_flows(
         .iter()
         .filter(|moved| {
             moved.left.iter().any(|backend| backend.container == container && !taken_away.contains(&backend.address))
+                && !disrupted(desired, observed, &moved.network)
         })
         .map(|moved| moved.network.as_str())
         .collect();
+    // A flow the plan widens or replaces by one that still lets the same traffic through
+    // cuts nothing.
+    let covered = |flow: &Flow| {
+        desired.state.of_kind(Kind::Flow).any(|resource| match resource {
+            Resource::Flow(wanted) => {
+                wanted.network == flow.network
+                    && wanted.source == flow.source
+                    && wanted.destination == flow.destination
+                    && covers(wanted.traffic, flow.traffic)
+            }
+            _ => false,
+        })
+    };
     observed
         .of_kind(Kind::Flow)
         .filter_map(|resource| match resource {
             Resource::Flow(flow) if flow.destination == container && kept_on.contains(flow.network.as_str()) => {
-                (desired.state.get(&resource.key()) != Some(resource)).then(|| flow.clone())
+                (desired.state.get(&resource.key()) != Some(resource) && !covered(flow)).then(|| flow.clone())
             }
             _ => None,
         })
@@ -224,40 +304,35 @@ fn cut_flows(
 }
 
 /// The state once everything new is wired: the desired state, with the containers the
-/// aliases leave still in place until the removal: what the plan deletes of them stays,
-/// and on each network where an alias leaves a container, its link, its place in the
-/// network's policy, the flows to it and the aliases it is behind stay as they were.
-fn made(desired: &Desired, observed: &KernelState, moves: &[Move], leaving: &BTreeSet<&str>) -> KernelState {
+/// aliases leave still in place until the removal. What the plan deletes of them stays;
+/// and on each network where an alias leaves a container (but for a network that changes
+/// whole), that container keeps its address (in its link, its place in the network's
+/// policy, the flows to it, the published ports and the names), the aliases it is
+/// behind, and the names it resolves.
+fn made(desired: &Desired, observed: &KernelState, moves: &[Move]) -> KernelState {
+    let leaving: BTreeSet<&str> =
+        moves.iter().flat_map(|moved| moved.left.iter().map(|backend| backend.container.as_str())).collect();
     let involves = |key: &Key| match key {
         Key::Flow { source, destination, .. } => {
             leaving.contains(source.as_str()) || leaving.contains(destination.as_str())
         }
         key => key.container().is_some_and(|container| leaving.contains(container)),
     };
-    // (network, container): where an alias leaves a container.
+    // (network, container): where an alias leaves a container on a network that stays.
     let left: BTreeSet<(&str, &str)> = moves
         .iter()
+        .filter(|moved| !disrupted(desired, observed, &moved.network))
         .flat_map(|moved| moved.left.iter().map(|backend| (moved.network.as_str(), backend.container.as_str())))
         .collect();
-    // A network whose gateway changes is renumbered whole: its members change with it.
-    let renumbered = |network: &str| {
-        let key = Key::Bridge { network: network.to_owned() };
-        match (desired.state.get(&key), observed.get(&key)) {
-            (Some(Resource::Bridge(wanted)), Some(Resource::Bridge(had))) => wanted.address != had.address,
-            _ => true,
-        }
-    };
+    // The names a container the alias leaves resolves stay as they were.
     let as_it_was = |key: &Key| match key {
-        Key::Link { container, network } => {
-            left.contains(&(network.as_str(), container.as_str())) && !renumbered(network)
-        }
-        Key::Flow { network, destination, .. } => left.contains(&(network.as_str(), destination.as_str())),
+        Key::Hosts { container } => left.iter().any(|(_, kept)| kept == container),
         _ => false,
     };
     let mut made = desired.state.clone();
     // In key order, which puts every dependency before its dependents: what the plan
     // deletes anyway (a link on a network that goes) is not kept for its container.
-    let mut kept_flows = Vec::new();
+    let mut kept_flows = BTreeSet::new();
     for (key, resource) in &observed.resources {
         let network = match key {
             Key::Flow { network, .. } => Some(Key::Policy { network: network.clone() }),
@@ -266,7 +341,7 @@ fn made(desired: &Desired, observed: &KernelState, moves: &[Move], leaving: &BTr
         // What it lives in is there, as it was: a route through a link that changes, or a
         // link on a renumbered network, would not work.
         let placed = key.dependencies(resource).iter().chain(&network).all(|needed| match needed {
-            Key::Bridge { network } => made.resources.contains_key(needed) && !renumbered(network),
+            Key::Bridge { network } => made.resources.contains_key(needed) && !renumbered(desired, observed, network),
             Key::Link { .. } => made.get(needed).is_some() && made.get(needed) == observed.get(needed),
             _ => made.resources.contains_key(needed),
         });
@@ -276,33 +351,25 @@ fn made(desired: &Desired, observed: &KernelState, moves: &[Move], leaving: &BTr
         };
         if kept && placed {
             made.insert(resource.clone());
-            if let Resource::Flow(flow) = resource {
-                kept_flows.push(flow.clone());
+            if key.kind() == Kind::Flow {
+                kept_flows.insert(key.clone());
             }
         }
     }
-    // A default route through a link kept as it was stays as it was too.
-    let routes: Vec<Resource> = observed
-        .of_kind(Kind::Route)
-        .filter(|had| made.get(&had.key()).is_some_and(|wanted| wanted != *had))
-        .filter(|had| match had {
-            Resource::Route(route) => {
-                let link = Key::Link { container: route.container.clone(), network: route.network.clone() };
-                made.get(&link).is_some() && made.get(&link) == observed.get(&link) && as_it_was(&link)
-            }
-            _ => false,
-        })
-        .cloned()
-        .collect();
-    for route in routes {
-        made.insert(route);
-    }
+    keep_addresses(&mut made, observed, &left);
     // A flow the plan adds that the kernel's sets cannot hold beside one kept until the
     // removal (the same addresses, with ports that overlap) comes with the removal.
+    let kept: Vec<Flow> = kept_flows
+        .iter()
+        .filter_map(|key| match made.get(key) {
+            Some(Resource::Flow(flow)) => Some(flow.clone()),
+            _ => None,
+        })
+        .collect();
     made.resources.retain(|key, resource| match resource {
-        Resource::Flow(flow) if observed.get(key).is_none() => !kept_flows
-            .iter()
-            .any(|kept| kept.from == flow.from && kept.to == flow.to && overlap(kept.traffic, flow.traffic)),
+        Resource::Flow(flow) if !kept_flows.contains(key) => {
+            !kept.iter().any(|kept| kept.from == flow.from && kept.to == flow.to && overlap(kept.traffic, flow.traffic))
+        }
         _ => true,
     });
     for moved in moves {
@@ -345,6 +412,72 @@ fn made(desired: &Desired, observed: &KernelState, moves: &[Move], leaving: &BTr
         policy.members.sort();
     }
     made
+}
+
+/// Where an alias leaves a container that the plan gives another address on the
+/// alias's network, the container keeps its old one until the removal: in its link (which
+/// takes every other change of the plan at once, a repair included), and wherever `made`
+/// holds the container's address: the flows (whose ends take the addresses their links
+/// have in `made`, a client's new one included), the published ports and the names.
+fn keep_addresses(made: &mut KernelState, observed: &KernelState, left: &BTreeSet<(&str, &str)>) {
+    let mut old: std::collections::HashMap<Ipv4Addr, Ipv4Addr> = std::collections::HashMap::new();
+    for (network, container) in left {
+        let key = Key::Link { container: (*container).to_owned(), network: (*network).to_owned() };
+        if let (Some(Resource::Link(wanted)), Some(Resource::Link(had))) = (made.get(&key), observed.get(&key))
+            && wanted.address != had.address
+            && had.address != crate::state::NO_ADDRESS
+        {
+            old.insert(wanted.address.addr(), had.address.addr());
+            let kept = crate::state::Link { address: had.address, ..wanted.clone() };
+            made.insert(Resource::Link(kept));
+        }
+    }
+    let link_address = |made: &KernelState, container: &str, network: &str| match made
+        .get(&Key::Link { container: container.to_owned(), network: network.to_owned() })
+    {
+        Some(Resource::Link(link)) if link.address != crate::state::NO_ADDRESS => Some(link.address.addr()),
+        _ => None,
+    };
+    let flows: Vec<Flow> = made
+        .of_kind(Kind::Flow)
+        .filter_map(|resource| match resource {
+            Resource::Flow(flow) => Some(flow.clone()),
+            _ => None,
+        })
+        .collect();
+    for mut flow in flows {
+        flow.from = link_address(made, &flow.source, &flow.network).unwrap_or(flow.from);
+        flow.to = link_address(made, &flow.destination, &flow.network).unwrap_or(flow.to);
+        made.insert(Resource::Flow(flow));
+    }
+    if old.is_empty() {
+        return;
+    }
+    for resource in made.resources.values_mut() {
+        match resource {
+            Resource::Forward(forward) => forward.to = old.get(&forward.to).copied().unwrap_or(forward.to),
+            Resource::Hosts(hosts) if hosts.records.iter().any(|(_, address)| old.contains_key(address)) => {
+                let records = hosts
+                    .records
+                    .iter()
+                    .map(|(name, address)| (name.clone(), old.get(address).copied().unwrap_or(*address)))
+                    .collect();
+                hosts.records = std::sync::Arc::new(records);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether traffic `wide` lets through everything traffic `narrow` does.
+fn covers(wide: Traffic, narrow: Traffic) -> bool {
+    match (wide, narrow) {
+        (Traffic::All, _) => true,
+        (Traffic::Ports { protocol: pw, ports: w }, Traffic::Ports { protocol: pn, ports: n }) => {
+            pw == pn && w.first <= n.first && n.last <= w.last
+        }
+        (Traffic::Ports { .. }, Traffic::All) => false,
+    }
 }
 
 /// Whether the kernel's sets refuse two flows' traffic between the same addresses: the
@@ -537,6 +670,7 @@ pub enum Waiting {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Operation;
 
     fn swap() -> Swap {
         Swap {
@@ -595,10 +729,35 @@ mod tests {
         // On an open network no flow goes, so nothing is cut and nothing drains.
         let open = swap_between(&BEFORE.replace("ISOLATION", "open"), &after("open"));
         assert!(open.drain.is_empty(), "{open:?}");
+        // Nor when the client's flow to it is widened: the wider one still carries it.
+        let widened = |text: String| text.replace("talks_to: ['app:80']", "talks_to: ['app:80', 'old:80-90']");
+        let wider = |text: String| text.replace("talks_to: ['app:80']", "talks_to: ['app:80', 'old:79-90']");
+        let kept = swap_between(&widened(BEFORE.replace("ISOLATION", "flows")), &wider(after("flows")));
+        assert!(kept.drain.is_empty(), "{kept:?}");
         // Nor when another flow still lets the client reach the old container.
         let also = |text: String| text.replace("talks_to: ['app:80']", "talks_to: ['app:80', 'old:80']");
         let kept = swap_between(&also(BEFORE.replace("ISOLATION", "flows")), &also(after("flows")));
         assert!(kept.drain.is_empty(), "{kept:?}");
+    }
+
+    /// A client that gets another address in the same edit still reaches the old
+    /// container through the alias until the repoint: the flow kept for it takes the
+    /// client's new address.
+    #[test]
+    fn a_kept_flow_follows_its_clients_new_address() {
+        let before = "name: s\nnetworks: { n: { subnet: 10.9.0.0/24 } }\ncontainers:\n  client: { networks: { n: { ipv4: 10.9.0.3 } }, talks_to: ['app:80'] }\n  old: { networks: { n: { aliases: [app] } } }\n  new: { networks: [n] }\n";
+        let after = before
+            .replace("ipv4: 10.9.0.3", "ipv4: 10.9.0.5")
+            .replace("old: { networks: { n: { aliases: [app] } } }", "old: { networks: [n] }")
+            .replace("new: { networks: [n] }", "new: { networks: { n: { aliases: [app] } } }");
+        let plan = planned(before, &after);
+        let swap = plan.swap.as_ref().expect("a swap");
+        let wiring = &plan.operations[..swap.repoint_at];
+        let kept_flow = wiring.iter().find_map(|operation| match operation {
+            Operation::Update { after: Resource::Flow(flow), .. } if flow.destination == "old" => Some(flow),
+            _ => None,
+        });
+        assert_eq!(kept_flow.map(|flow| flow.from), Some(Ipv4Addr::new(10, 9, 0, 5)), "{wiring:#?}");
     }
 
     #[test]
@@ -609,20 +768,44 @@ mod tests {
             .replace("new: { networks: [n] }", "new: { networks: { n: { aliases: [app], ipv4: 10.9.0.10 } } }");
         let plan = planned(text, &after);
         assert!(plan.swap.is_none());
+        let address = Ipv4Addr::new(10, 9, 0, 10);
         assert_eq!(
-            plan.handovers,
-            [Handover {
+            plan.breaks,
+            [Break {
                 network: "n".to_owned(),
                 alias: "app".to_owned(),
                 from: "old".to_owned(),
-                address: Ipv4Addr::new(10, 9, 0, 10)
+                reason: BreakReason::AddressTaken { address }
             }]
         );
         let shown = crate::plan::render_text(&plan, false);
         assert!(
-            shown.contains("Note: alias `app` on `n` leaves `old` for a container that takes its address 10.9.0.10"),
+            shown.contains("Note: alias `app` on `n` leaves `old` for a container that takes its address 10.9.0.10: this move is not make before break"),
             "{shown}"
         );
+    }
+
+    /// A network that changes whole (another subnet, or other isolation) takes every
+    /// member's connections at the wiring: the move still waits for the new container,
+    /// but the plan says the old one's connections break, and nothing drains.
+    #[test]
+    fn an_alias_moving_while_its_network_changes_whole_is_said_to_break() {
+        let text = "name: s\nnetworks: { n: { subnet: 10.9.0.0/24 } }\ncontainers:\n  client: { networks: [n], talks_to: ['app:80'] }\n  old: { networks: { n: { aliases: [app] } } }\n  new: { networks: [n] }\n";
+        let moved = text
+            .replace("old: { networks: { n: { aliases: [app] } } }", "old: { networks: [n] }")
+            .replace("new: { networks: [n] }", "new: { networks: { n: { aliases: [app] } } }");
+        for (after, reason) in [
+            (moved.replace("10.9.0.0/24", "10.8.0.0/24"), BreakReason::Renumbered),
+            (
+                moved.replace("subnet: 10.9.0.0/24", "subnet: 10.9.0.0/24, isolation: open"),
+                BreakReason::IsolationChanges,
+            ),
+        ] {
+            let plan = planned(text, &after);
+            assert_eq!(plan.breaks.iter().map(|cut| &cut.reason).collect::<Vec<_>>(), [&reason], "{after}");
+            let swap = plan.swap.expect("the new container is still verified before the alias moves");
+            assert!(swap.drain.is_empty(), "nothing of the old container is left to drain: {swap:?}");
+        }
     }
 
     fn messages(problems: &[Unready]) -> Vec<String> {

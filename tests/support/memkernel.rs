@@ -66,6 +66,43 @@ impl MemKernel {
         for (index, operation) in plan.operations.iter().enumerate() {
             self.apply_operation(operation, &reserved)
                 .map_err(|reason| format!("operation {index} refused: {reason}\n{operation:#?}"))?;
+            // The firewall's operations next to each other are one transaction: the
+            // kernel judges its sets as the transaction leaves them.
+            let ends_a_transaction = operation.key().kind().is_firewall()
+                && plan.operations.get(index + 1).is_none_or(|next| !next.key().kind().is_firewall());
+            if ends_a_transaction {
+                self.flows_fit().map_err(|reason| format!("the rules up to operation {index} refused: {reason}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The flows of one protocol are an interval set, which refuses an element whose ports
+    /// overlap another's of the same addresses; the flows of all traffic a set that takes
+    /// each pair of addresses once.
+    fn flows_fit(&self) -> Result<(), String> {
+        let flows: Vec<&Flow> = self
+            .state
+            .resources
+            .values()
+            .filter_map(|resource| match resource {
+                Resource::Flow(flow) => Some(flow),
+                _ => None,
+            })
+            .collect();
+        for (index, flow) in flows.iter().enumerate() {
+            for other in &flows[index + 1..] {
+                let overlap = match (flow.traffic, other.traffic) {
+                    (Traffic::Ports { protocol: a, ports: x }, Traffic::Ports { protocol: b, ports: y }) => {
+                        a == b && x.first <= y.last && y.first <= x.last
+                    }
+                    (Traffic::All, Traffic::All) => true,
+                    _ => false,
+                };
+                if flow.from == other.from && flow.to == other.to && overlap {
+                    return Err(format!("flows {:?} and {:?} overlap in the kernel's sets", flow, other));
+                }
+            }
         }
         Ok(())
     }
@@ -170,27 +207,13 @@ impl MemKernel {
                 let ports = self.pick_ports(forward, key, reserved)?;
                 return Ok(Resource::Forward(Forward { host_ports: HostPorts::Picked(ports), ..forward.clone() }));
             }
-            // The flows of one protocol are an interval set, which refuses an element whose
-            // ports overlap another's of the same addresses; the flows of all traffic a set
-            // that takes each pair of addresses once.
-            Resource::Flow(flow) => {
-                let overlaps = |other: &Flow| match (flow.traffic, other.traffic) {
-                    (Traffic::Ports { protocol: a, ports: x }, Traffic::Ports { protocol: b, ports: y }) => {
-                        a == b && x.first <= y.last && y.first <= x.last
-                    }
-                    (Traffic::All, Traffic::All) => true,
-                    _ => false,
-                };
-                let clash = self.others(key).any(|other| {
-                    matches!(other, Resource::Flow(other) if other.from == flow.from && other.to == flow.to && overlaps(other))
-                });
-                if clash {
-                    return Err(format!("flow {} overlaps another flow's ports", key.label()));
-                }
-            }
             // Rules name interfaces and addresses; nftables takes them before they exist, so
             // the firewall is made before the objects it governs.
-            Resource::Stray(_) | Resource::Policy(_) | Resource::Forward(_) | Resource::Alias(_) => {}
+            Resource::Stray(_)
+            | Resource::Policy(_)
+            | Resource::Forward(_)
+            | Resource::Flow(_)
+            | Resource::Alias(_) => {}
         }
         self.address_free(resource, key)?;
         Ok(resource.clone())

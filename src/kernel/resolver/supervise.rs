@@ -237,7 +237,10 @@ impl<'a> Supervisor<'a> {
             // Nobody holds it; dropping the file releases it at once.
             Ok(()) => Ok(None),
             Err(TryLockError::WouldBlock) => {
-                let text = std::fs::read_to_string(self.files.pid())?;
+                // From the file opened, not by its path: a server that stops removes the
+                // path before it lets the lock go.
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut &file, &mut text)?;
                 text.trim().parse().map(Some).map_err(|_| {
                     io::Error::other(format!("{} is locked but holds no pid: {text:?}", self.files.pid().display()))
                 })
