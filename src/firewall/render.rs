@@ -15,8 +15,13 @@
 //! - With `br_netfilter` on, a container's connection to a published port of its own
 //!   network is bridged after DNAT instead of routed; such packets are marked, and the
 //!   bridge lets marked packets through.
-//! - Traffic entering through a container's port must carry that container's address, so a
-//!   container cannot borrow another's flows.
+//! - Traffic entering through a container's port must carry that container's addresses,
+//!   IPv4 and MAC, so a container cannot borrow another's flows, nor take its MAC address
+//!   to have the bridge send it the other's traffic (the bridge learns nothing from
+//!   containers' ports either: each container's MAC address is a static entry on its port,
+//!   which the kernel adapter keeps).
+//! - An ICMP error passes as related to a connection only from one of the connection's
+//!   ends, so a container cannot send errors along connections it is no part of.
 //! - Networks that are not internal leave the host through masquerade; internal networks
 //!   reach nothing outside the stack, the host included, but for the name server on their
 //!   gateway (port 53).
@@ -42,15 +47,17 @@ use std::fmt::Write;
 
 use super::{rule_id, table_name};
 use crate::model::{Isolation, Traffic};
-use crate::state::{Alias, Flow, Forward, KernelState, Policy, Resource};
+use crate::state::{Alias, Flow, Forward, KernelState, Policy, Resource, container_mac, mac_text};
 
 /// The packet mark (one bit, the others kept) that lets a DNAT'd packet that is bridged
 /// between two ports of an isolated network through.
 pub const MARK: u32 = 0x0100_0000;
 
-/// The types of a network's sets of ports, and of ports with their addresses.
+/// The types of a network's sets of ports, of ports with their addresses, and of ports
+/// with their MAC addresses.
 const PORTS: &str = "type ifname;";
 const SOURCES: &str = "type ifname . ipv4_addr;";
+const MACS: &str = "type ifname . ether_addr;";
 
 /// `icmpx`, so that the reject also stops IPv6, which `icmp` would let through.
 const REJECT: &str = "reject with icmpx type admin-prohibited";
@@ -315,6 +322,7 @@ fn declaration(object: &Object) -> Option<&'static str> {
         (Family::Inet, ObjectKind::Chain) if name.starts_with("to_") || name.starts_with("within_") => Some(""),
         (Family::Bridge, ObjectKind::Set) if name.starts_with("ports_") => Some(PORTS),
         (Family::Bridge, ObjectKind::Set) if name.starts_with("sources_") => Some(SOURCES),
+        (Family::Bridge, ObjectKind::Set) if name.starts_with("macs_") => Some(MACS),
         _ => None,
     }
 }
@@ -381,6 +389,9 @@ fn skeleton_inet() -> Table {
     table.set("bridges", "type ifname;");
     table.set("flows", "type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval;");
     table.set("flows_any", "type ipv4_addr . ipv4_addr;");
+    // Every member's address, twice: `ip saddr . ct original ip saddr @members` is how nft
+    // says that two addresses of a packet are the same member's.
+    table.set("members", "type ipv4_addr . ipv4_addr;");
     table.chain("guard", "type filter hook prerouting priority raw; policy accept;");
     table.chain("nat_prerouting", "type nat hook prerouting priority dstnat; policy accept;");
     table.chain("tag_dnat", "type filter hook prerouting priority dstnat + 10; policy accept;");
@@ -417,6 +428,7 @@ fn declare_network(script: &mut Script, policy: &Policy) {
     }
     script.bridge.set(&format!("ports_{bridge}"), PORTS);
     script.bridge.set(&format!("sources_{bridge}"), SOURCES);
+    script.bridge.set(&format!("macs_{bridge}"), MACS);
 }
 
 fn policy_rules(script: &mut Script, policy: &Policy) {
@@ -424,7 +436,7 @@ fn policy_rules(script: &mut Script, policy: &Policy) {
     let bridge = &policy.bridge;
     let subnet = policy.subnet;
     let (to, within) = (format!("to_{bridge}"), format!("within_{bridge}"));
-    let (ports, sources) = (format!("ports_{bridge}"), format!("sources_{bridge}"));
+    let (ports, sources, macs) = (format!("ports_{bridge}"), format!("sources_{bridge}"), format!("macs_{bridge}"));
     let flows = policy.isolation == Isolation::Flows;
 
     script.element(Inet, "bridges", format!("\"{bridge}\""));
@@ -470,6 +482,16 @@ fn policy_rules(script: &mut Script, policy: &Policy) {
     script.rule(Inet, &to, "ct status dnat jump published");
     script.rule(Inet, &to, format!("iifname @bridges {REJECT}"));
     script.rule(Inet, &to, "drop");
+    // An ICMP error is related to the connection it quotes, whoever sends it: it passes
+    // only from one of that connection's ends (its client, or the server that answered).
+    script.rule(
+        Inet,
+        "isolation",
+        format!(
+            "iifname \"{bridge}\" ct state related ip saddr . ct original ip saddr != @members \
+             ip saddr . ct reply ip saddr != @members drop"
+        ),
+    );
     if flows {
         let gateway = policy.gateway;
         script.rule(
@@ -490,12 +512,23 @@ fn policy_rules(script: &mut Script, policy: &Policy) {
     }
 
     for member in &policy.members {
+        script.element(Inet, "members", format!("{0} . {0}", member.address));
         script.element(Bridge, &ports, format!("\"{}\"", member.port));
         script.element(Bridge, &sources, format!("\"{}\" . {}", member.port, member.address));
+        let mac = mac_text(container_mac(member.address));
+        script.element(Bridge, &macs, format!("\"{}\" . {mac}", member.port));
     }
     // Only IPv4 and ARP enter from a container: a VLAN tag (even 0, which the kernel strips
     // later) or IPv6 would pass the address checks below unseen.
     script.rule(Bridge, "prerouting", format!("iifname @{ports} ether type != {{ ip, arp }} drop"));
+    // A frame from another MAC address would teach the bridge that it is behind this port;
+    // this chain runs before the bridge learns.
+    script.rule(Bridge, "prerouting", format!("iifname @{ports} iifname . ether saddr != @{macs} drop"));
+    script.rule(
+        Bridge,
+        "prerouting",
+        format!("iifname @{ports} ether type arp iifname . arp saddr ether != @{macs} drop"),
+    );
     script.rule(Bridge, "prerouting", format!("iifname @{ports} ether type ip iifname . ip saddr != @{sources} drop"));
     script.rule(
         Bridge,

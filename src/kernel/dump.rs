@@ -7,7 +7,10 @@ use ipnet::Ipv4Net;
 use rtnetlink::Handle;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use rtnetlink::packet_route::link::{
+    InfoBridgePort, InfoKind, InfoPortData, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use rtnetlink::packet_route::neighbour::{NeighbourAttribute, NeighbourMessage, NeighbourState};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType};
 
 /// One interface as the kernel reports it.
@@ -23,6 +26,11 @@ pub struct Interface {
     pub controller: Option<u32>,
     /// For a veth end, the index of its peer (in the peer's namespace).
     pub peer: Option<u32>,
+    pub mac: Option<[u8; 6]>,
+    /// For a bridge port, whether the bridge learns MAC addresses from it and floods it
+    /// frames for unknown ones.
+    pub learning: bool,
+    pub unicast_flood: bool,
 }
 
 /// An IPv4 route of the main table.
@@ -40,6 +48,9 @@ pub struct Snapshot {
     /// IPv4 addresses with their prefix, by interface index.
     pub addresses: Vec<(u32, Ipv4Net)>,
     pub routes: Vec<RouteEntry>,
+    /// The static entries of its bridges' forwarding databases (see [`static_forwarding`]);
+    /// read for the host namespace only.
+    pub forwarding: Vec<(u32, [u8; 6])>,
 }
 
 impl Snapshot {
@@ -96,7 +107,30 @@ pub async fn snapshot(handle: &Handle) -> Result<Snapshot, rtnetlink::Error> {
         .try_filter_map(|message| async move { Ok(route(&message)) })
         .try_collect::<Vec<_>>()
         .await?;
-    Ok(Snapshot { interfaces, addresses, routes })
+    Ok(Snapshot { interfaces, addresses, routes, forwarding: Vec::new() })
+}
+
+/// The static entries of the bridges' forwarding databases: (port index, MAC address).
+pub async fn static_forwarding(handle: &Handle) -> Result<Vec<(u32, [u8; 6])>, rtnetlink::Error> {
+    handle
+        .neighbours()
+        .get()
+        .set_address_family(AddressFamily::Bridge)
+        .execute()
+        .try_filter_map(|message| async move { Ok(static_entry(&message)) })
+        .try_collect()
+        .await
+}
+
+/// The bridge marks its own entries with the bridge's index (`NDA_MASTER`); static ones
+/// are `NUD_NOARP` (learned ones are reachable or stale, the ports' own permanent).
+fn static_entry(message: &NeighbourMessage) -> Option<(u32, [u8; 6])> {
+    let held = message.attributes.iter().any(|attribute| matches!(attribute, NeighbourAttribute::Controller(_)));
+    let mac = message.attributes.iter().find_map(|attribute| match attribute {
+        NeighbourAttribute::LinkLayerAddress(mac) => mac.as_slice().try_into().ok(),
+        _ => None,
+    })?;
+    (held && message.header.state == NeighbourState::Noarp).then_some((message.header.ifindex, mac))
 }
 
 fn interface(message: LinkMessage) -> Interface {
@@ -112,8 +146,23 @@ fn interface(message: LinkMessage) -> Interface {
             LinkAttribute::Group(group) => interface.group = group,
             LinkAttribute::Controller(index) => interface.controller = Some(index),
             LinkAttribute::Link(index) => interface.peer = Some(index),
+            LinkAttribute::Address(mac) => interface.mac = mac.try_into().ok(),
             LinkAttribute::LinkInfo(infos) => {
-                interface.bridge = infos.iter().any(|info| matches!(info, LinkInfo::Kind(InfoKind::Bridge)));
+                for info in infos {
+                    match info {
+                        LinkInfo::Kind(InfoKind::Bridge) => interface.bridge = true,
+                        LinkInfo::PortData(InfoPortData::BridgePort(settings)) => {
+                            for setting in settings {
+                                match setting {
+                                    InfoBridgePort::Learning(on) => interface.learning = on,
+                                    InfoBridgePort::UnicastFlood(on) => interface.unicast_flood = on,
+                                    _ => {}
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
             }
             _ => {}
         }

@@ -11,10 +11,13 @@ use std::sync::Arc;
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_core::DefaultNla;
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::link::{
-    AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridgePort, InfoData, InfoKind, InfoPortData,
+    InfoPortKind, InfoVeth, LinkAttribute, LinkInfo,
 };
+use rtnetlink::packet_route::neighbour::{NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState};
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use sha2::{Digest, Sha256};
 
@@ -22,7 +25,7 @@ use super::error::{KernelError, io_error, is_absent};
 use super::{Connected, Kernel, hosts_file, label, netns, processes, write_whole};
 use crate::names::render_resolv_conf;
 use crate::plan::{Operation, Stranded};
-use crate::state::{Bridge, Hosts, Link, NO_ADDRESS, Namespace, Resource, Route, Scope, bridge_ifname};
+use crate::state::{Bridge, Hosts, Link, NO_ADDRESS, Namespace, Resource, Route, Scope, bridge_ifname, container_mac};
 
 pub struct Executor<'k> {
     pub kernel: &'k Kernel,
@@ -112,12 +115,12 @@ impl Executor<'_> {
                 }
                 let routed = after.subnet_via.is_some();
                 replace_address(&connected.handle, index, before_address, after.address, routed).await?;
-                let message =
-                    LinkUnspec::new_with_index(index).address(container_mac(after.address.addr())).up().build();
+                let mac = container_mac(after.address.addr()).to_vec();
+                let message = LinkUnspec::new_with_index(index).address(mac).up().build();
                 connected.handle.link().set(message).execute().await.map_err(io_error)?;
                 // A route on link needs its interface up.
                 route_subnet(&connected.handle, index, after).await?;
-                self.label_link(after).await
+                self.label_link(after, Some(before.address)).await
             }
             (Resource::Route(_), Resource::Route(route)) => self.set_route(route).await,
             (Resource::Hosts(_), Resource::Hosts(hosts)) => self.write_hosts(hosts),
@@ -216,7 +219,7 @@ impl Executor<'_> {
         // The peer is made directly inside the container's namespace. Neither end can be
         // set up in this message: the peer is not ready yet.
         let peer = LinkUnspec::new_with_name(&link.ifname)
-            .address(container_mac(link.address.addr()))
+            .address(container_mac(link.address.addr()).to_vec())
             .setns_by_fd(std::os::fd::AsRawFd::as_raw_fd(&connected.file));
         let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(link.host_ifname.clone())
@@ -230,10 +233,48 @@ impl Executor<'_> {
         set_up(&connected.handle, index).await?;
         route_subnet(&connected.handle, index, link).await?;
         no_ipv6_addresses(host, &link.host_ifname).await?;
-        self.label_link(link).await
+        self.label_link(link, None).await
     }
 
-    async fn label_link(&self, link: &Link) -> Outcome {
+    /// Makes the bridge send the container's MAC address only to its port, whatever frames
+    /// other ports send: the bridge learns nothing from the port and floods it no frame
+    /// for an unknown address, and the address is a static entry on the port (moved there
+    /// from a port that held it before; the entry of the address the link had `before` is
+    /// removed). The firewall drops frames from any other address.
+    async fn lock_port(&self, link: &Link, before: Option<Ipv4Net>) -> Outcome {
+        let host = &self.kernel.host;
+        let settings = vec![InfoBridgePort::Learning(false), InfoBridgePort::UnicastFlood(false)];
+        let port = LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(settings)),
+        ]);
+        let message = LinkUnspec::new_with_name(&link.host_ifname).append_extra_attribute(port).build();
+        // A port's settings go in `RTM_NEWLINK`: `RTM_SETLINK` ignores them.
+        host.link().set_port(message).execute().await.map_err(io_error)?;
+        let index = index_of(host, &link.host_ifname).await?;
+        let mac = container_mac(link.address.addr());
+        let mut entry = host.neighbours().add_bridge(index, &mac).state(NeighbourState::Noarp).replace();
+        entry.message_mut().header.flags = NeighbourFlags::Controller;
+        entry.execute().await.map_err(io_error)?;
+        // The entry of the address the container had before, if it changed.
+        if let Some(before) = before.filter(|before| before.addr() != link.address.addr()) {
+            let mut message = NeighbourMessage::default();
+            message.header.family = AddressFamily::Bridge;
+            message.header.ifindex = index;
+            message.header.flags = NeighbourFlags::Controller;
+            message.attributes.push(NeighbourAttribute::LinkLayerAddress(container_mac(before.addr()).to_vec()));
+            match host.neighbours().del(message).execute().await.map_err(io_error) {
+                Err(error) if !is_absent(&error) => return Err(error),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Locks the link's port to the container's MAC address (see `lock_port`), labels it
+    /// and sets it up.
+    async fn label_link(&self, link: &Link, before: Option<Ipv4Net>) -> Outcome {
+        self.lock_port(link, before).await?;
         let label = label::link_label(&self.scope.stack, &link.container, &link.network);
         let message = LinkUnspec::new_with_name(&link.host_ifname).alias(label).up().build();
         self.kernel.host.link().set(message).execute().await.map_err(io_error)
@@ -415,15 +456,6 @@ async fn replace_address(handle: &Handle, index: u32, before: Ipv4Net, after: Ip
 /// A virtual address as the bridge holds it: alone, so it brings no route of its own.
 fn single(address: Ipv4Addr) -> Ipv4Net {
     Ipv4Net::new(address, 32).expect("a /32 is a valid prefix")
-}
-
-/// The MAC address of a container interface, derived from its IPv4 address as Docker
-/// does: neighbours that cached an address keep a valid entry when the container is
-/// disconnected and connected again, or replaced by one that takes its address. A new
-/// random MAC address would leave them sending to the old one for seconds.
-fn container_mac(address: Ipv4Addr) -> Vec<u8> {
-    let [a, b, c, d] = address.octets();
-    vec![0x02, 0x5c, a, b, c, d]
 }
 
 /// A locally administered unicast MAC address derived from the interface name.

@@ -255,8 +255,12 @@ impl Kernel {
     fn observe_interfaces(&self, scope: &Scope) -> Result<Observation, KernelError> {
         let host = self
             .runtime
-            .block_on(dump::snapshot(&self.host))
-            .map_err(|error| KernelError::new("read", "the host namespace", io_error(error)))?;
+            .block_on(async {
+                let mut host = dump::snapshot(&self.host).await?;
+                host.forwarding = dump::static_forwarding(&self.host).await?;
+                Ok(host)
+            })
+            .map_err(|error: rtnetlink::Error| KernelError::new("read", "the host namespace", io_error(error)))?;
         Kernel::observe_namespaces(&self.runtime, &self.places, &self.host_namespace, scope, &host)
     }
 

@@ -14,6 +14,7 @@ use crate::names::Served;
 use crate::plan::{AdoptedPath, Process};
 use crate::state::{
     Bridge, HostFacts, Hosts, KernelState, Key, Link, NO_ADDRESS, Namespace, NamespaceName, Resource, Route, Scope,
+    container_mac,
 };
 
 /// What was read from one of the stack's namespaces.
@@ -148,7 +149,9 @@ pub fn read(
             ifname,
             host_ifname: host_end.name.clone(),
             address,
-            attached: host_end.controller.is_some() && host_end.controller == bridges.get(network.as_str()).copied(),
+            attached: host_end.controller.is_some()
+                && host_end.controller == bridges.get(network.as_str()).copied()
+                && locked(host, host_end, peer.map(|(_, peer)| peer), address),
             up: host_end.up && peer.is_some_and(|(_, peer)| peer.up),
             subnet_via,
         }));
@@ -170,6 +173,18 @@ pub fn read(
         foreign,
         ..Observation::default()
     }
+}
+
+/// Whether a container's port is locked to the container's MAC address: the container's
+/// end carries it, the bridge holds it as a static entry on the port, learns nothing from
+/// the port and floods it no frame for an unknown address. Anything less is a port to
+/// lock again.
+fn locked(host: &Snapshot, host_end: &Interface, peer: Option<&Interface>, address: Ipv4Net) -> bool {
+    let mac = container_mac(address.addr());
+    peer.is_some_and(|peer| peer.mac == Some(mac))
+        && !host_end.learning
+        && !host_end.unicast_flood
+        && host.forwarding.contains(&(host_end.index, mac))
 }
 
 /// The namespace itself, its default route and its names.

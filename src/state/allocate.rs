@@ -42,6 +42,21 @@ pub fn veth_ifname(stack: &str, container: &str, network: &str) -> String {
     derived_ifname("stv", &[stack, container, network])
 }
 
+/// The MAC address of a container's interface, derived from its IPv4 address as Docker
+/// does (locally administered, unicast): neighbours that cached an address keep a valid
+/// entry when the container is connected again, or replaced by one that takes its
+/// address, and the firewall and the bridge know which MAC address each port may send
+/// from without reading it back.
+pub fn container_mac(address: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = address.octets();
+    [0x02, 0x5c, a, b, c, d]
+}
+
+/// A MAC address as nft and `ip` write it.
+pub fn mac_text(mac: [u8; 6]) -> String {
+    mac.map(|byte| format!("{byte:02x}")).join(":")
+}
+
 /// The prefix of an automatic subnet that holds `members` containers and the gateway.
 pub fn auto_prefix(members: usize) -> u8 {
     let needed = members as u64 + 3; // network, broadcast and gateway addresses

@@ -260,7 +260,8 @@ pub struct Link {
     /// The name of the end on the bridge, in the host.
     pub host_ifname: String,
     pub address: Ipv4Net,
-    /// Whether the host end is a port of the network's bridge.
+    /// Whether the host end is a port of the network's bridge, locked to the container's
+    /// MAC address: the bridge learns nothing from it and holds that address there.
     pub attached: bool,
     pub up: bool,
     /// On a network with `isolation: flows`, the gateway through which the container
