@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::output::Style;
-use super::stackfile::{Findings, load_stack};
+use super::stackfile::{Findings, load_stack, report_in_file};
 use super::{Exit, ShowFormat};
 use crate::kernel::{
     ApplyLock, HostNamespace, Kernel, KernelError, Observation, Places, SwapWait, enter, has_privileges, left_for_host,
@@ -24,9 +24,10 @@ use crate::model::{Attachment, Stack};
 use crate::plan::{
     Fate, Listening, Marks, Operation, Plan, Readiness, SAVED_PLAN_VERSION, SavedPlan, Start, Stranded, Swap, Unready,
     Waiting, collisions, dead_namespaces, drift, plan as plan_operations, record_after, record_after_failure,
-    render_drift, render_operations, render_text,
+    render_drift, render_operations, render_text, subnet_clashes,
 };
 use crate::show::{Topology, render_table};
+use crate::spec::{SourceFile, load};
 use crate::state::{Desired, KernelState, NamespaceName, Resource, Scope, fingerprint, lower};
 
 /// What the live commands share: which namespace plays the host, and how output looks.
@@ -175,6 +176,16 @@ impl Live {
         .map_err(fail)
     }
 
+    /// The lock that one apply at a time on the host holds while it picks and makes subnets.
+    fn subnets_lock(&self, places: &Places, timeout: Duration) -> Outcome<ApplyLock> {
+        let path = places.subnets_lock(&self.host);
+        ApplyLock::acquire(&path, timeout, |pid| {
+            let holder = pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default();
+            eprintln!("waiting for another stack's apply{holder} to make its networks, at most {timeout:?}");
+        })
+        .map_err(fail)
+    }
+
     /// The stack's objects as they are; on a scratch host that does not exist, those it
     /// has beside it (see [`Kernel::observe_absent`]).
     fn observe(kernel: Option<&Kernel>, scope: &Scope) -> Outcome<Observation> {
@@ -206,13 +217,24 @@ impl Live {
 
     /// Observes the kernel and plans the changes that make it match `stack`; `fate` says
     /// what happens to the processes in the namespaces the plan deletes.
-    fn plan(&self, kernel: Option<&Kernel>, stack: &Stack, scope: &Scope, fate: Fate) -> Outcome<(Observation, Plan)> {
+    fn plan(
+        &self,
+        kernel: Option<&Kernel>,
+        (file, stack): (&SourceFile, &Stack),
+        scope: &Scope,
+        fate: Fate,
+    ) -> Outcome<(Observation, Plan)> {
         let observation = Live::observe(kernel, scope)?;
         refuse_dead_namespaces(scope, &observation)?;
         if !stack.networks.is_empty() {
             warn_of_dropping_chains(&observation.dropping_forward_chains);
         }
-        let desired = lower(stack, &observation.state, &observation.host).map_err(fail)?;
+        let desired = lower(stack, &observation.state, &observation.host).map_err(|error| {
+            match load(file).ok().and_then(|spec| error.diagnostic(&spec)) {
+                Some(diagnostic) => report_in_file(file, diagnostic, self.style),
+                None => fail(error),
+            }
+        })?;
         let mut plan = plan_operations(&desired, &observation.state);
         refuse_collisions(&plan, &observation)?;
         plan.stranded = Stranded::of(&plan, &observation.processes, fate);
@@ -239,12 +261,12 @@ impl Live {
 
     pub fn plan_command(&self, file: &Path, detailed_exitcode: bool, out: Option<&Path>) -> Exit {
         let run = || -> Outcome<Exit> {
-            let (_, stack) = load_stack(file, Findings::All, self.style)?;
+            let (source, stack) = load_stack(file, Findings::All, self.style)?;
             privileged()?;
             let kernel = self.open()?;
             let scope = self.scope(&stack);
             self.refuse_leftovers(kernel.as_ref(), &scope, file)?;
-            let (observation, plan) = self.plan(kernel.as_ref(), &stack, &scope, Fate::LeftRunning)?;
+            let (observation, plan) = self.plan(kernel.as_ref(), (&source, &stack), &scope, Fate::LeftRunning)?;
             self.print_plan(kernel.as_ref(), &scope, &observation.state, &plan);
             let changes = !plan.is_empty();
             if let Some(out) = out {
@@ -286,12 +308,12 @@ impl Live {
             if let Some(saved) = saved {
                 return self.apply_saved(saved, consent, verify, lock_timeout, swap, fate);
             }
-            let (_, stack) = load_stack(file, Findings::All, self.style)?;
+            let (source, stack) = load_stack(file, Findings::All, self.style)?;
             privileged()?;
             let kernel = self.open()?;
             let scope = self.scope(&stack);
             self.refuse_leftovers(kernel.as_ref(), &scope, file)?;
-            let (observation, plan) = self.plan(kernel.as_ref(), &stack, &scope, fate)?;
+            let (observation, plan) = self.plan(kernel.as_ref(), (&source, &stack), &scope, fate)?;
             self.print_plan(kernel.as_ref(), &scope, &observation.state, &plan);
             let proposal = Proposal { file, scope, observation, plan, verb: Verb::Apply };
             let kernel = self.agree_and_apply(kernel, proposal, consent, lock_timeout, swap)?;
@@ -457,6 +479,12 @@ impl Live {
             None => Kernel::open_or_create(&self.host, Places::system()).map_err(kernel_error)?,
         };
         let _lock = self.lock(kernel.places(), &scope.stack, lock_timeout)?;
+        // Every stack's apply on this host checks its new subnets against the others' and
+        // makes its bridges one at a time: from here until its bridges are made.
+        let subnets_lock = match verb {
+            Verb::Apply => Some(self.subnets_lock(kernel.places(), lock_timeout)?),
+            Verb::Destroy => None,
+        };
         let now = kernel.observe(&scope).map_err(kernel_error)?;
         if fingerprint(&now.state) != fingerprint(&observation.state) {
             return Err(fail(format!(
@@ -467,6 +495,7 @@ impl Live {
         }
         if verb == Verb::Apply {
             refuse_dead_namespaces(&scope, &now)?;
+            refuse_subnet_clashes(&plan, &now)?;
         }
         // The processes as they are now: those started since the plan was shown too.
         plan.stranded = Stranded::of(&plan, &now.processes, plan.stranded.fate);
@@ -484,7 +513,10 @@ impl Live {
                 hint(&readiness.container, &readiness.namespace)
             );
         };
+        // A swap's first phase made its bridges: other stacks may take subnets while it waits.
+        let subnets_lock = std::cell::RefCell::new(subnets_lock);
         let keep = |done: &[Operation]| {
+            subnets_lock.borrow_mut().take();
             if let Err(error) = write_record(kernel.places(), &self.host, &scope.stack, &record_after(observed, done)) {
                 eprintln!("warning: cannot keep the apply record of stack `{}`: {error}", scope.stack);
             }
@@ -814,6 +846,19 @@ fn refuse_collisions(plan: &Plan, observation: &Observation) -> Outcome<()> {
         eprintln!("error: {collision}");
     }
     if collisions.is_empty() { Ok(()) } else { Err(Exit::Error) }
+}
+
+/// Refuses a plan whose new subnets another stack took while it was shown: its bridges
+/// would share their routes.
+fn refuse_subnet_clashes(plan: &Plan, now: &Observation) -> Outcome<()> {
+    let clashes = subnet_clashes(plan, &now.host.used_subnets);
+    for clash in &clashes {
+        eprintln!("error: {clash}");
+    }
+    match clashes.is_empty() {
+        true => Ok(()),
+        false => Err(fail("nothing was changed: run `stackctl apply` again to plan other subnets")),
+    }
 }
 
 /// Asks on the terminal (checked to be one before anything was read).

@@ -64,6 +64,15 @@ pub(super) fn load_stack(path: &Path, findings: Findings, style: Style) -> Resul
     }
 }
 
+/// Prints an error found in a valid stack file once the host was read (a declared subnet
+/// that the host uses), as validation prints its own: the command exits 65.
+pub(super) fn report_in_file(file: &SourceFile, diagnostic: Diagnostic, style: Style) -> Exit {
+    let diagnostics = [diagnostic];
+    eprint!("{}", render_diagnostics(file, &diagnostics, style.color_err));
+    eprintln!("{}", tally(&file.name, &diagnostics));
+    Exit::InvalidStack
+}
+
 /// "stack.yaml: 2 errors, 1 warning".
 fn tally(name: &str, diagnostics: &[Diagnostic]) -> String {
     let errors = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();

@@ -89,6 +89,12 @@ impl Places {
         self.state.join(host.tag()).join(format!("{stack}.lock"))
     }
 
+    /// The lock that stacks' applies on a host take to pick and make subnets; `+` is in no
+    /// stack's name.
+    pub fn subnets_lock(&self, host: &HostNamespace) -> PathBuf {
+        self.state.join(host.tag()).join("+subnets.lock")
+    }
+
     /// The hosts file of a container.
     pub fn hosts_file(&self, scope: &Scope, container: &str) -> PathBuf {
         self.etc_netns.join(scope.files_name(container)).join("hosts")

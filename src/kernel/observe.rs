@@ -14,7 +14,7 @@ use crate::names::Served;
 use crate::plan::{AdoptedPath, Process};
 use crate::state::{
     Bridge, HostFacts, Hosts, KernelState, Key, Link, NO_ADDRESS, Namespace, NamespaceName, Resource, Route, Scope,
-    container_mac,
+    SubnetUser, UsedSubnet, container_mac,
 };
 
 /// What was read from one of the stack's namespaces.
@@ -227,22 +227,32 @@ fn read_namespace(
 }
 
 /// The subnets that anything but the stack routes or addresses on the host.
-fn used_subnets(host: &Snapshot, owned: &[Owned]) -> Vec<Ipv4Net> {
+fn used_subnets(host: &Snapshot, owned: &[Owned]) -> Vec<UsedSubnet> {
     let ours: BTreeSet<u32> = owned.iter().map(|owned| owned.interface.index).collect();
-    let mut used: BTreeSet<Ipv4Net> = host
+    // Another stack's bridge says whose it is in its label.
+    let user = |index: Option<u32>| {
+        let Some(index) = index else { return SubnetUser::Route };
+        let interface = host.interfaces.iter().find(|interface| interface.index == index);
+        match interface.and_then(|interface| interface.alias.as_deref()).and_then(label::parse) {
+            Some(label) => SubnetUser::Stack(label.stack),
+            None => SubnetUser::Interface(interface.map_or_else(|| format!("#{index}"), |found| found.name.clone())),
+        }
+    };
+    let routed = host
         .routes
         .iter()
         .filter(|route| route.destination.prefix_len() > 0)
         .filter(|route| !route.interface.is_some_and(|index| ours.contains(&index)))
-        .map(|route| route.destination.trunc())
-        .collect();
-    used.extend(
-        host.addresses
-            .iter()
-            .filter(|(index, address)| !ours.contains(index) && !address.addr().is_loopback())
-            .map(|(_, address)| address.trunc()),
-    );
-    used.into_iter().collect()
+        .map(|route| UsedSubnet { subnet: route.destination.trunc(), user: user(route.interface) });
+    let addressed = host
+        .addresses
+        .iter()
+        .filter(|(index, address)| !ours.contains(index) && !address.addr().is_loopback())
+        .map(|(index, address)| UsedSubnet { subnet: address.trunc(), user: user(Some(*index)) });
+    let mut used: Vec<UsedSubnet> = routed.chain(addressed).collect();
+    used.sort();
+    used.dedup_by(|later, earlier| later.subnet == earlier.subnet);
+    used
 }
 
 #[cfg(test)]

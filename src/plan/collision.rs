@@ -1,9 +1,12 @@
-//! Names the plan would create that something else on the host already holds.
+//! Names and subnets the plan would take that something else on the host already holds.
 
 use std::collections::BTreeSet;
 
+use ipnet::Ipv4Net;
+
 use super::{Operation, Plan};
-use crate::state::{Key, Resource};
+use crate::model::overlaps;
+use crate::state::{Key, Resource, UsedSubnet};
 
 /// An interface the plan creates whose name a foreign interface holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,5 +40,46 @@ pub fn collisions(plan: &Plan, foreign: &BTreeSet<String>) -> Vec<Collision> {
         })
         .filter(|(_, ifname)| foreign.contains(*ifname))
         .map(|(key, ifname)| Collision { key, ifname: ifname.clone() })
+        .collect()
+}
+
+/// A subnet that the plan gives a network's bridge, which something else on the host uses
+/// by now: another stack applied while the plan was shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetClash {
+    pub network: String,
+    pub subnet: Ipv4Net,
+    pub used: UsedSubnet,
+}
+
+impl std::fmt::Display for SubnetClash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "network `{}` would take subnet {}, which overlaps {} that {} uses now (it changed while the plan was shown)",
+            self.network, self.subnet, self.used.subnet, self.used.user
+        )
+    }
+}
+
+/// The bridges that `plan` addresses (creates, or gives another address) in a subnet that
+/// overlaps one of `used`.
+pub fn subnet_clashes(plan: &Plan, used: &[UsedSubnet]) -> Vec<SubnetClash> {
+    plan.operations
+        .iter()
+        .filter_map(|operation| match operation {
+            Operation::Create { resource: Resource::Bridge(bridge) } => Some(bridge),
+            Operation::Update { before: Resource::Bridge(before), after: Resource::Bridge(after) }
+                if before.address.trunc() != after.address.trunc() =>
+            {
+                Some(after)
+            }
+            _ => None,
+        })
+        .filter_map(|bridge| {
+            let subnet = bridge.address.trunc();
+            let used = used.iter().find(|used| overlaps(&subnet, &used.subnet))?;
+            Some(SubnetClash { network: bridge.network.clone(), subnet, used: used.clone() })
+        })
         .collect()
 }

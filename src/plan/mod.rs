@@ -9,7 +9,7 @@ mod saved;
 mod swap;
 
 pub use adopted::{AdoptedPath, DeadNamespace, dead_namespaces};
-pub use collision::{Collision, collisions};
+pub use collision::{Collision, SubnetClash, collisions, subnet_clashes};
 pub use drift::{Drift, drift, record_after, record_after_failure, render_drift};
 pub use processes::{Fate, Process, Stranded};
 pub use render::{Marks, Summary, render_operations, render_text};

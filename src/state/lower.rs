@@ -19,24 +19,53 @@ use super::{
     Alias, Backend, Bridge, Desired, Flow, Forward, HostPorts, Hosts, KernelState, Key, Link, Member, Namespace,
     Policy, Records, Resource, Route,
 };
+use crate::diagnostic::{Diagnostic, Span};
 use crate::graph::{Grant, StackGraph};
 use crate::model::{
     Attachment, Container, Isolation, PortRange, Protocol, Publication, Stack, Traffic, conflicts, overlaps,
 };
+use crate::spec::StackSpec;
 
 /// What lowering (and `check`) needs to know of the host beyond the stack's own objects.
 #[derive(Debug, Clone, Default)]
 pub struct HostFacts {
     /// Which namespace plays the host: the containers' namespaces are named after it.
     pub host: HostNamespace,
-    /// Subnets routed on the host by anything but this stack; automatic subnets avoid them.
-    pub used_subnets: Vec<Ipv4Net>,
+    /// Subnets routed on the host by anything but this stack, and by what: automatic
+    /// subnets avoid them, and a declared subnet that overlaps one is refused.
+    pub used_subnets: Vec<UsedSubnet>,
     /// The host's ports, when known: random host ports are picked among the free ones.
     /// Unknown (planning without a host), random ports stay to be picked.
     pub local_ports: Option<LocalPorts>,
     /// Every IPv4 address of the host's interfaces, with its prefix, the stack's bridges
     /// included: where `check` probes published ports.
     pub addresses: Vec<Ipv4Net>,
+}
+
+/// A subnet that the host routes through something that is not the stack's.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UsedSubnet {
+    pub subnet: Ipv4Net,
+    pub user: SubnetUser,
+}
+
+/// What routes a used subnet: another stack's bridge, any other interface, or a route
+/// through none (a blackhole, say).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SubnetUser {
+    Stack(String),
+    Interface(String),
+    Route,
+}
+
+impl std::fmt::Display for SubnetUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubnetUser::Stack(stack) => write!(f, "stack `{stack}`"),
+            SubnetUser::Interface(ifname) => write!(f, "interface `{ifname}`"),
+            SubnetUser::Route => write!(f, "a route without an interface"),
+        }
+    }
 }
 
 /// The ports of the host namespace: the range the kernel picks ephemeral ports from, and
@@ -51,12 +80,29 @@ pub struct LocalPorts {
 pub enum LowerError {
     #[error("no free /{prefix} subnet left in {pool} for network `{network}`: declare `subnet:` for it")]
     NoFreeSubnet { network: String, prefix: u8, pool: Ipv4Net },
+    #[error("subnet {subnet} of network `{network}` overlaps {used}, which {user} uses on this host")]
+    SubnetTaken { network: String, subnet: Ipv4Net, used: Ipv4Net, user: SubnetUser },
     #[error("network `{network}` has no free address left in {subnet} for container `{container}`")]
     NoFreeAddress { network: String, subnet: Ipv4Net, container: String },
     #[error(
         "no free host ports left in the ephemeral range {range} for port {ports} of container `{container}`: declare the host port"
     )]
     NoFreePort { container: String, ports: PortRange, range: PortRange },
+}
+
+impl LowerError {
+    /// The error at its place in the stack file, for an error about something written
+    /// there: a declared subnet that the host uses.
+    pub fn diagnostic(&self, spec: &StackSpec) -> Option<Diagnostic> {
+        let LowerError::SubnetTaken { network, used, user, .. } = self else { return None };
+        let (_, written) = spec.networks.0.iter().find(|(name, _)| name.value == *network)?;
+        let subnet = written.subnet.as_ref()?;
+        let diagnostic = Diagnostic::error(Span::of(subnet), self.to_string(), format!("{user} uses {used}"));
+        Some(
+            diagnostic
+                .with_help("declare a subnet that overlaps no other, or leave `subnet:` out to have a free one picked"),
+        )
+    }
 }
 
 /// The kernel state `stack` wants on a host that has `observed` (this stack's objects as
@@ -260,12 +306,20 @@ fn with_prefix(address: Ipv4Addr, subnet: Ipv4Net) -> Ipv4Net {
 /// Each network's subnet and gateway: declared, else kept from the observed bridge, else
 /// the first free one of the pool.
 fn subnets(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<Subnets, LowerError> {
-    let mut taken: Vec<Ipv4Net> = host.used_subnets.clone();
+    let mut taken: Vec<Ipv4Net> = host.used_subnets.iter().map(|used| used.subnet).collect();
     taken.extend(stack.networks.values().filter_map(|network| network.subnet));
     let mut chosen = Subnets::new();
     let mut automatic = Vec::new();
     for network in stack.networks.values() {
         if let Some(subnet) = network.subnet {
+            if let Some(used) = host.used_subnets.iter().find(|used| overlaps(&subnet, &used.subnet)) {
+                return Err(LowerError::SubnetTaken {
+                    network: network.name.clone(),
+                    subnet,
+                    used: used.subnet,
+                    user: used.user.clone(),
+                });
+            }
             chosen.insert(network.name.clone(), (subnet, network.gateway.unwrap_or_else(|| first_host(subnet))));
             continue;
         }

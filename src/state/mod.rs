@@ -9,7 +9,7 @@ mod resource;
 mod scope;
 
 pub use allocate::{AUTO_SUBNET_POOL, bridge_ifname, container_mac, mac_text, veth_ifname};
-pub use lower::{HostFacts, LocalPorts, LowerError, lower};
+pub use lower::{HostFacts, LocalPorts, LowerError, SubnetUser, UsedSubnet, lower};
 pub use resource::{
     Alias, Backend, Bridge, Flow, Forward, HostPorts, Hosts, Key, Kind, Link, Member, NO_ADDRESS, Namespace, Policy,
     Records, Resource, Route, Stray,
