@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::allocate::{AddressPool, auto_prefix, bridge_ifname, free_subnet, veth_ifname};
@@ -25,7 +26,8 @@ use crate::model::{
 };
 
 /// What lowering (and `check`) needs to know of the host beyond the stack's own objects.
-#[derive(Debug, Clone, Default)]
+/// A saved plan keeps them, to be planned again from them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostFacts {
     /// Which namespace plays the host: the containers' namespaces are named after it.
     pub host: HostNamespace,
@@ -41,7 +43,7 @@ pub struct HostFacts {
 
 /// The ports of the host namespace: the range the kernel picks ephemeral ports from, and
 /// the ports that sockets hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalPorts {
     pub ephemeral: PortRange,
     pub busy: BTreeSet<(Protocol, u16)>,
