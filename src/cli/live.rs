@@ -17,14 +17,14 @@ use super::output::Style;
 use super::stackfile::{Findings, load_stack, report_in_file};
 use super::{Exit, ShowFormat};
 use crate::kernel::{
-    ApplyLock, HostNamespace, Kernel, KernelError, Observation, Places, SwapWait, enter, has_privileges, left_for_host,
-    read_record, remove_files, serve_names, write_record,
+    Access, ApplyLock, HostNamespace, Kernel, KernelError, Observation, Places, SwapWait, enter, has_privileges,
+    left_for_host, read_record, remove_files, serve_names, write_file, write_record,
 };
 use crate::model::{Attachment, Stack};
 use crate::plan::{
-    Fate, Listening, Marks, Operation, Plan, Readiness, SAVED_PLAN_VERSION, SavedPlan, Start, Stranded, Swap, Unready,
-    Waiting, collisions, dead_namespaces, drift, plan as plan_operations, record_after, record_after_failure,
-    render_drift, render_operations, render_text, subnet_clashes,
+    Fate, Listening, Marks, Operation, Plan, Readiness, Rederived, Refusal, SAVED_PLAN_VERSION, SavedPlan, Start,
+    Stranded, Swap, Unready, Waiting, collisions, dead_namespaces, drift, plan as plan_operations, record_after,
+    record_after_failure, render_drift, render_operations, render_text, stack_digest, subnet_clashes,
 };
 use crate::show::{Topology, render_table};
 use crate::spec::{SourceFile, load};
@@ -169,8 +169,11 @@ impl Live {
 
     fn lock(&self, places: &Places, stack: &str, timeout: Duration) -> Outcome<ApplyLock> {
         let path = places.lock(&self.host, stack);
-        ApplyLock::acquire(&path, timeout, |pid| {
-            let holder = pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default();
+        places.run_directory(&self.host).map_err(|error| {
+            fail(format!("cannot make stackctl's run directory {}: {error}", places.state.display()))
+        })?;
+        ApplyLock::acquire(&path, timeout, |holder| {
+            let holder = holder.map(|holder| format!(" ({holder})")).unwrap_or_default();
             eprintln!("waiting for another apply of stack `{stack}`{holder} to finish, at most {timeout:?}");
         })
         .map_err(fail)
@@ -270,19 +273,23 @@ impl Live {
             self.print_plan(kernel.as_ref(), &scope, &observation.state, &plan);
             let changes = !plan.is_empty();
             if let Some(out) = out {
+                // Absolute, so that apply reads the same file from any directory.
+                let stack_file = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
                 let saved = SavedPlan {
                     format_version: SAVED_PLAN_VERSION,
-                    stack_file: file.display().to_string(),
+                    stack_file: stack_file.display().to_string(),
+                    stack_digest: stack_digest(&source.text),
                     host_netns: match &self.host {
                         HostNamespace::Current => None,
                         HostNamespace::Named(name) => Some(name.clone()),
                     },
                     scope,
                     fingerprint: fingerprint(&observation.state),
+                    host_facts: observation.host,
                     plan,
                 };
                 let json = serde_json::to_vec_pretty(&saved).expect("a plan serializes");
-                std::fs::write(out, json)
+                write_file(out, &json, Access::RootOnly)
                     .map_err(|error| fail(format!("cannot write plan `{}`: {error}", out.display())))?;
                 println!("Saved the plan to {}; `stackctl apply {}` applies it.", out.display(), out.display());
             }
@@ -325,6 +332,10 @@ impl Live {
         run().unwrap_or_else(|exit| exit)
     }
 
+    /// `apply PLAN`: plans again from the stack file the saved plan names and the host as
+    /// it is, and applies that plan only when it is the saved one. Nothing the file holds
+    /// reaches the kernel: its names are checked first, and then every difference is
+    /// refused, as stale or as tampered with (see [`SavedPlan::judge`]).
     fn apply_saved(
         &self,
         path: &Path,
@@ -336,17 +347,20 @@ impl Live {
     ) -> Outcome<Exit> {
         let text =
             std::fs::read(path).map_err(|error| fail(format!("cannot read plan `{}`: {error}", path.display())))?;
-        let mut saved: SavedPlan = serde_json::from_slice(&text).map_err(|error| {
-            fail(format!("`{}` is not a plan saved by `stackctl plan --out`: {error}", path.display()))
-        })?;
-        if saved.format_version != SAVED_PLAN_VERSION {
+        let version: SavedVersion = serde_json::from_slice(&text).map_err(|error| not_a_plan(path, error))?;
+        if version.format_version != SAVED_PLAN_VERSION {
             return Err(fail(format!(
-                "plan `{}` has format version {}, this stackctl reads version {SAVED_PLAN_VERSION}",
+                "plan `{}` has format version {}, this stackctl reads version {SAVED_PLAN_VERSION}: run `stackctl \
+                 plan --out` again",
                 path.display(),
-                saved.format_version
+                version.format_version
             )));
         }
-        let host = saved.host_netns.clone().map_or(HostNamespace::Current, HostNamespace::Named);
+        let saved: SavedPlan = serde_json::from_slice(&text).map_err(|error| not_a_plan(path, error))?;
+        if let Some(tampering) = saved.misnamed() {
+            return Err(refused(path, &Refusal::Tampered(tampering)));
+        }
+        let host = saved.host();
         if let HostNamespace::Named(this) = &self.host
             && host != self.host
         {
@@ -361,23 +375,31 @@ impl Live {
             )));
         }
         let live = Live { host, style: self.style };
+        let stack_file = Path::new(&saved.stack_file);
+        let (source, stack) = load_stack(stack_file, Findings::ErrorsOnly, self.style)?;
         privileged()?;
         let kernel = live.open()?;
-        live.refuse_leftovers(kernel.as_ref(), &saved.scope, Path::new(&saved.stack_file))?;
-        let observation = Live::observe(kernel.as_ref(), &saved.scope)?;
-        refuse_dead_namespaces(&saved.scope, &observation)?;
-        if fingerprint(&observation.state) != saved.fingerprint {
-            return Err(stale(path));
-        }
-        saved.plan.stranded = Stranded::of(&saved.plan, &observation.processes, fate);
-        print!("{}", render_text(&saved.plan, self.style.color_out));
-        let stack_file = Path::new(&saved.stack_file);
-        let proposal =
-            Proposal { file: stack_file, scope: saved.scope, observation, plan: saved.plan, verb: Verb::Apply };
+        let scope = live.scope(&stack);
+        live.refuse_leftovers(kernel.as_ref(), &scope, stack_file)?;
+        let (observation, plan) = live.plan(kernel.as_ref(), (&source, &stack), &scope, fate)?;
+        let from_saved_facts = lower(&stack, &observation.state, &saved.host_facts)
+            .ok()
+            .map(|desired| plan_operations(&desired, &observation.state));
+        let now = Rederived {
+            stack_digest: &stack_digest(&source.text),
+            scope: &scope,
+            fingerprint: &fingerprint(&observation.state),
+            from_saved_facts: from_saved_facts.as_ref(),
+            from_live_facts: &plan,
+        };
+        saved.judge(&now).map_err(|refusal| refused(path, &refusal))?;
+        print!("{}", render_text(&plan, self.style.color_out));
+        let proposal = Proposal { file: stack_file, scope, observation, plan, verb: Verb::Apply };
         let kernel = live.agree_and_apply(kernel, proposal, consent, lock_timeout, swap)?;
-        let Some(kernel) = kernel.filter(|_| verify) else { return Ok(Exit::Ok) };
-        let (_, stack) = load_stack(stack_file, Findings::ErrorsOnly, self.style)?;
-        Ok(live.verify(&kernel, &stack))
+        Ok(match kernel {
+            Some(kernel) if verify => live.verify(&kernel, &stack),
+            _ => Exit::Ok,
+        })
     }
 
     /// `apply --verify`: the truth table of what was just applied.
@@ -773,11 +795,35 @@ fn listed(paths: &[PathBuf]) -> String {
     paths.iter().map(|path| path.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
-fn stale(path: &Path) -> Exit {
-    fail(format!(
-        "stale plan `{}`: the stack's objects on this host changed since it was made; run `stackctl plan` again",
-        path.display()
-    ))
+/// The format version of a saved plan, read before the rest, whose shape it says.
+#[derive(serde::Deserialize)]
+struct SavedVersion {
+    format_version: u32,
+}
+
+fn not_a_plan(path: &Path, error: serde_json::Error) -> Exit {
+    fail(format!("`{}` is not a plan saved by `stackctl plan --out`: {error}", path.display()))
+}
+
+/// Why a saved plan is not applied, with the exit that says which: stale (plan again) or
+/// tampered with (the file is bad input).
+fn refused(path: &Path, refusal: &Refusal) -> Exit {
+    let path = path.display();
+    match refusal {
+        Refusal::Stale(staleness) => {
+            eprintln!(
+                "error: stale plan `{path}`: {staleness}; nothing was changed: run `stackctl plan --out {path}` again"
+            );
+            Exit::StalePlan
+        }
+        Refusal::Tampered(tampering) => {
+            eprintln!(
+                "error: plan `{path}` was tampered with: {tampering}; nothing was changed: apply the stack file, or \
+                 run `stackctl plan --out` again and review what it saves"
+            );
+            Exit::InvalidInput
+        }
+    }
 }
 
 /// `stackctl resolver`: the host's name server, until it is asked to stop.

@@ -85,7 +85,8 @@ enum Command {
     Apply {
         #[command(flatten)]
         target: HostArgs,
-        /// A plan saved by `stackctl plan --out`, applied only if the host still matches it.
+        /// A plan saved by `stackctl plan --out`, applied only if planning again from its stack
+        /// file and the host gives the same plan (exit 75: stale; 65: tampered with).
         plan: Option<PathBuf>,
         /// Apply without asking; required when standard input is not a terminal.
         #[arg(long, short = 'y')]

@@ -59,7 +59,7 @@ pub(super) fn load_stack(path: &Path, findings: Findings, style: Style) -> Resul
         Some(stack) => Ok((loaded.file, stack)),
         None => {
             eprintln!("{}", tally(&loaded.file.name, &loaded.diagnostics));
-            Err(Exit::InvalidStack)
+            Err(Exit::InvalidInput)
         }
     }
 }
@@ -70,7 +70,7 @@ pub(super) fn report_in_file(file: &SourceFile, diagnostic: Diagnostic, style: S
     let diagnostics = [diagnostic];
     eprint!("{}", render_diagnostics(file, &diagnostics, style.color_err));
     eprintln!("{}", tally(&file.name, &diagnostics));
-    Exit::InvalidStack
+    Exit::InvalidInput
 }
 
 /// "stack.yaml: 2 errors, 1 warning".
@@ -103,7 +103,7 @@ pub fn validate(path: &Path, format: DiagnosticFormat, style: Style) -> Exit {
             println!("{}", json_report(&loaded.file, &loaded.diagnostics, loaded.stack.is_some()));
         }
     }
-    if loaded.stack.is_some() { Exit::Ok } else { Exit::InvalidStack }
+    if loaded.stack.is_some() { Exit::Ok } else { Exit::InvalidInput }
 }
 
 /// `plan --offline`: the plan against an empty `host`, whose name the namespaces carry.
@@ -170,7 +170,7 @@ pub fn suggest(path: &Path, style: Style) -> Exit {
     let Some(draft) = drafted.draft else {
         eprint!("{}", render_diagnostics(&file, &drafted.diagnostics, style.color_err));
         eprintln!("{}", tally(&file.name, &drafted.diagnostics));
-        return Exit::InvalidStack;
+        return Exit::InvalidInput;
     };
     if !drafted.gaps.is_empty() {
         eprintln!(

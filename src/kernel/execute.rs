@@ -22,7 +22,8 @@ use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, Ro
 use sha2::{Digest, Sha256};
 
 use super::error::{KernelError, io_error, is_absent};
-use super::{Connected, Kernel, hosts_file, label, netns, processes, write_whole};
+use super::writing::{Access, Holder, directory, write_file};
+use super::{Connected, Kernel, hosts_file, label, netns, processes};
 use crate::names::render_resolv_conf;
 use crate::plan::{Operation, Stranded};
 use crate::state::{Bridge, Hosts, Link, NO_ADDRESS, Namespace, Resource, Route, Scope, bridge_ifname, container_mac};
@@ -311,11 +312,13 @@ impl Executor<'_> {
     /// publishes the stack's zone.
     fn write_hosts(&self, hosts: &Hosts) -> Outcome {
         let path = self.kernel.places.hosts_file(self.scope, &hosts.container);
-        let directory = path.parent().expect("a hosts file is in a directory");
-        std::fs::create_dir_all(directory)?;
-        write_whole(&path, hosts_file::render(&hosts.container, &hosts.records).as_bytes())?;
+        // The container's programs read both, whoever they run as; only root writes them.
+        directory(&self.kernel.places.etc_netns, Access::Everyone, Holder::Shared)?;
+        directory(path.parent().expect("a hosts file is in a directory"), Access::Everyone, Holder::Stackctl)?;
+        let text = hosts_file::render(&hosts.container, &hosts.records);
+        write_file(&path, text.as_bytes(), Access::Everyone)?;
         let resolv_conf = self.kernel.places.resolv_conf(self.scope, &hosts.container);
-        write_whole(&resolv_conf, render_resolv_conf(&hosts.nameservers).as_bytes())
+        write_file(&resolv_conf, render_resolv_conf(&hosts.nameservers).as_bytes(), Access::Everyone)
     }
 
     /// The connection to a container's namespace: opened while observing or creating it, or

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use super::error::KernelError;
 use super::lock::ApplyLock;
 use super::resolver::{Files, Supervisor};
-use super::{Places, partial, record, write_record};
+use super::writing::partial;
+use super::{Places, record, write_record};
 use crate::state::{KernelState, Scope};
 
 /// Removes every file the stack keeps on its host, the lock's last (`lock` is the stack's,

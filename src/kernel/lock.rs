@@ -7,14 +7,22 @@
 //! whatever the path names now. A waiter that opened the file before it was removed then
 //! never runs beside one that opened the file made after: the remover unlinks the file
 //! while it holds the lock, so by the time the old file is free, its path no longer names it.
+//!
+//! Only root takes the lock: the file is root's, readable by root only (0600), in a
+//! directory only root enters (0700), opened without following a symbolic link, and
+//! refused when another user owns it. Whoever could open it could hold it, and stop
+//! every apply. Who holds it is read from the kernel's table of locks (`/proc/locks`), not
+//! from the file, which a holder that ended would leave naming a pid long gone.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::{File, TryLockError};
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
+
+use super::writing::{Access, Holder as DirectoryHolder, directory, lock_file};
 
 /// Held until dropped; the kernel releases it when the process ends, however it ends.
 #[derive(Debug)]
@@ -23,22 +31,43 @@ pub struct ApplyLock {
     path: PathBuf,
 }
 
+/// The process that holds a lock, as the kernel's table of locks names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    pub pid: u32,
+    /// Its command name (`/proc/PID/comm`), when it can be read.
+    pub command: Option<String>,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.command {
+            Some(command) => write!(f, "pid {} ({command})", self.pid),
+            None => write!(f, "pid {}", self.pid),
+        }
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum LockError {
-    #[error("another apply of this stack still holds the lock {} after {waited:?}{}", path.display(), holder(*pid))]
-    Timeout { path: PathBuf, waited: Duration, pid: Option<u32> },
+    #[error("another apply of this stack still holds the lock {} after {waited:?}{}", path.display(), held_by(holder))]
+    Timeout { path: PathBuf, waited: Duration, holder: Option<LockHolder> },
     #[error("cannot take the lock {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
 }
 
-fn holder(pid: Option<u32>) -> String {
-    pid.map(|pid| format!(" (held by pid {pid})")).unwrap_or_default()
+fn held_by(holder: &Option<LockHolder>) -> String {
+    holder.as_ref().map(|holder| format!(" (held by {holder})")).unwrap_or_default()
 }
 
 impl ApplyLock {
     /// Takes the lock at `path`, waiting up to `timeout`; `waiting` is called once, with
-    /// the holder's pid, if the lock is busy.
-    pub fn acquire(path: &Path, timeout: Duration, waiting: impl FnOnce(Option<u32>)) -> Result<ApplyLock, LockError> {
+    /// the holder, if the lock is busy.
+    pub fn acquire(
+        path: &Path,
+        timeout: Duration,
+        waiting: impl FnOnce(Option<&LockHolder>),
+    ) -> Result<ApplyLock, LockError> {
         let io_error = |source| LockError::Io { path: path.to_owned(), source };
         let start = Instant::now();
         let mut waiting = Some(waiting);
@@ -50,23 +79,18 @@ impl ApplyLock {
                 // names another file now, whose lock is the one to take.
                 Ok(()) => file = open(path).map_err(io_error)?,
                 Err(TryLockError::WouldBlock) => {
-                    let pid = holder_pid(&mut file);
+                    let holder = holder(&file);
                     if let Some(waiting) = waiting.take() {
-                        waiting(pid);
+                        waiting(holder.as_ref());
                     }
                     if start.elapsed() >= timeout {
-                        return Err(LockError::Timeout { path: path.to_owned(), waited: timeout, pid });
+                        return Err(LockError::Timeout { path: path.to_owned(), waited: timeout, holder });
                     }
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(TryLockError::Error(error)) => return Err(io_error(error)),
             }
         }
-        // The holder's pid, for the message of whoever waits next.
-        file.set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| write!(file, "{}", std::process::id()))
-            .map_err(io_error)?;
         Ok(ApplyLock { _file: file, path: path.to_owned() })
     }
 
@@ -81,20 +105,13 @@ impl ApplyLock {
     }
 }
 
-/// Opens (or creates, readable by root only, never through a symbolic link) the file at
-/// `path`, and its directory first: the last destroy on a host removes both.
+/// Opens (or creates) the file at `path`, and its directory first: the last destroy on a
+/// host removes both.
 fn open(path: &Path) -> io::Result<File> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+        directory(parent, Access::RootOnly, DirectoryHolder::Stackctl)?;
     }
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
+    lock_file(path, Access::RootOnly)
 }
 
 /// Whether `path` still names `file`.
@@ -107,11 +124,31 @@ fn names(path: &Path, file: &File) -> io::Result<bool> {
     }
 }
 
-fn holder_pid(file: &mut File) -> Option<u32> {
-    let mut text = String::new();
-    file.rewind().ok()?;
-    file.read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
+/// The process that holds the `flock` on `file`, from the kernel's table of locks.
+fn holder(file: &File) -> Option<LockHolder> {
+    let metadata = file.metadata().ok()?;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let device = (nix::sys::stat::major(metadata.dev()), nix::sys::stat::minor(metadata.dev()));
+    let pid = flock_holder(&locks, device, metadata.ino())?;
+    let command = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|command| command.trim().to_owned());
+    Some(LockHolder { pid, command })
+}
+
+/// The pid that holds a `flock` on the file (`device` as major and minor, and `inode`),
+/// from the text of `/proc/locks`: lines such as `3: FLOCK  ADVISORY  WRITE 4242 00:1a:1234
+/// 0 EOF`, where the device is in hexadecimal; a line of a process that waits for the
+/// lock has `->` after its number. A pid of 0 is one outside this `/proc`'s pid namespace.
+fn flock_holder(locks: &str, device: (u64, u64), inode: u64) -> Option<u32> {
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [_, "FLOCK", _, _, pid, file, ..] = fields.as_slice() else { return None };
+        let mut parts = file.split(':');
+        let major = u64::from_str_radix(parts.next()?, 16).ok()?;
+        let minor = u64::from_str_radix(parts.next()?, 16).ok()?;
+        let held = parts.next()?.parse::<u64>().ok()?;
+        let pid = pid.parse::<u32>().ok().filter(|pid| *pid != 0)?;
+        ((major, minor) == device && held == inode).then_some(pid)
+    })
 }
 
 #[cfg(test)]
@@ -119,6 +156,38 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn the_holder_is_the_process_the_table_of_locks_names_for_the_file() {
+        let locks = "1: POSIX  ADVISORY  WRITE 10 00:1a:99 0 EOF\n\
+                     2: FLOCK  ADVISORY  WRITE 4242 00:2b:1234 0 EOF\n\
+                     2: -> FLOCK  ADVISORY  WRITE 4343 00:2b:1234 0 EOF\n\
+                     3: FLOCK  ADVISORY  WRITE 77 00:2b:12345 0 EOF\n\
+                     4: FLOCK  ADVISORY  WRITE 88 fd:01:1234 0 EOF\n";
+        assert_eq!(flock_holder(locks, (0, 0x2b), 1234), Some(4242));
+        assert_eq!(flock_holder(locks, (0, 0x2b), 12345), Some(77));
+        assert_eq!(flock_holder(locks, (0xfd, 1), 1234), Some(88));
+        assert_eq!(flock_holder(locks, (0, 0x1a), 99), None, "a POSIX lock is no flock");
+        assert_eq!(flock_holder(locks, (0, 0x2b), 1), None);
+    }
+
+    /// The real holder is named, whatever its lock file holds.
+    #[test]
+    fn a_busy_lock_names_the_process_that_holds_it() {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let path = directory.path().join("host").join("shop.lock");
+        let held = ApplyLock::acquire(&path, Duration::from_secs(1), |_| {}).expect("take it");
+        std::fs::write(&path, "999999").expect("a stale pid in the file");
+        let mut told = None;
+        let error = ApplyLock::acquire(&path, Duration::from_millis(100), |holder| told = holder.cloned())
+            .expect_err("the lock is held");
+        let LockError::Timeout { holder, .. } = &error else { panic!("{error}") };
+        let pid = std::process::id();
+        assert_eq!(holder.as_ref().map(|holder| holder.pid), Some(pid));
+        assert_eq!(told.map(|holder| holder.pid), Some(pid));
+        assert!(error.to_string().contains(&format!("(held by pid {pid} (")), "{error}");
+        drop(held);
+    }
 
     /// Two waiters, one on the file the holder removes and one on the file made after it,
     /// never hold the lock at once.

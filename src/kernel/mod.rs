@@ -23,16 +23,18 @@ mod record;
 mod resolver;
 mod sockets;
 mod swap;
+mod writing;
 
 pub use enter::enter;
 pub use error::KernelError;
 pub use files::{left_for_host, remove_files};
-pub use lock::{ApplyLock, LockError};
+pub use lock::{ApplyLock, LockError, LockHolder};
 pub use observe::Observation;
 pub use privilege::has_privileges;
 pub use record::{read_record, write_record};
 pub use resolver::serve as serve_names;
 pub use swap::Drained;
+pub use writing::{Access, write_file};
 
 pub use crate::state::HostNamespace;
 
@@ -82,6 +84,16 @@ impl Places {
             NamespaceName::Created(name) => self.netns.join(name),
             NamespaceName::Adopted(path) => PathBuf::from(path),
         }
+    }
+
+    /// stackctl's run directory for `host` (`/run/stackctl/HOST`), made (or made again)
+    /// root's alone, and stackctl's with it: the host's locks, records and name server's
+    /// files live in it.
+    pub fn run_directory(&self, host: &HostNamespace) -> std::io::Result<PathBuf> {
+        writing::directory(&self.state, Access::RootOnly, writing::Holder::Stackctl)?;
+        let path = self.state.join(host.tag());
+        writing::directory(&path, Access::RootOnly, writing::Holder::Stackctl)?;
+        Ok(path)
     }
 
     /// The apply lock of a stack on a host.
@@ -625,20 +637,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, KernelError> {
 /// How errors name a named host namespace.
 fn host_object(name: &str, path: &std::path::Path) -> String {
     format!("host namespace `{name}` ({})", path.display())
-}
-
-/// Writes `bytes` aside and renames them over `path`, so that a reader never sees half a
-/// file.
-fn write_whole(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let partial = partial(path);
-    std::fs::write(&partial, bytes)?;
-    std::fs::rename(&partial, path)
-}
-
-/// Where [`write_whole`] writes a file before it renames it over `path`.
-fn partial(path: &std::path::Path) -> PathBuf {
-    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.partial"))
 }
 
 /// The plan cut into stages: runs of operations of one kind and one action, and the run

@@ -19,6 +19,7 @@ use rtnetlink::{Handle, LinkUnspec};
 use tokio::runtime::Handle as Runtime;
 
 use super::error::io_error;
+use super::writing::{Access, Holder, directory, new_file};
 use crate::plan::AdoptedPath;
 use crate::state::{NamespaceName, Scope};
 
@@ -174,10 +175,11 @@ pub async fn create(path: &Path, runtime: &Runtime) -> io::Result<(File, Handle)
     let runtime = runtime.clone();
     on_own_thread(move || {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+            directory(parent, Access::Everyone, Holder::Shared)?;
             share(parent)?;
         }
-        match File::create_new(&path) {
+        // Only a mount point: what shows at the path once mounted is the namespace's.
+        match new_file(&path, Access::RootOnly) {
             Ok(_) => {}
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists && open(&path).is_err() => {}
             Err(error) => return Err(error),

@@ -5,6 +5,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use super::writing::{Access, partial, write_file};
 use super::{HostNamespace, Places};
 use crate::state::KernelState;
 
@@ -24,9 +25,9 @@ pub fn read_record(places: &Places, host: &HostNamespace, stack: &str) -> Option
 pub fn write_record(places: &Places, host: &HostNamespace, stack: &str, state: &KernelState) -> io::Result<()> {
     let path = path(places, host, stack);
     if state.is_empty() {
-        super::files::remove_file(&super::partial(&path))?;
+        super::files::remove_file(&partial(&path))?;
         return super::files::remove_file(&path);
     }
-    std::fs::create_dir_all(path.parent().expect("the record is in a directory"))?;
-    super::write_whole(&path, &serde_json::to_vec(state).map_err(io::Error::other)?)
+    places.run_directory(host)?;
+    write_file(&path, &serde_json::to_vec(state).map_err(io::Error::other)?, Access::RootOnly)
 }

@@ -13,7 +13,7 @@ pub use collision::{Collision, SubnetClash, collisions, subnet_clashes};
 pub use drift::{Drift, drift, record_after, record_after_failure, render_drift};
 pub use processes::{Fate, Process, Stranded};
 pub use render::{Marks, Summary, render_operations, render_text};
-pub use saved::{SAVED_PLAN_VERSION, SavedPlan};
+pub use saved::{Rederived, Refusal, SAVED_PLAN_VERSION, SavedPlan, Staleness, Tampering, stack_digest};
 pub use swap::{Break, BreakReason, Leaving, Listening, Move, Readiness, Start, Swap, Unready, Waiting};
 
 use std::collections::{BTreeSet, HashMap};

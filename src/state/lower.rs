@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::allocate::{AddressPool, auto_prefix, bridge_ifname, free_subnet, veth_ifname};
@@ -27,7 +28,8 @@ use crate::model::{
 use crate::spec::StackSpec;
 
 /// What lowering (and `check`) needs to know of the host beyond the stack's own objects.
-#[derive(Debug, Clone, Default)]
+/// A saved plan keeps them, to be planned again from them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostFacts {
     /// Which namespace plays the host: the containers' namespaces are named after it.
     pub host: HostNamespace,
@@ -43,7 +45,7 @@ pub struct HostFacts {
 }
 
 /// A subnet that the host routes through something that is not the stack's.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct UsedSubnet {
     pub subnet: Ipv4Net,
     pub user: SubnetUser,
@@ -51,7 +53,7 @@ pub struct UsedSubnet {
 
 /// What routes a used subnet: another stack's bridge, any other interface, or a route
 /// through none (a blackhole, say).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum SubnetUser {
     Stack(String),
     Interface(String),
@@ -70,7 +72,7 @@ impl std::fmt::Display for SubnetUser {
 
 /// The ports of the host namespace: the range the kernel picks ephemeral ports from, and
 /// the ports that sockets hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalPorts {
     pub ephemeral: PortRange,
     pub busy: BTreeSet<(Protocol, u16)>,

@@ -1,7 +1,8 @@
 //! A sandbox for tests and benchmarks that touch the kernel: a new network and mount
 //! namespace, with private tmpfs over `/run` (so `/run/netns` and stackctl's lock and
-//! record files) and a copy-on-write overlay over `/etc` (so `/etc/netns`). Everything a
-//! test creates lives and dies in it; the machine's own network is never touched.
+//! record files) and a copy-on-write overlay over `/etc` (so `/etc/netns`, which starts
+//! empty there whatever the machine's holds). Everything a test creates lives and dies in
+//! it; the machine's own network is never touched.
 //!
 //! A test that looks at processes (by `/proc/PID`, as stackctl does to find those inside a
 //! container's namespace) takes a sandbox with a pid namespace of its own too
@@ -43,7 +44,8 @@ set -e
 mount -t tmpfs stackctl-sandbox-run /run
 mkdir -p /run/netns /run/.etc/upper /run/.etc/work
 mount -t overlay stackctl-sandbox-etc -o lowerdir=/etc,upperdir=/run/.etc/upper,workdir=/run/.etc/work /etc
-mkdir -p /etc/netns
+rm -rf /etc/netns
+mkdir /etc/netns
 ip link set lo up
 echo ready
 exec sleep infinity

@@ -7,7 +7,7 @@
 //! zone has, and leaves every other socket alone, so that no query in flight is lost.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
@@ -23,6 +23,7 @@ use tokio::sync::{Mutex, Notify};
 use super::control::{Reply, Request, Status};
 use super::listen::{Listening, Shared, listen_on};
 use super::{Files, version};
+use crate::kernel::writing::{self, Access, Holder, lock_file};
 use crate::kernel::{HostNamespace, KernelError, Places, netns};
 use crate::names::{Index, ZONE_FORMAT_VERSION, Zone, digest, upstreams};
 
@@ -44,7 +45,7 @@ pub fn serve(host: &HostNamespace, places: &Places, directory: Option<&Path>) ->
             KernelError::new("join", format!("host namespace `{name}` ({})", path.display()), error)
         })?;
     }
-    std::fs::create_dir_all(&files.directory)
+    writing::directory(&files.directory, Access::RootOnly, Holder::Stackctl)
         .map_err(|error| KernelError::new("create the directory of", &object, error))?;
     let pid_file = hold_pid_file(&files).map_err(|error| KernelError::new("start", &object, error))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -65,7 +66,7 @@ pub fn serve(host: &HostNamespace, places: &Places, directory: Option<&Path>) ->
 /// Locks the pid file and writes this process's pid in it: the lock says that a server
 /// runs, whatever the file holds, and the kernel releases it however the server ends.
 fn hold_pid_file(files: &Files) -> io::Result<File> {
-    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(files.pid())?;
+    let mut file = lock_file(&files.pid(), Access::RootOnly)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {

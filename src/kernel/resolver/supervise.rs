@@ -4,7 +4,7 @@
 //! zone withdrawn stops the server.
 
 use std::fs::File;
-use std::fs::{OpenOptions, TryLockError};
+use std::fs::TryLockError;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
@@ -19,7 +19,7 @@ use super::control::{Reply, Request, Status, ask};
 use super::{Files, version};
 use crate::kernel::files::{remove_empty_directory, remove_file};
 use crate::kernel::lock::ApplyLock;
-use crate::kernel::write_whole;
+use crate::kernel::writing::{Access, Holder, append_file, directory, write_file};
 use crate::kernel::{HostNamespace, Places};
 use crate::names::{Zone, digest};
 
@@ -54,11 +54,11 @@ impl<'a> Supervisor<'a> {
     pub fn publish(&self, zone: &Zone) -> io::Result<()> {
         let bytes = zone.to_json();
         let digest = digest(&bytes);
-        std::fs::create_dir_all(&self.files.directory)?;
+        directory(&self.files.directory, Access::RootOnly, Holder::Stackctl)?;
         let _lock = self.lock()?;
         let path = self.files.zone(&zone.stack);
         if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
-            write_whole(&path, &bytes)?;
+            write_file(&path, &bytes, Access::RootOnly)?;
         }
         let status = self.ensure()?;
         if serves(&status, zone, &digest).is_ok() {
@@ -140,7 +140,7 @@ impl<'a> Supervisor<'a> {
     /// Starts a server in the host namespace, detached from this process (a session of its
     /// own, its output in the log), and waits until it answers.
     fn start(&self) -> io::Result<Status> {
-        let log = OpenOptions::new().create(true).append(true).open(self.files.log())?;
+        let log = append_file(&self.files.log(), Access::RootOnly)?;
         let mut command = Command::new(std::env::current_exe()?);
         if let HostNamespace::Named(name) = self.host {
             command.args(["--host-netns", name]);
