@@ -2,8 +2,11 @@
 //! who resolves what in every example, asked over real UDP from inside the containers'
 //! namespaces and through the C library; forwarding to the host's name servers; no answer
 //! to anyone outside the stack; garbage that does not stop it; reloads under load that lose
-//! no query; a dead or hung server found and replaced by the next apply; and the server
-//! stopped by the last destroy.
+//! no query; a dead or hung server found and replaced by the next apply; the server
+//! stopped by the last destroy; a container that holds idle connections or floods forwards
+//! starving no one, and connections that are silent, slow or do not read closed; the
+//! privileges the server keeps and who may use its control socket; and a server whose run
+//! directory was removed found, replaced and stopped.
 
 #[path = "support/sandbox.rs"]
 mod sandbox;
@@ -263,7 +266,8 @@ fn names_in_hot_connect() {
 }
 
 /// A name server on 127.0.0.1:53 of the sandbox's host, over UDP and TCP, that answers
-/// every A question with 192.0.2.7 and counts what it is asked.
+/// every A question with 192.0.2.7, but for names that start with `unanswered`, which it
+/// never answers, and counts what it is asked.
 struct Upstream {
     asked: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
@@ -279,6 +283,9 @@ fn answer_of(packet: &[u8]) -> Option<Vec<u8>> {
     reply.metadata.recursion_available = true;
     reply.add_queries(asked.queries.clone());
     let name = asked.queries.first()?.name().clone();
+    if name.to_ascii().starts_with("unanswered") {
+        return None;
+    }
     reply.add_answer(Record::from_rdata(name, 60, RData::A(A(UPSTREAM_ANSWER))));
     reply.to_vec().ok()
 }
@@ -636,4 +643,494 @@ fn a_process_that_is_not_the_name_server_is_never_killed() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("which is not stackctl's name server: it is left alone"), "{stderr}");
     assert!(alive, "the process that held the pid file was killed");
+}
+
+/// Joins the calling thread to a namespace of the sandbox, for a thread that lives on.
+fn join(sandbox: &Sandbox, netns: &str) -> impl FnOnce() + Send + 'static {
+    let file = std::fs::File::open(sandbox.netns_path(netns)).expect("open a namespace");
+    move || {
+        nix::sched::setns(std::os::fd::AsFd::as_fd(&file), nix::sched::CloneFlags::CLONE_NEWNET)
+            .expect("join the namespace")
+    }
+}
+
+/// A hostile container: from `netns`, it opens `held` TCP connections to port 53 of
+/// `server` and sends nothing on them; then, until stopped, it opens one more every 10 ms
+/// and lets its oldest go, so that it always holds `held`.
+struct Hog {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(usize, Vec<TcpStream>)>>,
+}
+
+impl Hog {
+    fn start(sandbox: &Sandbox, netns: &str, server: Ipv4Addr, held: usize) -> Hog {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let join = join(sandbox, netns);
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                join();
+                let to = SocketAddr::from((server, 53));
+                let mut open = std::collections::VecDeque::new();
+                let mut opened = 0;
+                while open.len() < held {
+                    if let Ok(stream) = TcpStream::connect_timeout(&to, WAIT) {
+                        open.push_back(stream);
+                    }
+                    opened += 1;
+                }
+                ready_tx.send(()).expect("report the connections open");
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(stream) = TcpStream::connect_timeout(&to, WAIT) {
+                        open.push_back(stream);
+                        opened += 1;
+                    }
+                    if open.len() > held {
+                        open.pop_front();
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                (opened, open.into())
+            })
+        };
+        ready_rx.recv_timeout(Duration::from_secs(30)).expect("the hostile connections were opened");
+        Hog { stop, thread: Some(thread) }
+    }
+
+    /// Stops opening connections: how many it opened, and those it holds, still open.
+    fn stop(mut self) -> (usize, Vec<TcpStream>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().expect("running").join().expect("the hostile thread")
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// How a client asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Over {
+    Udp,
+    Tcp,
+}
+
+/// Asks `name` of `server` `count` times, one after another, from the namespace `netns`:
+/// how long each reply took, or what went wrong with the first that did not give
+/// `expected` within [`WAIT`] (three times that over TCP, as [`ask_tcp`] waits).
+fn latencies(
+    sandbox: &Sandbox,
+    netns: &str,
+    server: Ipv4Addr,
+    over: Over,
+    name: &str,
+    expected: Ipv4Addr,
+    count: usize,
+) -> Result<Vec<Duration>, String> {
+    let (name, join) = (name.to_owned(), join(sandbox, netns));
+    let netns = netns.to_owned();
+    std::thread::spawn(move || {
+        join();
+        let mut taken = Vec::with_capacity(count);
+        for index in 0..count {
+            let started = Instant::now();
+            let reply = match over {
+                Over::Udp => ask(server, &name, RecordType::A),
+                Over::Tcp => ask_tcp(server, &name, RecordType::A),
+            };
+            let elapsed = started.elapsed();
+            match reply {
+                Some(reply) if addresses(&reply) == [expected] => taken.push(elapsed),
+                Some(reply) => return Err(format!("{netns}: {name} over {over:?} (#{index}) gave {reply:?}")),
+                None => {
+                    return Err(format!("{netns}: no reply to {name} over {over:?} (#{index}) after {elapsed:?}"));
+                }
+            }
+        }
+        Ok(taken)
+    })
+    .join()
+    .expect("the asking thread")
+}
+
+/// The median and the slowest of some latencies.
+fn spread(latencies: &[Duration]) -> (Duration, Duration) {
+    let mut sorted = latencies.to_vec();
+    sorted.sort_unstable();
+    (sorted[sorted.len() / 2], sorted[sorted.len() - 1])
+}
+
+/// The established TCP connections to port 53 of `server` from `client`, counted on the
+/// host's side.
+fn connections_from(sandbox: &Sandbox, server: Ipv4Addr, client: Ipv4Addr) -> usize {
+    let listed = sandbox.sh(&format!("ss -Htn state established src {server}:53 dst {client}"));
+    listed.lines().filter(|line| !line.trim().is_empty()).count()
+}
+
+#[test]
+fn a_container_holding_idle_tcp_connections_starves_no_one() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    sandbox.sh("rm -f /etc/resolv.conf; echo 'nameserver 127.0.0.1' > /etc/resolv.conf");
+    let _upstream = Upstream::start(&sandbox);
+    let (shop, sinatra) = (example("web-app-db"), example("reverse-proxy"));
+    apply(&sandbox, &shop);
+    apply(&sandbox, &sinatra);
+    let (web, sinatra_net) = (Ipv4Addr::new(10, 89, 0, 1), Ipv4Addr::new(10, 30, 0, 1));
+    let hostile = stacks::address_of(&sandbox, &shop, "nginx", "web_nw");
+    let nginx = hostile;
+    let edge = stacks::address_of(&sandbox, &sinatra, "edge", "sinatra-net");
+
+    let hog = Hog::start(&sandbox, "shop:nginx", web, 300);
+    // Another stack's container, and a neighbour of the hostile one on its own network.
+    let mut report = Vec::new();
+    for (netns, server, name, expected) in
+        [("sinatra:nginx", sinatra_net, "edge", edge), ("shop:flaskapp", web, "nginx", nginx)]
+    {
+        for over in [Over::Tcp, Over::Udp] {
+            let taken = latencies(&sandbox, netns, server, over, name, expected, 20)
+                .unwrap_or_else(|error| panic!("while shop:nginx holds 300 idle connections: {error}"));
+            let (median, slowest) = spread(&taken);
+            report.push(format!("{netns} over {over:?}: median {median:?}, slowest {slowest:?}"));
+            assert!(slowest < WAIT, "{netns} over {over:?} waited {slowest:?}");
+        }
+    }
+    // A name of the world, over TCP: the forward holds the connection while it waits.
+    let forwarded =
+        latencies(&sandbox, "sinatra:nginx", sinatra_net, Over::Tcp, "victim.example.test", UPSTREAM_ANSWER, 5)
+            .unwrap_or_else(|error| panic!("a forwarded name while shop:nginx holds connections: {error}"));
+    report.push(format!("sinatra:nginx forwarded over Tcp: slowest {:?}", spread(&forwarded).1));
+    let (opened, _open) = hog.stop();
+    // What the server has not accepted yet is established too.
+    std::thread::sleep(Duration::from_millis(200));
+    let held = connections_from(&sandbox, web, hostile);
+    eprintln!(
+        "shop:nginx opened {opened} connections, holding 300, of which the server kept {held} open\n{}",
+        report.join("\n")
+    );
+    assert!(
+        held <= stackctl::names::TCP_CONNECTIONS.each,
+        "the server kept {held} of the hostile container's connections open"
+    );
+}
+
+#[test]
+fn a_container_flooding_forwarded_queries_starves_no_one() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    sandbox.sh("rm -f /etc/resolv.conf; echo 'nameserver 127.0.0.1' > /etc/resolv.conf");
+    let upstream = Upstream::start(&sandbox);
+    let (shop, sinatra) = (example("web-app-db"), example("reverse-proxy"));
+    apply(&sandbox, &shop);
+    apply(&sandbox, &sinatra);
+    let (web, sinatra_net) = (Ipv4Addr::new(10, 89, 0, 1), Ipv4Addr::new(10, 30, 0, 1));
+
+    // shop:nginx asks for names the world never answers, as fast as it can: each forward
+    // waits for the host's name server until it gives up.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let (stop, join) = (Arc::clone(&stop), join(&sandbox, "shop:nginx"));
+        std::thread::spawn(move || {
+            join();
+            let socket = UdpSocket::bind(("0.0.0.0", 0)).expect("a socket");
+            let mut sent = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let name = format!("unanswered-{sent}.example.test");
+                let bytes = query(sent as u16, &name, RecordType::A).to_vec().expect("encodes");
+                if socket.send_to(&bytes, (web, 53)).is_ok() {
+                    sent += 1;
+                }
+            }
+            sent
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let mut report = Vec::new();
+    for over in [Over::Udp, Over::Tcp] {
+        let taken = latencies(&sandbox, "sinatra:nginx", sinatra_net, over, "victim.example.test", UPSTREAM_ANSWER, 10)
+            .unwrap_or_else(|error| panic!("while shop:nginx floods forwarded queries: {error}"));
+        let (median, slowest) = spread(&taken);
+        report.push(format!("sinatra:nginx forwarded over {over:?}: median {median:?}, slowest {slowest:?}"));
+        assert!(slowest < WAIT, "a forwarded name over {over:?} waited {slowest:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = flood.join().expect("the flooding thread");
+    eprintln!("shop:nginx sent {sent} queries; the upstream was asked {}\n{}", upstream.asked(), report.join("\n"));
+}
+
+/// A line of `/proc/PID/status`, its value.
+fn status_field(status: &str, field: &str) -> String {
+    let line = status.lines().find_map(|line| line.strip_prefix(&format!("{field}:")));
+    line.unwrap_or_else(|| panic!("no {field} in {status}")).split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn the_name_server_keeps_only_the_privilege_to_bind_port_53() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    sandbox.sh("rm -f /etc/resolv.conf; echo 'nameserver 127.0.0.1' > /etc/resolv.conf");
+    let _upstream = Upstream::start(&sandbox);
+    let (shop, sinatra) = (example("web-app-db"), example("reverse-proxy"));
+    apply(&sandbox, &shop);
+    let pid = sandbox.name_server("host").expect("a name server runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read the server's status");
+    // CAP_NET_BIND_SERVICE is capability 10.
+    let bind_only = "0000000000000400";
+    let found: Vec<(&str, String)> =
+        ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Uid", "Gid", "Groups"]
+            .into_iter()
+            .map(|field| (field, status_field(&status, field)))
+            .collect();
+    let expected = [
+        ("CapInh", "0000000000000000"),
+        ("CapPrm", bind_only),
+        ("CapEff", bind_only),
+        ("CapBnd", bind_only),
+        ("CapAmb", "0000000000000000"),
+        ("NoNewPrivs", "1"),
+        ("Uid", "65534 65534 65534 65534"),
+        ("Gid", "65534 65534 65534 65534"),
+        ("Groups", ""),
+    ];
+    let expected: Vec<(&str, String)> = expected.iter().map(|(field, value)| (*field, (*value).to_owned())).collect();
+    assert_eq!(found, expected, "the name server's privileges");
+
+    // A later apply brings a new network: the server binds port 53 on its gateway, and
+    // answers there, from the stack's names and from the world's.
+    apply(&sandbox, &sinatra);
+    assert_eq!(sandbox.name_server("host"), Some(pid), "the server was replaced");
+    let gateway = Ipv4Addr::new(10, 30, 0, 1);
+    let edge = stacks::address_of(&sandbox, &sinatra, "edge", "sinatra-net");
+    let replies = sandbox.in_netns(Some("sinatra:nginx"), move || {
+        (ask(gateway, "edge", RecordType::A), ask_tcp(gateway, "world.example.test", RecordType::A))
+    });
+    assert_eq!(addresses(&replies.0.expect("a reply on the new gateway")), [edge]);
+    assert_eq!(addresses(&replies.1.expect("a forwarded reply on the new gateway")), [UPSTREAM_ANSWER]);
+    let web = Ipv4Addr::new(10, 89, 0, 1);
+    let reply = sandbox.in_netns(Some("shop:nginx"), move || ask(web, "app", RecordType::A));
+    assert_eq!(addresses(&reply.expect("the first stack still resolves")), [Ipv4Addr::new(10, 89, 0, 254)]);
+    assert_converged(&sandbox, &shop);
+    assert_converged(&sandbox, &sinatra);
+}
+
+#[test]
+fn only_root_can_use_the_name_servers_control_socket() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let shop = example("web-app-db");
+    let stackctl = env!("CARGO_BIN_EXE_stackctl");
+    sandbox.sh(&format!("umask 000; {stackctl} -f {shop} apply --yes >/dev/null"));
+    let pid = sandbox.name_server("host").expect("a name server runs");
+    let names = "/run/stackctl/host/names";
+
+    // Asked for its status by nobody, and by root: only root is heard.
+    let ask_status = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect(sys.argv[1])
+except PermissionError:
+    print("refused")
+    sys.exit(0)
+s.sendall(b'{"request":"status"}\n')
+print(s.makefile().readline().strip()[:16])
+"#;
+    let control = format!("{names}/control.sock");
+    let as_nobody = sandbox
+        .command("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", ask_status, &control])
+        .output()
+        .expect("run python as nobody");
+    assert_success(&as_nobody, "python as nobody");
+    assert_eq!(stdout(&as_nobody), "refused\n", "nobody reached the control socket");
+    let as_root = sandbox.command("/usr/bin/python3").args(["-c", ask_status, &control]).output().expect("run python");
+    assert_success(&as_root, "python as root");
+    assert_eq!(stdout(&as_root), "{\"reply\":\"status\n", "root could not use the control socket");
+    assert_eq!(sandbox.name_server("host"), Some(pid));
+    let modes = sandbox.sh(&format!("stat -c '%a %u %F' {names} {names}/control.sock"));
+    assert_eq!(modes, "700 0 directory\n600 0 socket\n", "the modes of the control socket and its directory");
+}
+
+/// The name servers running in a sandbox with a pid namespace of its own, by pid there:
+/// their command lines.
+fn resolvers(sandbox: &Sandbox) -> BTreeMap<u32, String> {
+    let processes = std::fs::read_dir(format!("/proc/{}/root/proc", sandbox.pid())).expect("the sandbox's /proc");
+    processes
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let command = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let arguments: Vec<String> =
+                command.split(|byte| *byte == 0).map(|part| String::from_utf8_lossy(part).into_owned()).collect();
+            arguments
+                .iter()
+                .any(|argument| argument == "resolver")
+                .then(|| (pid, arguments.join(" ").trim().to_owned()))
+        })
+        .collect()
+}
+
+/// The one name server that serves the zones in `directory`.
+fn resolver_of(sandbox: &Sandbox, directory: &str) -> u32 {
+    let found: Vec<u32> = resolvers(sandbox)
+        .into_iter()
+        .filter(|(_, command)| command.ends_with(&format!("--dir {directory}")))
+        .map(|(pid, _)| pid)
+        .collect();
+    assert_eq!(found.len(), 1, "the name servers of {directory}: {:?}", resolvers(sandbox));
+    found[0]
+}
+
+#[test]
+fn a_name_server_whose_run_directory_is_gone_is_found_replaced_and_stopped() {
+    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (shop, sinatra) = (example("web-app-db"), example("reverse-proxy"));
+    let text = std::fs::read_to_string(&shop).expect("read scenario 1");
+    let grown = write_stack(dir.path(), "grown.yaml", &format!("{text}  cache:\n    networks: [web_nw]\n"));
+    let (host, scratch) = ("/run/stackctl/host/names", "/run/stackctl/netns-scratch/names");
+    apply(&sandbox, &shop);
+    // A scratch host has a name server of its own, in its own namespace.
+    let output = run(&sandbox, &["--host-netns", "scratch", "-f", &sinatra, "apply", "--yes"]);
+    assert_success(&output, "apply on a scratch host");
+    let (old, scratch_server) = (resolver_of(&sandbox, host), resolver_of(&sandbox, scratch));
+
+    sandbox.sh("rm -rf /run/stackctl");
+    let (code, text) = plan(&sandbox, &grown);
+    assert_eq!(code, 2, "{text}");
+    let names = text.lines().filter(|line| line.starts_with("  + hosts")).count();
+    assert_eq!(names, 4, "the plan makes every container's names:\n{text}");
+    apply(&sandbox, &grown);
+    assert!(!sandbox.runs(old), "the orphaned name server still runs");
+    let new = resolver_of(&sandbox, host);
+    assert_ne!(new, old);
+    assert_eq!(resolver_of(&sandbox, scratch), scratch_server, "the scratch host's name server was touched");
+    // Only the new server answers, from the new zone: it knows `cache`.
+    let cache = stacks::address_of(&sandbox, &grown, "cache", "web_nw");
+    let web = Ipv4Addr::new(10, 89, 0, 1);
+    let replies = sandbox.in_netns(Some("shop:nginx"), move || {
+        (0..10).map(|_| ask(web, "cache", RecordType::A).map(|reply| addresses(&reply))).collect::<Vec<_>>()
+    });
+    assert!(replies.iter().all(|reply| reply.as_deref() == Some(&[cache][..])), "{replies:?}");
+    assert_converged(&sandbox, &grown);
+
+    // Destroy stops the server; the scratch host's stays until its own stack goes.
+    sandbox.sh("rm -rf /run/stackctl");
+    let output = run(&sandbox, &["-f", &grown, "destroy", "--yes"]);
+    assert_success(&output, "destroy");
+    assert!(eventually(|| !sandbox.runs(new)), "destroy left the name server running");
+    assert_eq!(resolver_of(&sandbox, scratch), scratch_server, "the scratch host's name server was touched");
+    let output = run(&sandbox, &["--host-netns", "scratch", "-f", &sinatra, "destroy", "--yes"]);
+    assert_success(&output, "destroy on the scratch host");
+    assert!(eventually(|| resolvers(&sandbox).is_empty()), "name servers still run: {:?}", resolvers(&sandbox));
+}
+
+/// How long a client below waits for the server to close its connection.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// How long the server took to close a connection from `shop:nginx` that `client` works
+/// on, counted from when it opened, as the client finds out: `client` returns once the
+/// connection fails or the server closes it.
+fn closed_after(sandbox: &Sandbox, server: Ipv4Addr, client: fn(TcpStream)) -> std::thread::JoinHandle<Duration> {
+    let join = join(sandbox, "shop:nginx");
+    std::thread::spawn(move || {
+        join();
+        let stream = TcpStream::connect_timeout(&SocketAddr::from((server, 53)), WAIT).expect("connect");
+        let started = Instant::now();
+        client(stream);
+        started.elapsed()
+    })
+}
+
+/// Reads until the server closes the connection.
+fn until_closed(mut stream: TcpStream) {
+    stream.set_read_timeout(Some(PATIENCE)).expect("read timeout");
+    let mut buffer = [0; 4096];
+    while matches!(stream.read(&mut buffer), Ok(length) if length > 0) {}
+}
+
+/// A query over TCP, framed by its length.
+fn framed(id: u16, name: &str) -> Vec<u8> {
+    let bytes = query(id, name, RecordType::A).to_vec().expect("encodes");
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    framed
+}
+
+#[test]
+fn a_connection_that_is_silent_slow_or_does_not_read_is_closed() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    apply(&sandbox, &example("web-app-db"));
+    let web = Ipv4Addr::new(10, 89, 0, 1);
+    let silent = closed_after(&sandbox, web, until_closed);
+    // Its query, a byte every three seconds.
+    let slow = closed_after(&sandbox, web, |stream| {
+        let mut writer = stream.try_clone().expect("clone a stream");
+        std::thread::spawn(move || {
+            for byte in framed(1, "flaskapp") {
+                if writer.write_all(&[byte]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_secs(3));
+            }
+        });
+        until_closed(stream);
+    });
+    // Queries as fast as it can send them, and no reply read.
+    let deaf = closed_after(&sandbox, web, |mut stream| {
+        let batch = framed(2, "flaskapp").repeat(1000);
+        stream.set_write_timeout(Some(Duration::from_millis(200))).expect("write timeout");
+        let started = Instant::now();
+        while started.elapsed() < PATIENCE {
+            match stream.write(&batch) {
+                Err(error) if error.kind() != std::io::ErrorKind::WouldBlock => return,
+                _ => {}
+            }
+        }
+    });
+    let [silent, slow, deaf] = [silent, slow, deaf].map(|client| client.join().expect("a client"));
+    eprintln!("closed after: silent {silent:?}, slow {slow:?}, not reading {deaf:?}");
+    let (least, most) = (Duration::from_secs(9), Duration::from_secs(12));
+    assert!(silent > least && silent < most, "a silent connection was closed after {silent:?}");
+    assert!(slow > least && slow < most, "a slow query's connection was closed after {slow:?}");
+    assert!(deaf < Duration::from_secs(15), "a connection that reads no reply was closed after {deaf:?}");
+}
+
+#[test]
+fn a_name_server_of_another_directory_that_holds_port_53_is_replaced() {
+    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let shop = example("web-app-db");
+    apply(&sandbox, &shop);
+    let first = resolver_of(&sandbox, "/run/stackctl/host/names");
+    sandbox.sh(&format!("kill -KILL {first}"));
+    assert!(eventually(|| !sandbox.runs(first)));
+    // Another name server, of another directory, serves the stack's zone on its gateways.
+    let _other = sandbox.command(env!("CARGO_BIN_EXE_stackctl")).args(["resolver", "--dir", "/run/elsewhere"]).spawn();
+    let reload = r#"
+import json, socket, sys, time
+zone = open("/run/stackctl/host/names/shop.zone.json").read()
+for _ in range(100):
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect("/run/elsewhere/control.sock")
+        break
+    except OSError:
+        time.sleep(0.05)
+request = {"request": "reload", "zones": {"shop": zone}, "resolv_conf": ""}
+s.sendall((json.dumps(request) + "\n").encode())
+print(json.loads(s.makefile().readline())["listening"])
+"#;
+    let listening = sandbox.command("/usr/bin/python3").args(["-c", reload]).output().expect("run python");
+    assert_success(&listening, "reload the other name server");
+    assert_eq!(stdout(&listening), "['10.20.0.1', '10.89.0.1']\n");
+    let other = resolver_of(&sandbox, "/run/elsewhere");
+
+    apply(&sandbox, &shop);
+    assert!(eventually(|| !sandbox.runs(other)), "the name server that held port 53 still runs");
+    let web = Ipv4Addr::new(10, 89, 0, 1);
+    let reply = sandbox.in_netns(Some("shop:nginx"), move || ask(web, "app", RecordType::A));
+    assert_eq!(addresses(&reply.expect("names resolve")), [Ipv4Addr::new(10, 89, 0, 254)]);
+    assert_ne!(resolver_of(&sandbox, "/run/stackctl/host/names"), first);
 }

@@ -1,7 +1,8 @@
 //! The sockets on one gateway, and the loops that answer them. Answers from the stack's
-//! names are sent from the loop that received the query, with no task in between; only a
-//! query forwarded to the host's name servers gets a task of its own, and a bounded number
-//! of those are in flight at once.
+//! names are sent from the loop that received the query, with no task in between; a
+//! query forwarded to the host's name servers and a TCP connection get a task of their
+//! own, each holding a slot that the core shares among clients ([`crate::names::Slots`]),
+//! so that no client can take them all.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -16,27 +17,29 @@ use nix::sys::socket::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout_at};
 
+use super::slotted::Slotted;
 use super::{PORT, upstream};
-use crate::names::{Index, Response, Transport, respond, unanswered};
+use crate::names::{FORWARDS, Index, Response, TCP_CONNECTIONS, Transport, respond, unanswered};
 
-/// Forwarded queries in flight at once; past that, a query is dropped and its client asks
-/// again.
-const FORWARDS: usize = 1024;
-/// TCP connections open at once.
-const CONNECTIONS: usize = 256;
-/// How long a TCP connection may wait for its next query.
-const IDLE: Duration = Duration::from_secs(10);
+/// How long an open TCP connection may take to send its next query, whole, counted from
+/// when it opened or got its last reply. A client that asks again soon (RFC 7766) reuses
+/// its connection; one that sends nothing, or a byte at a time, gives up its slot.
+const QUERY_WAIT: Duration = Duration::from_secs(10);
+/// How long a reply may take to be taken whole by a TCP client: one that does not read
+/// would otherwise hold its connection for ever.
+const REPLY_WAIT: Duration = Duration::from_secs(10);
 
 /// What every loop reads: the names to answer from and the name servers to forward to,
-/// each swapped whole by a reload.
+/// each swapped whole by a reload; and the slots of forwarded queries and TCP
+/// connections, shared among clients.
 pub struct Shared {
     pub index: ArcSwap<Index>,
     pub upstreams: ArcSwap<Vec<IpAddr>>,
-    forwards: Arc<Semaphore>,
-    connections: Arc<Semaphore>,
+    forwards: Arc<Slotted>,
+    connections: Arc<Slotted>,
 }
 
 impl Shared {
@@ -44,8 +47,8 @@ impl Shared {
         Shared {
             index: ArcSwap::from_pointee(Index::default()),
             upstreams: ArcSwap::from_pointee(Vec::new()),
-            forwards: Arc::new(Semaphore::new(FORWARDS)),
-            connections: Arc::new(Semaphore::new(CONNECTIONS)),
+            forwards: Slotted::new(FORWARDS),
+            connections: Slotted::new(TCP_CONNECTIONS),
         }
     }
 }
@@ -102,15 +105,13 @@ async fn answer_udp(socket: Arc<UdpSocket>, gateway: Ipv4Addr, shared: Arc<Share
                 let _ = socket.send_to(&reply, client).await;
             }
             Response::Forward => {
-                let Ok(permit) = Arc::clone(&shared.forwards).try_acquire_owned() else { continue };
-                let (socket, shared, query) = (Arc::clone(&socket), Arc::clone(&shared), query.to_vec());
-                tokio::spawn(async move {
-                    let upstreams = shared.upstreams.load_full();
+                // Without a slot the query is dropped, and its client asks again.
+                let (socket, upstreams, query) = (Arc::clone(&socket), shared.upstreams.load_full(), query.to_vec());
+                shared.forwards.spawn(*client.ip(), async move {
                     let reply = upstream::over_udp(&upstreams, &query).await;
                     if let Some(reply) = reply.or_else(|| unanswered(&query, Transport::Udp)) {
                         let _ = socket.send_to(&reply, client).await;
                     }
-                    drop(permit);
                 });
             }
             Response::Drop => {}
@@ -139,27 +140,26 @@ async fn accept_tcp(listener: TcpListener, gateway: Ipv4Addr, shared: Arc<Shared
             }
         };
         // A stranger's connection is closed unread, so that strangers cannot use up the
-        // connections; past the limit a connection is closed at once too, and its client
-        // falls back to UDP.
+        // connections; one that gets no slot is closed at once too.
         if !shared.index.load().knows(gateway, *client.ip()) {
             continue;
         }
-        let Ok(permit) = Arc::clone(&shared.connections).try_acquire_owned() else { continue };
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let _ = answer_tcp(stream, gateway, *client.ip(), &shared).await;
-            drop(permit);
+        let answering = Arc::clone(&shared);
+        shared.connections.spawn(*client.ip(), async move {
+            let _ = answer_tcp(stream, gateway, *client.ip(), &answering).await;
         });
     }
 }
 
 /// Answers the queries of one TCP connection, each framed by its length, until the client
-/// closes it, falls idle, or sends what gets no reply.
+/// closes it, falls idle, is too slow to send a query or take a reply, or sends what gets
+/// no reply.
 async fn answer_tcp(mut stream: TcpStream, gateway: Ipv4Addr, client: Ipv4Addr, shared: &Shared) -> io::Result<()> {
     loop {
-        let length = tokio::time::timeout(IDLE, stream.read_u16()).await.map_err(io::Error::from)??;
+        let deadline = Instant::now() + QUERY_WAIT;
+        let length = timeout_at(deadline, stream.read_u16()).await.map_err(io::Error::from)??;
         let mut query = vec![0; usize::from(length)];
-        tokio::time::timeout(IDLE, stream.read_exact(&mut query)).await.map_err(io::Error::from)??;
+        timeout_at(deadline, stream.read_exact(&mut query)).await.map_err(io::Error::from)??;
         let reply = match answer(shared, gateway, client, Transport::Tcp, &query) {
             Response::Reply(reply) => reply,
             Response::Forward => {
@@ -176,6 +176,6 @@ async fn answer_tcp(mut stream: TcpStream, gateway: Ipv4Addr, client: Ipv4Addr, 
         let mut framed = Vec::with_capacity(reply.len() + 2);
         framed.extend_from_slice(&length.to_be_bytes());
         framed.extend_from_slice(&reply);
-        stream.write_all(&framed).await?;
+        timeout_at(Instant::now() + REPLY_WAIT, stream.write_all(&framed)).await.map_err(io::Error::from)??;
     }
 }

@@ -1,23 +1,32 @@
 //! The host's name server: one process per host namespace, like Podman's aardvark-dns,
-//! serving every stack's names on the gateways of their networks. What it answers is
-//! decided by the core ([`crate::names`]); this is the shell around it: the process and its
-//! sockets ([`server`], [`listen`]), the host's own name servers it forwards to
-//! ([`upstream`]), its control socket ([`control`]), and how apply starts, reloads,
-//! replaces and stops it ([`supervise`]).
+//! serving every stack's names on the gateways of their networks. What it answers, and how
+//! it shares its connections and forwards among clients, is decided by the core
+//! ([`crate::names`]); this is the shell around it: the process and its sockets
+//! ([`server`], [`listen`]), the work that holds the shared slots ([`slotted`]), the
+//! privileges it gives up ([`privileges`]), the host's own name servers it forwards to
+//! ([`upstream`]), its control socket ([`control`]), how apply finds the servers that run
+//! for a host ([`running`]), and how it starts, reloads, replaces and stops them
+//! ([`supervise`]).
 //!
-//! Everything it uses lives in one directory per host, under stackctl's state directory:
-//! a zone file per stack, the control socket, the pid file (locked while the server runs)
-//! and the server's log.
+//! Everything it uses lives in one directory per host, under stackctl's state directory,
+//! which only root may enter: a zone file per stack (read by apply, which sends the zones
+//! to the server), the control socket, the pid file (locked while the server runs) and
+//! the server's log.
 
 mod control;
 mod listen;
+mod privileges;
+mod running;
 mod server;
+mod slotted;
 mod supervise;
 mod upstream;
 
 pub use server::serve;
 pub use supervise::Supervisor;
 
+use std::collections::BTreeMap;
+use std::io;
 use std::path::PathBuf;
 
 use super::{HostNamespace, Places};
@@ -65,8 +74,21 @@ impl Files {
         self.directory.join("supervise.lock")
     }
 
+    /// The text of every stack's zone file, by stack. A file that is not UTF-8 is no zone
+    /// that stackctl wrote: it is left out, so its stack's names show as to make until its
+    /// next apply writes the file again.
+    fn zones(&self) -> io::Result<BTreeMap<String, String>> {
+        let mut zones = BTreeMap::new();
+        for stack in self.stacks()? {
+            if let Ok(text) = String::from_utf8(std::fs::read(self.zone(&stack))?) {
+                zones.insert(stack, text);
+            }
+        }
+        Ok(zones)
+    }
+
     /// The stacks that have a zone file, in name order.
-    fn stacks(&self) -> std::io::Result<Vec<String>> {
+    fn stacks(&self) -> io::Result<Vec<String>> {
         let mut stacks = Vec::new();
         for entry in std::fs::read_dir(&self.directory)? {
             let entry = entry?;
@@ -84,5 +106,10 @@ const ZONE_SUFFIX: &str = ".zone.json";
 /// What a server and the stackctl that talks to it must agree on: a server of another
 /// version is replaced.
 pub fn version() -> String {
-    format!("{}+zone{}", env!("CARGO_PKG_VERSION"), crate::names::ZONE_FORMAT_VERSION)
+    format!(
+        "{}+zone{}+control{}",
+        env!("CARGO_PKG_VERSION"),
+        crate::names::ZONE_FORMAT_VERSION,
+        control::PROTOCOL_VERSION
+    )
 }

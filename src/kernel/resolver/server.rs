@@ -1,40 +1,41 @@
 //! The name server's process (`stackctl resolver`): it holds its pid file locked for as
-//! long as it runs, answers on every gateway of every zone in its directory, and reloads
-//! when asked on its control socket.
+//! long as it runs, answers on every gateway of the zones it was last sent, and reloads
+//! when sent zones on its control socket. Once its pid file and control socket are open, it
+//! keeps none of root's privileges but binding port 53 ([`super::privileges`]).
 //!
-//! A reload reads the zone files and the host's `resolv.conf`, builds a new index and
+//! A reload builds a new index from the zones and the host's `resolv.conf` it is sent and
 //! swaps it in whole; it opens sockets for new gateways and closes those of gateways no
 //! zone has, and leaves every other socket alone, so that no query in flight is lost.
 
 use std::collections::BTreeMap;
-use std::fs::{File, TryLockError};
+use std::fs::{File, Permissions, TryLockError};
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use nix::sched::{CloneFlags, setns};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::stat::{Mode, umask};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Mutex, Notify};
 
 use super::control::{Reply, Request, Status};
 use super::listen::{Listening, Shared, listen_on};
-use super::{Files, version};
+use super::{Files, privileges, version};
 use crate::kernel::writing::{self, Access, Holder, lock_file};
 use crate::kernel::{HostNamespace, KernelError, Places, netns};
 use crate::names::{Index, ZONE_FORMAT_VERSION, Zone, digest, upstreams};
 
-/// Where the host's own name servers are written.
-const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
-
-/// Serves the zones of `host` (those in `directory`, when given) until asked to stop, in
-/// the host's namespace. Fails when another server already serves them, or when it cannot
-/// open its control socket. Must run before the process starts any other thread: the
-/// threads it starts are in the namespace of the thread that starts them.
-pub fn serve(host: &HostNamespace, places: &Places, directory: Option<&Path>) -> Result<(), KernelError> {
+/// Serves the zones of `host` (with its files in `directory`, when given) until asked to
+/// stop, in the host's namespace. Fails when another server already serves them, when it
+/// cannot open its control socket, or when it cannot give up its privileges. Must run
+/// before the process starts any other thread: the threads it starts are in the namespace
+/// of the thread that starts them, with its privileges.
+pub fn serve(host: &HostNamespace, places: &Places, directory: Option<&std::path::Path>) -> Result<(), KernelError> {
     let files =
         directory.map_or_else(|| Files::of(places, host), |directory| Files { directory: directory.to_owned() });
     let object = format!("the name server in {}", files.directory.display());
@@ -48,16 +49,20 @@ pub fn serve(host: &HostNamespace, places: &Places, directory: Option<&Path>) ->
     writing::directory(&files.directory, Access::RootOnly, Holder::Stackctl)
         .map_err(|error| KernelError::new("create the directory of", &object, error))?;
     let pid_file = hold_pid_file(&files).map_err(|error| KernelError::new("start", &object, error))?;
+    let control =
+        bind_control(&files).map_err(|error| KernelError::new("open the control socket of", &object, error))?;
+    raise_descriptor_limit();
+    privileges::give_up().map_err(|error| KernelError::new("give up the privileges of", &object, error))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|error| KernelError::new("start the runtime of", &object, error))?;
-    let outcome = runtime.block_on(run(files.clone())).map_err(|error| KernelError::new("serve", &object, error));
-    // Every socket is closed before the pid file's lock says that the server is gone.
+    let outcome = runtime.block_on(run(control)).map_err(|error| KernelError::new("serve", &object, error));
+    // Every socket is closed before the pid file's lock says that the server is gone. The
+    // files stay: the server may no longer remove them, and the next server, or the apply
+    // that stopped this one, does.
     drop(runtime);
-    let _ = std::fs::remove_file(files.control());
-    let _ = std::fs::remove_file(files.pid());
     log("stopped");
     drop(pid_file);
     outcome
@@ -78,23 +83,45 @@ fn hold_pid_file(files: &Files) -> io::Result<File> {
         }
         Err(TryLockError::Error(error)) => return Err(error),
     }
+    file.set_permissions(Permissions::from_mode(0o600))?;
     file.set_len(0)?;
     write!(file, "{}", std::process::id())?;
     Ok(file)
 }
 
-async fn run(files: Files) -> io::Result<()> {
+/// The control socket, usable by root only: its file is made under a umask that leaves
+/// only its owner any access, so that it is never usable by others, not even for an
+/// instant, and then given its mode explicitly.
+fn bind_control(files: &Files) -> io::Result<std::os::unix::net::UnixListener> {
     // The pid file is ours, so a socket file left here is a dead server's.
     let _ = std::fs::remove_file(files.control());
-    let control = UnixListener::bind(files.control())?;
+    // This process is alone (it has no other thread yet) and makes no other file.
+    umask(Mode::from_bits_truncate(0o177));
+    let listener = std::os::unix::net::UnixListener::bind(files.control())?;
+    std::fs::set_permissions(files.control(), Permissions::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Raises the limit of open descriptors to what the host allows: every TCP connection and
+/// every forwarded query holds one ([`crate::names::TCP_CONNECTIONS`],
+/// [`crate::names::FORWARDS`]), more than the usual soft limit of 1024 together. Raising
+/// the soft limit up to the hard one needs no privilege; should it fail, the server runs
+/// with what it has, and a query that finds no descriptor is dropped.
+fn raise_descriptor_limit() {
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+async fn run(control: std::os::unix::net::UnixListener) -> io::Result<()> {
+    let control = UnixListener::from_std(control)?;
     let server = Arc::new(Server {
-        files,
         shared: Arc::new(Shared::new()),
         loaded: Mutex::new(Loaded::default()),
         stop: Notify::new(),
     });
-    let status = server.reload().await;
-    log(&format!("started, pid {}, version {}: {}", status.pid, status.version, summary(&status)));
+    log(&format!("started, pid {}, version {}", std::process::id(), version()));
     let accepting = Arc::clone(&server);
     tokio::spawn(async move {
         loop {
@@ -108,7 +135,6 @@ async fn run(files: Files) -> io::Result<()> {
 }
 
 struct Server {
-    files: Files,
     shared: Arc<Shared>,
     /// What the last reload left; held by a reload from start to end, so reloads never
     /// overlap.
@@ -125,12 +151,11 @@ struct Loaded {
 }
 
 impl Server {
-    async fn reload(&self) -> Status {
+    async fn reload(&self, zones: &BTreeMap<String, String>, resolv_conf: &str) -> Status {
         let mut loaded = self.loaded.lock().await;
-        let files = self.files.clone();
-        let read = tokio::task::spawn_blocking(move || read_zones(&files)).await.unwrap_or_default();
+        let read = read_zones(zones);
         let index = Index::build(read.zones.iter());
-        let upstreams = upstreams(&read.resolv_conf, index.gateways());
+        let upstreams = upstreams(resolv_conf, index.gateways());
         let gateways = index.gateways().clone();
         loaded.unbound.clear();
         for gateway in &gateways {
@@ -177,43 +202,38 @@ fn status_of(loaded: &Loaded) -> Status {
     }
 }
 
-/// What a reload reads from files.
+/// The zones a reload was sent, each checked like any input.
 #[derive(Default)]
 struct Read {
     zones: Vec<Zone>,
     digests: BTreeMap<String, String>,
     rejected: BTreeMap<String, String>,
-    resolv_conf: String,
 }
 
-fn read_zones(files: &Files) -> Read {
-    let mut read = Read {
-        // No `resolv.conf` is no name server to forward to.
-        resolv_conf: std::fs::read_to_string(HOST_RESOLV_CONF).unwrap_or_default(),
-        ..Read::default()
-    };
-    for stack in files.stacks().unwrap_or_default() {
-        let zone = std::fs::read(files.zone(&stack)).map_err(|error| error.to_string()).and_then(|bytes| {
-            let zone: Zone =
-                serde_json::from_slice(&bytes).map_err(|error| format!("unreadable zone file: {error}"))?;
-            if zone.format_version != ZONE_FORMAT_VERSION {
-                return Err(format!(
-                    "zone format version {}, this server reads {ZONE_FORMAT_VERSION}",
-                    zone.format_version
-                ));
-            }
-            if zone.stack != stack {
-                return Err(format!("the file holds the zone of stack `{}`", zone.stack));
-            }
-            Ok((zone, digest(&bytes)))
-        });
+fn read_zones(texts: &BTreeMap<String, String>) -> Read {
+    let mut read = Read::default();
+    for (stack, text) in texts {
+        let zone = serde_json::from_str::<Zone>(text)
+            .map_err(|error| format!("unreadable zone file: {error}"))
+            .and_then(|zone| {
+                if zone.format_version != ZONE_FORMAT_VERSION {
+                    return Err(format!(
+                        "zone format version {}, this server reads {ZONE_FORMAT_VERSION}",
+                        zone.format_version
+                    ));
+                }
+                if zone.stack != *stack {
+                    return Err(format!("the file holds the zone of stack `{}`", zone.stack));
+                }
+                Ok(zone)
+            });
         match zone {
-            Ok((zone, digest)) => {
-                read.digests.insert(stack, digest);
+            Ok(zone) => {
+                read.digests.insert(stack.clone(), digest(text.as_bytes()));
                 read.zones.push(zone);
             }
             Err(reason) => {
-                read.rejected.insert(stack, reason);
+                read.rejected.insert(stack.clone(), reason);
             }
         }
     }
@@ -228,8 +248,8 @@ async fn answer_control(stream: UnixStream, server: Arc<Server>) {
         let request = serde_json::from_str::<Request>(&line);
         let reply = match request {
             Ok(Request::Status) => Reply::Status(server.status().await),
-            Ok(Request::Reload) => {
-                let status = server.reload().await;
+            Ok(Request::Reload { zones, resolv_conf }) => {
+                let status = server.reload(&zones, &resolv_conf).await;
                 log(&format!("reloaded: {}", summary(&status)));
                 Reply::Reloaded(status)
             }

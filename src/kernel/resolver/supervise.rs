@@ -1,21 +1,18 @@
 //! How apply keeps the host's name server serving its stack: it writes the stack's zone,
 //! makes sure a current server runs (starting one, or replacing one that is dead, hung or
-//! of another version), and waits for the reload that shows the zone's digest. The last
-//! zone withdrawn stops the server.
+//! of another version, and ending any other that runs for the host, such as one whose pid
+//! file went with the run directory), sends it every stack's zone, and waits for the
+//! reload that shows the zone's digest. The last zone withdrawn stops the server.
 
 use std::fs::File;
 use std::fs::TryLockError;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-
 use super::control::{Reply, Request, Status, ask};
+use super::running::{Host, is_name_server};
 use super::{Files, version};
 use crate::kernel::files::{remove_empty_directory, remove_file};
 use crate::kernel::lock::ApplyLock;
@@ -33,16 +30,19 @@ const START_WAIT: Duration = Duration::from_secs(5);
 const END_WAIT: Duration = Duration::from_secs(3);
 /// How long to wait for another apply that is starting or reloading the server.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
+/// Where the host's own name servers are written, which the server forwards to.
+const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// The name server of one host, as apply sees it.
 pub struct Supervisor<'a> {
     files: Files,
+    places: &'a Places,
     host: &'a HostNamespace,
 }
 
 impl<'a> Supervisor<'a> {
-    pub fn new(places: &Places, host: &'a HostNamespace) -> Supervisor<'a> {
-        Supervisor { files: Files::of(places, host), host }
+    pub fn new(places: &'a Places, host: &'a HostNamespace) -> Supervisor<'a> {
+        Supervisor { files: Files::of(places, host), places, host }
     }
 
     pub fn files(&self) -> &Files {
@@ -64,18 +64,18 @@ impl<'a> Supervisor<'a> {
         if serves(&status, zone, &digest).is_ok() {
             return Ok(());
         }
-        match ask(&self.files.control(), Request::Reload, RELOAD_WAIT)? {
-            Reply::Reloaded(status) => serves(&status, zone, &digest),
-            other => Err(unexpected(&other)),
-        }
+        serves(&self.reload()?, zone, &digest)
     }
 
     /// Stops serving the names of `stack`; with no stack left, stops the server and
     /// removes its files.
     pub fn withdraw(&self, stack: &str) -> io::Result<()> {
-        if !self.files.directory.exists() {
+        // A server may run without its directory, lost with the run directory: it has no
+        // zone left to serve, so it is stopped like any other.
+        if !self.files.directory.exists() && self.others(None)?.is_empty() {
             return Ok(());
         }
+        directory(&self.files.directory, Access::RootOnly, Holder::Stackctl)?;
         let lock = self.lock()?;
         let served = match std::fs::remove_file(self.files.zone(stack)) {
             Ok(()) => true,
@@ -91,22 +91,38 @@ impl<'a> Supervisor<'a> {
             return Ok(());
         }
         self.ensure()?;
-        match ask(&self.files.control(), Request::Reload, RELOAD_WAIT)? {
-            Reply::Reloaded(status) if status.zones.contains_key(stack) => {
-                Err(io::Error::other(format!("the name server still serves stack `{stack}` after a reload")))
-            }
-            Reply::Reloaded(_) => Ok(()),
-            other => Err(unexpected(&other)),
+        if self.reload()?.zones.contains_key(stack) {
+            return Err(io::Error::other(format!("the name server still serves stack `{stack}` after a reload")));
         }
+        Ok(())
     }
 
     /// The zone of `stack` that the running server serves: `None` when no server answers,
-    /// when it is of another version, or when it serves another zone than the file holds.
+    /// when it is of another version, when it serves another zone than the file holds or
+    /// does not listen on every gateway of it, or when another server runs for the host
+    /// (one whose pid file is gone answers from the zones it last had).
     pub fn loaded(&self, stack: &str) -> Option<Zone> {
         let bytes = std::fs::read(self.files.zone(stack)).ok()?;
-        let Ok(Reply::Status(status)) = ask(&self.files.control(), Request::Status, STATUS_WAIT) else { return None };
-        let current = status.version == version() && status.zones.get(stack) == Some(&digest(&bytes));
-        current.then(|| serde_json::from_slice(&bytes).ok()).flatten()
+        let Ok(Reply::Status(status)) = ask(&self.files.control(), &Request::Status, STATUS_WAIT) else {
+            return None;
+        };
+        let zone: Zone = serde_json::from_slice(&bytes).ok()?;
+        let current = status.version == version()
+            && serves(&status, &zone, &digest(&bytes)).is_ok()
+            && self.others(Some(status.pid)).is_ok_and(|others| others.is_empty());
+        current.then_some(zone)
+    }
+
+    /// Sends the server every stack's zone and the host's `resolv.conf`: what it serves
+    /// after.
+    fn reload(&self) -> io::Result<Status> {
+        // No `resolv.conf` is no name server to forward to.
+        let resolv_conf = std::fs::read_to_string(HOST_RESOLV_CONF).unwrap_or_default();
+        let request = Request::Reload { zones: self.files.zones()?, resolv_conf };
+        match ask(&self.files.control(), &request, RELOAD_WAIT)? {
+            Reply::Reloaded(status) => Ok(status),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Once the server has stopped with no zone left: removes its log, the pid file and
@@ -126,14 +142,16 @@ impl<'a> Supervisor<'a> {
     }
 
     /// The status of a current server, started when none answers or the one that does is
-    /// of another version.
+    /// of another version; any other server that runs for the host is ended.
     fn ensure(&self) -> io::Result<Status> {
-        if let Ok(Reply::Status(status)) = ask(&self.files.control(), Request::Status, STATUS_WAIT)
+        if let Ok(Reply::Status(status)) = ask(&self.files.control(), &Request::Status, STATUS_WAIT)
             && status.version == version()
         {
+            self.end_others(Some(status.pid))?;
             return Ok(status);
         }
         self.end_running()?;
+        self.end_others(None)?;
         self.start()
     }
 
@@ -175,7 +193,7 @@ impl<'a> Supervisor<'a> {
         std::thread::spawn(move || child.wait());
         let deadline = Instant::now() + START_WAIT;
         loop {
-            if let Ok(Reply::Status(status)) = ask(&self.files.control(), Request::Status, STATUS_WAIT)
+            if let Ok(Reply::Status(status)) = ask(&self.files.control(), &Request::Status, STATUS_WAIT)
                 && status.pid == pid
             {
                 return Ok(status);
@@ -193,20 +211,21 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    /// Asks the server to stop, and kills it when it does not.
+    /// Asks the server to stop, and kills it when it does not; then ends any other that
+    /// runs for the host.
     fn stop(&self) -> io::Result<()> {
-        if self.holder()?.is_none() {
-            return Ok(());
+        if self.holder()?.is_some() {
+            let _ = ask(&self.files.control(), &Request::Stop, STATUS_WAIT);
+            if !self.ended_within(END_WAIT)? {
+                self.end_running()?;
+            }
         }
-        let _ = ask(&self.files.control(), Request::Stop, STATUS_WAIT);
-        if self.ended_within(END_WAIT)? {
-            return Ok(());
-        }
-        self.end_running()
+        self.end_others(None)
     }
 
-    /// Kills the running server, if one runs, by its pid, once `/proc` shows that the pid
-    /// is stackctl's name server; any other process is left alone.
+    /// Kills the server that holds the pid file, if one does, by its pid, once `/proc`
+    /// shows that the pid is stackctl's name server in the host's namespace; any other
+    /// process is left alone.
     fn end_running(&self) -> io::Result<()> {
         let Some(pid) = self.holder()? else { return Ok(()) };
         if !is_name_server(pid) {
@@ -215,15 +234,28 @@ impl<'a> Supervisor<'a> {
                 self.files.pid().display()
             )));
         }
-        match kill(Pid::from_raw(pid), Signal::SIGKILL) {
-            Ok(()) | Err(nix::Error::ESRCH) => {}
-            Err(error) => return Err(error.into()),
+        self.running()?.end(pid, END_WAIT)
+    }
+
+    /// The name servers that run for the host, found by what they are, but for `current`.
+    fn others(&self, current: Option<u32>) -> io::Result<Vec<i32>> {
+        let mut found = self.running()?.name_servers()?;
+        found.retain(|pid| Some(*pid as u32) != current);
+        Ok(found)
+    }
+
+    /// Ends every name server that runs for the host but `current`, each by its pid.
+    fn end_others(&self, current: Option<u32>) -> io::Result<()> {
+        let running = self.running()?;
+        for pid in self.others(current)? {
+            running.end(pid, END_WAIT)?;
         }
-        if self.ended_within(END_WAIT)? {
-            Ok(())
-        } else {
-            Err(io::Error::new(io::ErrorKind::TimedOut, format!("the name server (pid {pid}) did not end when killed")))
-        }
+        Ok(())
+    }
+
+    /// Where the host's name servers run, and what they serve.
+    fn running(&self) -> io::Result<Host> {
+        Host::new(self.places, self.host, &self.files.directory)
     }
 
     /// The pid of the running server: the process that holds the pid file locked.
@@ -282,13 +314,4 @@ fn serves(status: &Status, zone: &Zone, digest: &str) -> io::Result<()> {
 
 fn unexpected(reply: &Reply) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("the name server gave an unexpected reply: {reply:?}"))
-}
-
-/// Whether `pid` runs `stackctl resolver`, by its command line.
-fn is_name_server(pid: i32) -> bool {
-    let Ok(command_line) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-    let mut arguments = command_line.split(|byte| *byte == 0);
-    let program = arguments.next().map(|program| Path::new(std::ffi::OsStr::from_bytes(program)));
-    let stackctl = program.and_then(Path::file_name).is_some_and(|name| name.as_bytes().starts_with(b"stackctl"));
-    stackctl && arguments.any(|argument| argument == b"resolver")
 }
