@@ -1,14 +1,15 @@
 //! The files a stack keeps on a host beside its kernel objects, and their removal once
 //! destroy has removed those objects: its containers' hosts and `resolv.conf` files (under
 //! `/etc/netns`), its zone on the host's name server, its apply record and its lock (under
-//! `/run/stackctl/HOST`), and, when no stack is left on the host, the name server's files
-//! and the host's directory.
+//! `/run/stackctl/HOST`), and, when no stack is left on the host, the name server's files,
+//! the lock that applies take to pick subnets, and the host's directory.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::error::KernelError;
-use super::lock::ApplyLock;
+use super::lock::{ApplyLock, LockError};
 use super::resolver::{Files, Supervisor};
 use super::writing::partial;
 use super::{Places, record, write_record};
@@ -29,13 +30,36 @@ pub fn remove_files(places: &Places, scope: &Scope, lock: ApplyLock) -> Result<(
     write_record(places, &scope.host, &scope.stack, &KernelState::default())
         .map_err(|error| KernelError::new("remove", object("the apply record"), error))?;
     lock.remove().map_err(|error| KernelError::new("remove", object("the lock"), error))?;
-    // The host's directory, and stackctl's, once nothing is left in them.
     let host = places.state.join(scope.host.tag());
+    remove_subnets_lock(places, scope, &host)
+        .map_err(|error| KernelError::new("remove", format!("the subnets lock of {}", host.display()), error))?;
+    // The host's directory, and stackctl's, once nothing is left in them.
     for directory in [host.as_path(), places.state.as_path()] {
         remove_empty_directory(directory)
             .map_err(|error| KernelError::new("remove", directory.display().to_string(), error))?;
     }
     Ok(())
+}
+
+/// The lock that applies take to pick subnets on the host, once no stack has anything left
+/// in the host's directory, and no apply holds it (one that waits for it opens the path
+/// again once it has the lock of a file that is gone).
+fn remove_subnets_lock(places: &Places, scope: &Scope, host: &Path) -> io::Result<()> {
+    let path = places.subnets_lock(&scope.host);
+    let others = match std::fs::read_dir(host) {
+        Ok(entries) => entries.flatten().any(|entry| entry.path() != path),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    if others || path.symlink_metadata().is_err() {
+        return Ok(());
+    }
+    match ApplyLock::acquire(&path, Duration::ZERO, |_| {}) {
+        Ok(lock) => lock.remove(),
+        // Held: an apply is about to make a stack's networks on this host.
+        Err(LockError::Timeout { .. }) => Ok(()),
+        Err(error) => Err(io::Error::other(error)),
+    }
 }
 
 /// What the stack has for its host outside the host's namespace, by path, in this order:
