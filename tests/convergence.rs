@@ -263,7 +263,7 @@ impl Doc {
     }
 
     /// The names `index` can talk to: the names and aliases of the other containers it
-    /// shares a network with. An alias it holds itself counts only through another holder:
+    /// shares a network with, and the host when it joins one. An alias it holds itself counts only through another holder:
     /// a container reaches itself without a flow.
     fn targets(&self, index: usize) -> Vec<String> {
         let source = &self.containers[index];
@@ -278,6 +278,10 @@ impl Doc {
                     targets.extend(membership.aliases.iter().cloned());
                 }
             }
+        }
+        // The host, through any network.
+        if !mine.is_empty() {
+            targets.insert("host".to_owned());
         }
         targets.into_iter().collect()
     }

@@ -434,3 +434,62 @@ fn tables_that_cannot_change_in_place_are_replaced_once() {
     assert!(sandbox.sh("nft list chain inet stackctl-shop leave").contains("priority filter - 1"));
     assert_converged(&sandbox, &v2);
 }
+
+/// A container reaches of the host only its name server (UDP and TCP 53 on its gateway)
+/// and the flows to `host` it declares, on whichever of the host's addresses, and only on
+/// their ports; published ports, egress and the host's own connections to containers are
+/// unaffected.
+#[test]
+fn containers_reach_the_host_only_through_declared_flows() {
+    let Some(sandbox) = with_uplink() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let closed = "name: lab
+networks:
+  front: { subnet: 10.30.0.0/24 }
+containers:
+  app: { networks: [front], talks_to: ['peer:80'] }
+  peer: { networks: [front], ports: ['8088:80'] }
+";
+    let file = write_stack(dir.path(), "lab.yaml", closed);
+    apply(&sandbox, &file);
+    let gateway = Ipv4Addr::new(10, 30, 0, 1);
+    let (app, peer) = ("lab:app", "lab:peer");
+    let _listeners = [
+        sandbox.listen_on_host(2222, "host:2222"),
+        sandbox.listen_on_host(2223, "host:2223"),
+        sandbox.listen(peer, 80, "peer:80"),
+        sandbox.listen("outside", 9999, "outside:9999"),
+    ];
+    let dns_over_tcp = |from: &'static str| {
+        sandbox.in_netns(Some(from), move || {
+            TcpStream::connect_timeout(&SocketAddr::from((gateway, 53)), Duration::from_secs(1)).map(drop)
+        })
+    };
+    let unaffected = |when: &str| {
+        assert_eq!(sandbox.connect_by_name(&file, "app", "peer", 80).as_deref(), Ok("peer:80"), "{when}: DNS");
+        dns_over_tcp(app).unwrap_or_else(|error| panic!("{when}: TCP 53 on the gateway: {error}"));
+        assert_reaches(&sandbox, Some(app), (HOST, 8088), "peer:80");
+        assert_reaches(&sandbox, Some("outside"), (HOST, 8088), "peer:80");
+        assert_reaches(&sandbox, Some(app), (OUTSIDE, 9999), "outside:9999");
+        assert_reaches(&sandbox, None, (address_of(&sandbox, &file, "peer", "front"), 80), "peer:80");
+    };
+
+    unaffected("with no flow to the host");
+    for address in [gateway, HOST, SECOND] {
+        for container in [app, peer] {
+            assert_blocked(&sandbox, Some(container), (address, 2222));
+            assert_blocked(&sandbox, Some(container), (address, 2223));
+        }
+    }
+
+    let open = write_stack(dir.path(), "lab.yaml", &closed.replace("'peer:80'", "'peer:80', 'host:2222'"));
+    let text = apply(&sandbox, &open);
+    assert!(text.contains("app -> host"), "the plan shows the flow to the host:\n{text}");
+    assert_converged(&sandbox, &open);
+    unaffected("with a flow to the host");
+    for address in [gateway, HOST, SECOND] {
+        assert_reaches(&sandbox, Some(app), (address, 2222), "host:2222");
+        assert_blocked(&sandbox, Some(app), (address, 2223));
+        assert_blocked(&sandbox, Some(peer), (address, 2222));
+    }
+}

@@ -45,6 +45,15 @@ const LAYOUT_CASES: &[(&str, &str)] = &[
          db: {networks: [n1]}\n  newdb: {networks: {n1: {}, n2: {aliases: [db]}}, talks_to: [db]}\n  \
          app: {networks: [n1, n2], talks_to: [db]}\n",
     ),
+    // Flows to the host: it is reached through any network, so they ask for none; `agent`,
+    // whose one flow is to the host, still needs a network.
+    (
+        "flows-to-the-host",
+        "name: flows-to-the-host\nnetworks: {front: {}, back: {internal: true}}\ncontainers:\n  \
+         app: {networks: [front, back], talks_to: ['host:22', 'db:5432']}\n  \
+         db: {networks: [back], talks_to: [host/udp]}\n  \
+         agent: {networks: [front], talks_to: ['host:9100']}\n",
+    ),
 ];
 
 /// The examples and the layout cases, each by name.
@@ -154,6 +163,23 @@ fn every_example_is_drawn_in_every_format() {
         assert_eq!(document["format_version"], 1, "{name}");
         insta::assert_snapshot!(format!("{name}.json"), json);
     }
+}
+
+/// A flow to the host ends at one node of its own, `host`, like any flow, in every format.
+#[test]
+fn flows_to_the_host_are_drawn_to_the_host() {
+    let (name, text) = LAYOUT_CASES.iter().find(|(name, _)| *name == "flows-to-the-host").expect("the case");
+    let stack = stack(name, text);
+    let graph = StackGraph::build(&stack);
+    let mermaid = draw(&graph, Drawing::Mermaid);
+    assert!(mermaid.contains("c_app ==>|\"tcp/22\"| h_host"), "{mermaid}");
+    insta::assert_snapshot!(format!("{name}.mermaid"), mermaid);
+    insta::assert_snapshot!(format!("{name}.dot"), draw(&graph, Drawing::Dot));
+    let json = draw(&graph, Drawing::Json);
+    let document: serde_json::Value = serde_json::from_str(&json).expect("the drawing is JSON");
+    let to_host = document["flows"].as_array().expect("flows").iter().filter(|flow| flow["destination"] == "host");
+    assert_eq!(to_host.count(), 4, "one flow per network of its source:\n{json}");
+    insta::assert_snapshot!(format!("{name}.json"), json);
 }
 
 #[test]

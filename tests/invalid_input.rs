@@ -202,6 +202,27 @@ const CASES: &[Case] = &[
         27,
     ),
     with_help(
+        "container-named-host.yaml",
+        "container name `host` is reserved: a flow to `host` means the host itself",
+        8,
+        3,
+        "rename the container",
+    ),
+    with_help(
+        "alias-named-host.yaml",
+        "alias name `host` is reserved: a flow to `host` means the host itself",
+        8,
+        27,
+        "rename the alias",
+    ),
+    with_help(
+        "flow-to-host-from-host-mode.yaml",
+        "container `exporter` talks to the host but has `network_mode: host`",
+        8,
+        16,
+        "a host-mode container is on the host already",
+    ),
+    with_help(
         "host-mode-networks.yaml",
         "container `exporter` has `network_mode: host` and networks",
         8,

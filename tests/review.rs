@@ -174,6 +174,36 @@ fn opening_a_network_allows_every_pair_once() {
     assert!(review.reachability().flows_forbidden.is_empty());
 }
 
+/// A flow to the host is a flow like any other: allowed in the delta, with its network, in
+/// every report, and a change of the plan's firewall.
+#[test]
+fn a_flow_to_the_host_is_reviewed_like_any_flow() {
+    let talking = |talks_to: &str| {
+        let text = format!(
+            "name: shop\nnetworks: {{ web_nw: {{}} }}\ncontainers:\n  web:\n    networks: [web_nw]\n    \
+             talks_to: [{talks_to}]\n  api:\n    networks: [web_nw]\n"
+        );
+        validate_file(&SourceFile { name: "stack.yaml".to_owned(), text }).stack.expect("the stack is valid")
+    };
+    let review = Review::between(&talking("'api:80'"), &talking("'api:80', 'host:22'")).expect("lowers");
+    let tcp_22 = Traffic::Ports { protocol: Protocol::Tcp, ports: PortRange::single(22) };
+    let expected = AllowedFlow {
+        source: "web".to_owned(),
+        destination: "host".to_owned(),
+        network: "web_nw".to_owned(),
+        traffic: tcp_22,
+        grant: Grant::Declared,
+    };
+    assert_eq!(review.reachability().flows_allowed, [expected]);
+    assert!(review.reachability().flows_forbidden.is_empty());
+    let text = review.render(Format::Text, "old.yaml", "new.yaml", false);
+    assert!(text.contains("web -> host tcp/22 on web_nw"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&review.render(Format::Json, "old.yaml", "new.yaml", false)).expect("JSON");
+    assert_eq!(json["reachability"]["flows_allowed"][0]["destination"], "host", "{json}");
+    insta::assert_snapshot!(review.render(Format::Markdown, "old.yaml", "new.yaml", false));
+}
+
 #[test]
 fn a_replacement_is_one_json_operation_with_both_sides() {
     let adopting = |netns: &str| {

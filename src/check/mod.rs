@@ -33,7 +33,7 @@ use std::ops::Range;
 use serde::{Serialize, Serializer};
 
 use crate::graph::{AllowedFlow, StackGraph};
-use crate::model::{Attachment, Container, PortRange, Protocol, Stack, Traffic};
+use crate::model::{Attachment, Container, HOST, PortRange, Protocol, Stack, Traffic};
 use crate::state::{HostFacts, KernelState, Kind, NO_ADDRESS, Resource};
 
 /// The version of the JSON format; it changes only when a field changes meaning or goes.
@@ -149,7 +149,9 @@ pub struct Pair {
 /// the addresses come from the observed links, so that the probes go where the kernel
 /// actually put the containers.
 pub fn survey(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Survey {
-    let flows = StackGraph::build(stack).allowed_flows();
+    // The truth table is between containers: the host's own services are not probed.
+    let flows: Vec<AllowedFlow> =
+        StackGraph::build(stack).allowed_flows().into_iter().filter(|flow| flow.destination != HOST).collect();
     let addresses: BTreeMap<(&str, &str), Ipv4Addr> = observed
         .of_kind(Kind::Link)
         .filter_map(|resource| match resource {

@@ -809,3 +809,23 @@ fn columns_stay_aligned_past_nine_containers() {
     let table = as_declared(&survey);
     insta::assert_snapshot!(render_text(&table, false));
 }
+
+/// The truth table is between containers: a flow to the host adds no pair, and no probe to
+/// a container called `host` (there is none) or to the host.
+#[test]
+fn flows_to_the_host_are_not_probed() {
+    let text = "name: s\nnetworks: { n: {} }\ncontainers:\n  a: { networks: [n], talks_to: ['host:22', 'b:80'] }\n  \
+                b: { networks: [n] }\n";
+    let with_host = stack(text);
+    let without = stack(&text.replace("'host:22', ", ""));
+    let lines = |stack: &Stack| {
+        let state = applied(stack);
+        let survey = surveyed(stack, &state);
+        let pairs: Vec<(String, String)> =
+            survey.pairs.iter().map(|pair| (pair.source.clone(), pair.destination.clone())).collect();
+        (pairs, survey.probes.iter().map(line).collect::<Vec<_>>())
+    };
+    let (pairs, probes) = lines(&with_host);
+    assert_eq!((&pairs, &probes), (&lines(&without).0, &lines(&without).1));
+    assert!(probes.iter().all(|probe| !probe.contains("host")), "{probes:?}");
+}

@@ -23,8 +23,10 @@
 //! - An ICMP error passes as related to a connection only from one of the connection's
 //!   ends, so a container cannot send errors along connections it is no part of.
 //! - Networks that are not internal leave the host through masquerade; internal networks
-//!   reach nothing outside the stack, the host included, but for the name server on their
-//!   gateway (port 53).
+//!   reach nothing outside the stack.
+//! - Of the host itself, a container reaches the name server on its network's gateway
+//!   (port 53), the flows to `host` it declares (on any of the host's addresses), and
+//!   replies to the host's own connections; nothing else, internal network or not.
 //! - An alias is a virtual address that DNAT sends to one of its backends, per connection
 //!   in turn; the flows are judged after it, on the backend's address.
 //! - Published ports are DNAT rules: from outside on the host's addresses (or the one
@@ -46,7 +48,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 
 use super::{rule_id, table_name};
-use crate::model::{Isolation, Traffic};
+use crate::model::{HOST, Isolation, Traffic};
 use crate::state::{Alias, Flow, Forward, KernelState, Policy, Resource, container_mac, mac_text};
 
 /// The packet mark (one bit, the others kept) that lets a DNAT'd packet that is bridged
@@ -389,6 +391,9 @@ fn skeleton_inet() -> Table {
     table.set("bridges", "type ifname;");
     table.set("flows", "type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval;");
     table.set("flows_any", "type ipv4_addr . ipv4_addr;");
+    // The flows to the host: from a member's address, by protocol and port, or all traffic.
+    table.set("host_flows", "type ipv4_addr . inet_proto . inet_service; flags interval;");
+    table.set("host_flows_any", "type ipv4_addr;");
     // Every member's address, twice: `ip saddr . ct original ip saddr @members` is how nft
     // says that two addresses of a packet are the same member's.
     table.set("members", "type ipv4_addr . ipv4_addr;");
@@ -465,17 +470,21 @@ fn policy_rules(script: &mut Script, policy: &Policy) {
     script.rule(Inet, "forward", format!("oifname \"{bridge}\" jump {to}"));
     if policy.internal {
         script.rule(Inet, "leave", format!("iifname \"{bridge}\" oifname != \"{bridge}\" {REJECT}"));
-        script.rule(Inet, "input", format!("iifname \"{bridge}\" ct state established,related accept"));
-        // The stack's name server, on the gateway, is the one thing of the host that an
-        // internal network reaches.
-        let gateway = policy.gateway;
-        script.rule(
-            Inet,
-            "input",
-            format!("iifname \"{bridge}\" ip daddr {gateway} meta l4proto {{ tcp, udp }} th dport 53 accept"),
-        );
-        script.rule(Inet, "input", format!("iifname \"{bridge}\" {REJECT}"));
     }
+    // What a container reaches of the host itself: replies to the host's own connections,
+    // the stack's name server on the gateway (port 53), and the declared flows to the host;
+    // on any of the host's addresses. Published ports and aliases are DNAT'd before this
+    // (they are forwarded, not delivered to the host).
+    script.rule(Inet, "input", format!("iifname \"{bridge}\" ct state established,related accept"));
+    let gateway = policy.gateway;
+    script.rule(
+        Inet,
+        "input",
+        format!("iifname \"{bridge}\" ip daddr {gateway} meta l4proto {{ tcp, udp }} th dport 53 accept"),
+    );
+    script.rule(Inet, "input", format!("iifname \"{bridge}\" ip saddr . meta l4proto . th dport @host_flows accept"));
+    script.rule(Inet, "input", format!("iifname \"{bridge}\" ip saddr @host_flows_any accept"));
+    script.rule(Inet, "input", format!("iifname \"{bridge}\" {REJECT}"));
     // Between members, the verdict was given before routing (`isolation`).
     script.rule(Inet, &to, format!("iifname \"{bridge}\" accept"));
     script.rule(Inet, &to, "ct state established,related accept");
@@ -606,6 +615,16 @@ fn alias_rules(script: &mut Script, alias: &Alias) {
 
 fn flow_elements(script: &mut Script, flow: &Flow) {
     let (from, to) = (flow.from, flow.to);
+    if flow.destination == HOST {
+        // Any of the host's addresses: the input chain sees only what is for the host.
+        match flow.traffic {
+            Traffic::All => script.element(Family::Inet, "host_flows_any", format!("{from}")),
+            Traffic::Ports { protocol, ports } => {
+                script.element(Family::Inet, "host_flows", format!("{from} . {protocol} . {ports}"))
+            }
+        }
+        return;
+    }
     match flow.traffic {
         Traffic::All => script.element(Family::Inet, "flows_any", format!("{from} . {to}")),
         Traffic::Ports { protocol, ports } => {
@@ -638,6 +657,27 @@ mod tests {
     #[test]
     fn the_rules_of_every_form_of_publication() {
         insta::assert_snapshot!(script(include_str!("../../examples/port-publishing.yaml")));
+    }
+
+    /// A flow to the host is an element of `host_flows` (or `host_flows_any`) by the source's
+    /// address, on open networks too; every bridge's traffic to the host is judged in `input`.
+    #[test]
+    fn the_rules_of_flows_to_the_host() {
+        let script = script(
+            "name: lab
+networks:
+  front: { subnet: 10.30.0.0/24, isolation: open }
+  back: { subnet: 10.31.0.0/24, internal: true }
+containers:
+  app: { networks: [front, back], talks_to: ['host:22', 'host:2000-2100/udp'] }
+  agent: { networks: [back], talks_to: [host] }
+",
+        );
+        for line in ["10.30.0.2 . tcp . 22", "10.31.0.3 . tcp . 22", "10.31.0.3 . udp . 2000-2100", "10.31.0.2 comment"]
+        {
+            assert!(script.contains(line), "missing `{line}`:\n{script}");
+        }
+        insta::assert_snapshot!(script);
     }
 
     fn lowered(text: &str) -> KernelState {

@@ -17,7 +17,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use serde::Serialize;
 
-use crate::model::{Isolation, Publication, Stack, Traffic};
+use crate::model::{HOST, Isolation, Publication, Stack, Traffic};
 
 /// A node of the graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub enum Node {
     Network(String),
     /// A published port.
     Port(Publication),
+    /// The host itself, as the target of flows to its own services.
+    Host,
 }
 
 /// An edge of the graph.
@@ -33,7 +35,8 @@ pub enum Node {
 pub enum Edge {
     /// Container to network: a membership, with its aliases there.
     Member { aliases: Vec<String> },
-    /// Container to container: a declared flow, resolved on one network.
+    /// Container to container, or container to the host: a declared flow, resolved on one
+    /// network (a flow to the host on each network of its source: any of them reaches it).
     Flow { network: String, traffic: Traffic, target: String },
     /// Port to container: traffic from the host's port to the container.
     Publish,
@@ -76,6 +79,7 @@ impl<'a> StackGraph<'a> {
             .keys()
             .map(|name| (name.as_str(), graph.add_node(Node::Container(name.clone()))))
             .collect();
+        let host = graph.add_node(Node::Host);
         for container in stack.containers.values() {
             let node = containers[container.name.as_str()];
             for membership in container.memberships() {
@@ -86,6 +90,17 @@ impl<'a> StackGraph<'a> {
                 );
             }
             for flow in &container.talks_to {
+                if flow.target == HOST {
+                    for membership in container.memberships() {
+                        let edge = Edge::Flow {
+                            network: membership.network.clone(),
+                            traffic: flow.traffic,
+                            target: HOST.to_owned(),
+                        };
+                        graph.add_edge(node, host, edge);
+                    }
+                    continue;
+                }
                 for (network, destination) in stack.resolve(container, &flow.target) {
                     let edge =
                         Edge::Flow { network: network.to_owned(), traffic: flow.traffic, target: flow.target.clone() };
@@ -131,12 +146,13 @@ impl<'a> StackGraph<'a> {
         flows.into_iter().collect()
     }
 
-    /// The declared flows, resolved to one destination container and network each.
+    /// The declared flows, resolved to one destination container (or [`HOST`]) and network
+    /// each.
     pub fn declared_flows(&self) -> impl Iterator<Item = AllowedFlow> + '_ {
         self.graph.edge_references().filter_map(|edge| match edge.weight() {
             Edge::Flow { network, traffic, .. } => Some(AllowedFlow {
                 source: self.container_name(edge.source()).to_owned(),
-                destination: self.container_name(edge.target()).to_owned(),
+                destination: self.end_name(edge.target()).to_owned(),
                 network: network.clone(),
                 traffic: *traffic,
                 grant: Grant::Declared,
@@ -153,7 +169,7 @@ impl<'a> StackGraph<'a> {
             .edge_references()
             .filter(|edge| matches!(edge.weight(), Edge::Flow { network: on, .. } if on == network))
             .map(|edge| {
-                let (a, b) = (self.container_name(edge.source()), self.container_name(edge.target()));
+                let (a, b) = (self.container_name(edge.source()), self.end_name(edge.target()));
                 (a.min(b), a.max(b))
             })
             .collect();
@@ -179,7 +195,15 @@ impl<'a> StackGraph<'a> {
         for name in self.stack.containers.keys() {
             node_of.insert(self.containers[name.as_str()], flows.add_node(name));
         }
-        for edge in self.graph.edge_references().filter(|edge| matches!(edge.weight(), Edge::Flow { .. })) {
+        // The host is no container: it is there before any of them.
+        let between_containers =
+            |edge: &petgraph::graph::EdgeReference<'_, Edge>| self.graph[edge.target()] != Node::Host;
+        for edge in self
+            .graph
+            .edge_references()
+            .filter(|edge| matches!(edge.weight(), Edge::Flow { .. }))
+            .filter(between_containers)
+        {
             flows.add_edge(node_of[&edge.source()], node_of[&edge.target()], ());
         }
         let components = tarjan_scc(&flows);
@@ -226,7 +250,15 @@ impl<'a> StackGraph<'a> {
     fn container_name(&self, node: NodeIndex) -> &str {
         match &self.graph[node] {
             Node::Container(name) => name,
-            Node::Network(_) | Node::Port(_) => unreachable!("flow edges join containers"),
+            Node::Network(_) | Node::Port(_) | Node::Host => unreachable!("flow edges start at containers"),
+        }
+    }
+
+    /// The name of a flow's destination: a container's, or [`HOST`].
+    fn end_name(&self, node: NodeIndex) -> &str {
+        match &self.graph[node] {
+            Node::Host => HOST,
+            _ => self.container_name(node),
         }
     }
 }
@@ -292,6 +324,38 @@ containers:
         assert_eq!(open.len(), 6, "{open:?}");
         let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
         assert_eq!(graph.unflowed_pairs("flat"), [pair("a", "c"), pair("b", "c")]);
+    }
+
+    /// A flow to the host resolves on every network of its source, on open networks too,
+    /// and the host is no container to wait for.
+    #[test]
+    fn a_flow_to_the_host_resolves_on_each_network_of_its_source() {
+        let stack = stack(
+            "name: s
+networks: { a: {}, b: { isolation: open } }
+containers:
+  app: { networks: [a, b], talks_to: ['host:22'] }
+  db: { networks: [a], talks_to: ['host/udp', app] }
+",
+        );
+        let graph = StackGraph::build(&stack);
+        let to_host: Vec<(String, String, Traffic)> = graph
+            .declared_flows()
+            .filter(|flow| flow.destination == HOST)
+            .map(|flow| (flow.source, flow.network, flow.traffic))
+            .collect();
+        let tcp_22 = Traffic::Ports { protocol: Protocol::Tcp, ports: PortRange::single(22) };
+        let udp = Traffic::Ports { protocol: Protocol::Udp, ports: PortRange::ALL };
+        assert_eq!(
+            to_host,
+            [
+                ("app".to_owned(), "a".to_owned(), tcp_22),
+                ("app".to_owned(), "b".to_owned(), tcp_22),
+                ("db".to_owned(), "a".to_owned(), udp)
+            ]
+        );
+        assert_eq!(graph.wiring_order(), ["app", "db"]);
+        assert_eq!(graph.unflowed_pairs("b"), Vec::<(String, String)>::new());
     }
 
     #[test]

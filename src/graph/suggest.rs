@@ -12,7 +12,7 @@ mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Attachment, Container, Draft};
+use crate::model::{Attachment, Container, Draft, HOST};
 use crate::spec::NAME_MAX_LEN;
 
 /// One container of the suggested layout.
@@ -56,15 +56,18 @@ pub fn suggest(draft: &Draft) -> String {
         })
     };
     let mut groups = cover::edge_clique_cover(&talks, fits);
-    // A container that talks with no one still needs a network to publish its ports through;
-    // one of its own reaches no other container.
+    // A container that talks with no one still needs a network to publish its ports through,
+    // or to reach the host through (any network does: flows to the host ask for no other
+    // member); one of its own reaches no other container.
     groups.extend(
         draft
             .containers()
             .values()
             .filter(|container| {
                 let alone = talks[index[container.name.as_str()]].is_empty();
-                alone && matches!(container.attachment, Attachment::Bridged(_)) && !container.ports.is_empty()
+                let needs_one =
+                    !container.ports.is_empty() || container.talks_to.iter().any(|flow| flow.target == HOST);
+                alone && matches!(container.attachment, Attachment::Bridged(_)) && needs_one
             })
             .map(|container| vec![index[container.name.as_str()]]),
     );

@@ -122,10 +122,14 @@ pub struct Membership {
     pub ipv4: Option<Ipv4Addr>,
 }
 
+/// The flow target that names the host itself: what a container may reach of the host's own
+/// services besides its name server. No container or alias may take this name.
+pub const HOST: &str = "host";
+
 /// A declared flow, as written: `TARGET[:PORT[-PORT]][/tcp|/udp]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Flow {
-    /// A container name or an alias.
+    /// A container name, an alias, or [`HOST`].
     pub target: String,
     pub traffic: Traffic,
 }

@@ -84,7 +84,7 @@ pub struct ContainerSpec {
     #[serde(default)]
     pub networks: Memberships,
     /// Flows this container opens: `TARGET[:PORT[-PORT]][/tcp|/udp]`, where TARGET is a
-    /// container name or an alias; no port means every port.
+    /// container name, an alias, or `host` (the host itself); no port means every port.
     #[serde(default, deserialize_with = "empty_when_null")]
     #[schemars(with = "Option<Vec<String>>")]
     pub talks_to: Vec<Spanned<String>>,

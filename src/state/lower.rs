@@ -23,7 +23,7 @@ use super::{
 use crate::diagnostic::{Diagnostic, Span};
 use crate::graph::{Grant, StackGraph};
 use crate::model::{
-    Attachment, Container, Isolation, PortRange, Protocol, Publication, Stack, Traffic, conflicts, overlaps,
+    Attachment, Container, HOST, Isolation, PortRange, Protocol, Publication, Stack, Traffic, conflicts, overlaps,
 };
 use crate::spec::StackSpec;
 
@@ -212,9 +212,14 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
     }
     let graph = StackGraph::build(stack);
     for flow in flow_rules(stack, &graph) {
+        // A flow to the host is to its address on the network: the gateway.
+        let to = match flow.destination.as_str() {
+            HOST => subnets[&flow.network].1,
+            destination => addresses[&(destination, flow.network.as_str())],
+        };
         state.insert(Resource::Flow(Flow {
             from: addresses[&(flow.source.as_str(), flow.network.as_str())],
-            to: addresses[&(flow.destination.as_str(), flow.network.as_str())],
+            to,
             ..flow
         }));
     }
@@ -247,7 +252,8 @@ fn alias_ports(stack: &Stack) -> Vec<super::AliasPorts> {
 }
 
 /// The flows that need a rule, without addresses: those declared on networks with
-/// `isolation: flows` (on open networks everything passes). A pair that may exchange all
+/// `isolation: flows` (on open networks everything passes between members), and those to
+/// the host on any network (nothing else of the host's passes). A pair that may exchange all
 /// traffic on a network needs no narrower rule there, and the port ranges of one pair and
 /// protocol are merged into disjoint ranges: the kernel's interval sets take no overlaps.
 fn flow_rules(stack: &Stack, graph: &StackGraph) -> Vec<Flow> {
@@ -255,7 +261,7 @@ fn flow_rules(stack: &Stack, graph: &StackGraph) -> Vec<Flow> {
     let mut unrestricted: BTreeSet<Pair> = BTreeSet::new();
     let mut ranges: BTreeMap<(Pair, Protocol), Vec<PortRange>> = BTreeMap::new();
     for flow in graph.declared_flows().filter(|flow| flow.grant == Grant::Declared) {
-        if stack.networks[&flow.network].isolation == Isolation::Open {
+        if stack.networks[&flow.network].isolation == Isolation::Open && flow.destination != HOST {
             continue;
         }
         let pair = (flow.network, flow.source, flow.destination);

@@ -1,5 +1,5 @@
 //! The graph as a Graphviz digraph, in the same picture as the Mermaid drawing: networks
-//! are blue hexagons, containers boxes, host ports grey (red when published on every
+//! are blue hexagons, containers boxes, the host a house, host ports grey (red when published on every
 //! interface); flows are thick arrows, memberships grey lines, and the reach an `open`
 //! network grants beyond the declared flows dashed red lines.
 
@@ -23,6 +23,7 @@ pub fn render(scene: &Scene) -> String {
                 ", shape=hexagon, style=filled, fillcolor=\"#fff3e0\", color=\"#e65100\", penwidth=2"
             }
             NodeKind::Container => "",
+            NodeKind::Host => ", shape=house",
             NodeKind::Port { all_interfaces: false } => {
                 ", shape=cds, style=filled, fillcolor=\"#f5f5f5\", color=\"#757575\""
             }

@@ -22,7 +22,7 @@ struct GraphDocument<'a> {
     /// Every container, by name.
     containers: Vec<ContainerEntry<'a>>,
     /// Every allowed flow, by source, destination, network, traffic and grant: the declared
-    /// flows resolved to a destination container and network, and on `open` networks every
+    /// flows resolved to a destination container (or the host) and network, and on `open` networks every
     /// ordered pair of members.
     flows: Vec<FlowEntry<'a>>,
     /// Every published port, by container and then in the order of its `ports` list.
@@ -70,7 +70,7 @@ struct MembershipEntry<'a> {
 struct FlowEntry<'a> {
     /// The container that opens connections.
     source: &'a str,
-    /// The container that accepts them.
+    /// The container that accepts them, or `"host"` for the host itself.
     destination: &'a str,
     /// The network the flow travels on.
     network: &'a str,

@@ -1,5 +1,5 @@
 //! The graph as a Mermaid flowchart, for pull requests and Markdown: networks are blue
-//! hexagons, containers boxes, host ports grey stadiums (red when published on every
+//! hexagons, containers boxes, the host a framed box, host ports grey stadiums (red when published on every
 //! interface); flows are thick arrows, memberships thin grey lines, and the reach an
 //! `open` network grants beyond the declared flows dashed red lines.
 
@@ -64,6 +64,7 @@ fn node_line(node: &SceneNode) -> String {
         NodeKind::Port { all_interfaces } => {
             format!("{}([\"{label}\"]):::{}", node.id, if all_interfaces { "exposed" } else { "port" })
         }
+        NodeKind::Host => format!("{}[[\"{label}\"]]", node.id),
     }
 }
 

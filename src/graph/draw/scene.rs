@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use petgraph::visit::EdgeRef;
 
 use crate::graph::{Edge, Node, StackGraph};
-use crate::model::{Attachment, Isolation};
+use crate::model::{Attachment, HOST, Isolation};
 
 /// The nodes and edges of one picture, in drawing order.
 pub struct Scene {
@@ -35,6 +35,8 @@ pub enum NodeKind {
     Port {
         all_interfaces: bool,
     },
+    /// The host itself, drawn when a container has a flow to it.
+    Host,
 }
 
 pub struct SceneEdge {
@@ -48,7 +50,7 @@ pub struct SceneEdge {
 pub enum EdgeKind {
     /// Container to network, undirected.
     Membership,
-    /// Container to container: the declared flows from one to the other.
+    /// Container to container, or to the host: the declared flows from one to the other.
     Flow,
     /// Host port to container.
     Publish,
@@ -117,10 +119,14 @@ impl Scene {
                 });
             }
         }
-        for ((source, destination), traffic) in flows(graph) {
+        let flows = flows(graph);
+        if flows.keys().any(|(_, destination)| *destination == HOST) {
+            nodes.push(SceneNode { id: HOST_ID.to_owned(), kind: NodeKind::Host, lines: vec![HOST.to_owned()] });
+        }
+        for ((source, destination), traffic) in flows {
             edges.push(SceneEdge {
                 from: container_id(source),
-                to: container_id(destination),
+                to: if destination == HOST { HOST_ID.to_owned() } else { container_id(destination) },
                 kind: EdgeKind::Flow,
                 label: Some(traffic.into_iter().collect::<Vec<_>>().join(", ")),
             });
@@ -155,7 +161,8 @@ fn flows<'g>(graph: &'g StackGraph) -> BTreeMap<(&'g str, &'g str), BTreeSet<Str
     let petgraph = graph.graph();
     let name = |node| match &petgraph[node] {
         Node::Container(name) => name.as_str(),
-        Node::Network(_) | Node::Port(_) => unreachable!("flow edges join containers"),
+        Node::Host => HOST,
+        Node::Network(_) | Node::Port(_) => unreachable!("flow edges join containers and the host"),
     };
     let mut flows: BTreeMap<(&str, &str), BTreeSet<String>> = BTreeMap::new();
     for edge in petgraph.edge_references() {
@@ -166,6 +173,9 @@ fn flows<'g>(graph: &'g StackGraph) -> BTreeMap<(&'g str, &'g str), BTreeSet<Str
     }
     flows
 }
+
+/// The host's node: no kind prefix of the others starts with `h`.
+const HOST_ID: &str = "h_host";
 
 fn network_id(name: &str) -> String {
     format!("n_{}", escape(name))

@@ -21,6 +21,7 @@ impl Checker {
         networks: &BTreeMap<String, Network>,
     ) -> Container {
         self.name(name, "container");
+        self.unreserved(name, "container");
         let span = Span::of(name);
         self.container_names.insert(name.value.clone(), span);
         let memberships = self.memberships(&name.value, spec, networks);
@@ -170,6 +171,7 @@ impl Checker {
             let mut spans = MembershipSpans::default();
             for alias in &settings.aliases {
                 self.name(alias, "alias");
+                self.unreserved(alias, "alias");
                 if aliases.contains(&alias.value) {
                     self.error(Diagnostic::error(
                         Span::of(alias),

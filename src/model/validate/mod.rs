@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_saphyr::Spanned;
 
 use super::names::name_problem;
-use super::{Container, Draft, Drain, Network, Stack};
+use super::{Container, Draft, Drain, HOST, Network, Stack};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::spec::{SourceFile, StackSpec, load};
 
@@ -155,6 +155,20 @@ impl Checker {
                 format!("invalid {what} name `{}`: {problem}", name.value),
                 format!("invalid {what} name"),
             ));
+        }
+    }
+
+    /// A container or an alias may not be called `host`: a flow to that name means the host.
+    fn unreserved(&mut self, name: &Spanned<String>, what: &str) {
+        if name.value == HOST {
+            self.error(
+                Diagnostic::error(
+                    Span::of(name),
+                    format!("{what} name `{HOST}` is reserved: a flow to `{HOST}` means the host itself"),
+                    "reserved name",
+                )
+                .with_help(format!("rename the {what}")),
+            );
         }
     }
 

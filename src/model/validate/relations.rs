@@ -9,7 +9,7 @@ use crate::diagnostic::{Diagnostic, Span};
 use crate::graph::StackGraph;
 use crate::model::names::suggest_name;
 use crate::model::publish::{conflicts, same_random};
-use crate::model::{Attachment, Isolation, Publication, Stack, write_publication};
+use crate::model::{Attachment, HOST, Isolation, Publication, Stack, write_publication};
 
 impl Checker {
     /// A declared subnet must hold its gateway, every member and a virtual address per
@@ -189,7 +189,26 @@ impl Checker {
                     .memberships()
                     .iter()
                     .any(|membership| membership.aliases.iter().any(|alias| alias == target));
-                if target == container.name || (own_alias && stack.resolve(container, target).next().is_none()) {
+                if target == HOST {
+                    // A container on no network is a gap of its own already.
+                    if let Some(mode) = network_mode(&container.attachment) {
+                        self.error(
+                            Diagnostic::error(
+                                span,
+                                format!(
+                                    "container `{}` talks to the host but has `network_mode: {mode}`, so no network \
+                                     carries the flow",
+                                    container.name
+                                ),
+                                "flow to the host without a network",
+                            )
+                            .with_help(match container.attachment {
+                                Attachment::Host => "a host-mode container is on the host already: remove this flow",
+                                _ => "give the container networks, or remove this flow",
+                            }),
+                        );
+                    }
+                } else if target == container.name || (own_alias && stack.resolve(container, target).next().is_none()) {
                     self.error(
                         Diagnostic::error(
                             span,
@@ -204,7 +223,7 @@ impl Checker {
                         format!("container `{}` talks to `{target}`, which is no container or alias", container.name),
                         "unknown target",
                     );
-                    self.error(match suggest_name(target, targets.iter().copied()) {
+                    self.error(match suggest_name(target, targets.iter().copied().chain([HOST])) {
                         Some(near) => diagnostic.with_help(format!("did you mean `{near}`?")),
                         None => diagnostic,
                     });
