@@ -104,26 +104,21 @@ pub fn write_file(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
 /// Opens the file at `path` for appending (a log), making it if needed; an existing one
 /// must be a regular file of this user's, and gets the mode `access` says.
 pub fn append_file(path: &Path, access: Access) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(access.file_mode())
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|error| refused_link(path, error))?;
-    own_file(path, &file, access)?;
-    Ok(file)
+    open_own(path, access, OpenOptions::new().append(true))
 }
 
 /// Opens the file at `path` to lock it (and read and write it), making it if needed; an
 /// existing one must be a regular file of this user's, and gets the mode `access` says. A
 /// file that another user made, or could open, would let that user hold the lock.
 pub fn lock_file(path: &Path, access: Access) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
+    open_own(path, access, OpenOptions::new().read(true).write(true).truncate(false))
+}
+
+/// Opens `path` as `options` say, never through a symbolic link, making it with the mode
+/// `access` says; an existing one must be a regular file of this user's, and gets that mode.
+fn open_own(path: &Path, access: Access, options: &mut OpenOptions) -> io::Result<File> {
+    let file = options
         .create(true)
-        .truncate(false)
         .mode(access.file_mode())
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
