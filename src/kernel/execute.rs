@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::error::{KernelError, io_error, is_absent};
 use super::{Connected, Kernel, hosts_file, label, netns, processes, write_whole};
 use crate::names::render_resolv_conf;
-use crate::plan::{Operation, Stranded};
+use crate::plan::{AdoptedFacts, AdoptedPath, Operation, Stranded};
 use crate::state::{Bridge, Hosts, Link, NO_ADDRESS, Namespace, Resource, Route, Scope, bridge_ifname};
 
 pub struct Executor<'k> {
@@ -29,6 +29,8 @@ pub struct Executor<'k> {
     pub scope: &'k Scope,
     /// The processes in namespaces the plan deletes, and whether to end them first.
     pub stranded: &'k Stranded,
+    /// What the adopted paths led to when the plan was checked against them.
+    pub adopted: &'k AdoptedFacts,
 }
 
 type Outcome = Result<(), io::Error>;
@@ -200,7 +202,16 @@ impl Executor<'_> {
     async fn create_namespace(&self, namespace: &Namespace) -> Outcome {
         let runtime = self.kernel.runtime.handle();
         let (file, handle) = if namespace.adopted {
-            netns::connect(netns::open(std::path::Path::new(&namespace.name))?, runtime).await?
+            let file = netns::open(std::path::Path::new(&namespace.name))?;
+            // Only the namespace that was judged the container's: the path may lead
+            // elsewhere since.
+            let checked = AdoptedPath::Namespace(netns::identity(&file)?);
+            if self.adopted.found.get(&namespace.container) != Some(&checked) {
+                return Err(io::Error::other(
+                    "the path leads to another namespace than when it was checked: plan again",
+                ));
+            }
+            netns::connect(file, runtime).await?
         } else {
             netns::create(&self.kernel.places.netns.join(&namespace.name), runtime).await?
         };

@@ -2,6 +2,7 @@
 //! kernel and makes a plan's operations, through rtnetlink, namespaces and a few files.
 //! They make no decisions: what to create, change or delete comes from the planner.
 
+mod adopted;
 pub mod conntrack;
 mod dump;
 mod enter;
@@ -36,7 +37,7 @@ pub use swap::Drained;
 
 pub use crate::state::HostNamespace;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -46,7 +47,7 @@ use rtnetlink::Handle;
 
 use crate::firewall::{Found, dropping_forward_chains, recognise, table_name};
 use crate::names::parse_resolv_conf;
-use crate::plan::{Operation, Plan, Stranded, record_after};
+use crate::plan::{AdoptedFacts, Operation, Plan, Stranded, record_after};
 use crate::state::{KernelState, NamespaceName, Scope};
 use error::io_error;
 use nft::Nft;
@@ -55,6 +56,14 @@ use observe::NamespaceView;
 /// How many requests are in flight at once, when observing namespaces or making operations
 /// that do not depend on each other.
 const IN_FLIGHT: usize = 64;
+
+/// What the operations of an apply are made with, besides the plan: what becomes of the
+/// processes in the namespaces it deletes, and which namespaces the adopted paths led to
+/// when the plan was checked.
+struct Made<'a> {
+    stranded: &'a Stranded,
+    adopted: &'a AdoptedFacts,
+}
 
 /// Where stackctl keeps what lives outside the kernel.
 #[derive(Debug, Clone)]
@@ -177,11 +186,13 @@ impl Kernel {
     /// is at the paths the stack adopts, which are the machine's.
     pub fn observe_absent(scope: &Scope, places: &Places) -> Result<Observation, KernelError> {
         let runtime = runtime()?;
-        let seen = Kernel::observe_namespaces(&runtime, places, &scope.host, scope, &dump::Snapshot::default())?;
+        let adopted = adopted::find(places, scope, None);
+        let host = dump::Snapshot::default();
+        let seen = Kernel::observe_namespaces(&runtime, places, &scope.host, scope, &host, adopted.usable)?;
         Ok(Observation {
             state: seen.state,
             processes: seen.processes,
-            adopted: netns::adopted_paths(scope),
+            adopted: adopted.facts,
             ..Observation::of_absent_host(scope)
         })
     }
@@ -225,7 +236,8 @@ impl Kernel {
     /// stack's tables hold whole: a rule tells which resource it was made for, but not all
     /// of what that resource is.
     pub fn observe(&self, scope: &Scope) -> Result<Observation, KernelError> {
-        let mut observation = self.observe_interfaces(scope)?;
+        let adopted = adopted::find(&self.places, scope, self.host_file.as_ref());
+        let mut observation = self.observe_interfaces(scope, adopted.usable)?;
         let tables = table_name(&scope.stack);
         let mut found = Found::default();
         for family in ["inet", "bridge"] {
@@ -248,31 +260,38 @@ impl Kernel {
         let local_ports = netns::inside(self.host_file.as_ref(), ports::read)
             .map_err(|error| KernelError::new("read", "the host's ports", error))?;
         observation.host.local_ports = Some(local_ports);
-        observation.adopted = netns::adopted_paths(scope);
+        observation.adopted = adopted.facts;
         Ok(observation)
     }
 
-    fn observe_interfaces(&self, scope: &Scope) -> Result<Observation, KernelError> {
+    fn observe_interfaces(&self, scope: &Scope, adopted: BTreeMap<String, File>) -> Result<Observation, KernelError> {
         let host = self
             .runtime
             .block_on(dump::snapshot(&self.host))
             .map_err(|error| KernelError::new("read", "the host namespace", io_error(error)))?;
-        Kernel::observe_namespaces(&self.runtime, &self.places, &self.host_namespace, scope, &host)
+        Kernel::observe_namespaces(&self.runtime, &self.places, &self.host_namespace, scope, &host, adopted)
     }
 
     /// The stack's objects as `host` (a snapshot of the host namespace) and the stack's
     /// namespaces show them, with the names the host's name server serves them and the
-    /// processes in those namespaces.
+    /// processes in those namespaces. Of the adopted namespaces, only those the stack may
+    /// use (`adopted`, open) are read: another's namespace holds nothing of the stack's,
+    /// and its default route would be taken for the container's.
     fn observe_namespaces(
         runtime: &tokio::runtime::Runtime,
         places: &Places,
         host_namespace: &HostNamespace,
         scope: &Scope,
         host: &dump::Snapshot,
+        mut adopted: BTreeMap<String, File>,
     ) -> Result<Observation, KernelError> {
         let mut found: Vec<(String, NamespaceName, File)> = Vec::new();
         for (container, name) in Kernel::namespace_names(places, scope)? {
-            if let Ok(file) = netns::open(&places.namespace(&name)) {
+            let file = match &name {
+                NamespaceName::Adopted(_) => adopted.remove(&container),
+                NamespaceName::Created(_) => netns::open(&places.namespace(&name)).ok(),
+            };
+            if let Some(file) = file {
                 found.push((container, name, file));
             }
         }
@@ -455,7 +474,8 @@ impl Kernel {
             return applied;
         }
         for (index, (phase, script)) in phases.iter().zip(&scripts).enumerate() {
-            if let Err(error) = self.run_phase(scope, phase, script.as_ref(), &plan.stranded, &mut applied) {
+            let made = Made { stranded: &plan.stranded, adopted: &observation.adopted };
+            if let Err(error) = self.run_phase(scope, phase, script.as_ref(), &made, &mut applied) {
                 applied.failed = Some(error);
                 return applied;
             }
@@ -510,10 +530,10 @@ impl Kernel {
         scope: &Scope,
         phase: &[Operation],
         script: Option<&(String, bool)>,
-        stranded: &Stranded,
+        made: &Made,
         applied: &mut Applied,
     ) -> Result<(), KernelError> {
-        let executor = execute::Executor { kernel: self, scope, stranded };
+        let executor = execute::Executor { kernel: self, scope, stranded: made.stranded, adopted: made.adopted };
         for stage in stages(phase) {
             if stage[0].key().kind().is_firewall() {
                 let (script, forwarding) = script.expect("rendered for its stage");

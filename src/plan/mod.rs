@@ -8,7 +8,10 @@ mod render;
 mod saved;
 mod swap;
 
-pub use adopted::{AdoptedPath, DeadNamespace, dead_namespaces};
+pub use adopted::{
+    AdoptedElsewhere, AdoptedFacts, AdoptedPath, FileKind, HostRole, NamespaceId, Unusable, UnusableNamespace,
+    unusable_namespaces,
+};
 pub use collision::{Collision, collisions};
 pub use drift::{Drift, drift, record_after, record_after_failure, render_drift};
 pub use processes::{Fate, Process, Stranded};
