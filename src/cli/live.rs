@@ -24,7 +24,7 @@ use crate::model::{Attachment, Stack};
 use crate::plan::{
     Fate, Listening, Marks, Operation, Plan, Readiness, SAVED_PLAN_VERSION, SavedPlan, Start, Stranded, Swap, Unready,
     Waiting, collisions, drift, plan as plan_operations, record_after, record_after_failure, render_drift,
-    render_operations, render_text, unusable_namespaces,
+    render_operations, render_text, short_of_files, unusable_namespaces,
 };
 use crate::show::{Topology, render_table};
 use crate::state::{Desired, KernelState, NamespaceName, Resource, Scope, fingerprint, lower};
@@ -209,6 +209,9 @@ impl Live {
     fn plan(&self, kernel: Option<&Kernel>, stack: &Stack, scope: &Scope, fate: Fate) -> Outcome<(Observation, Plan)> {
         let observation = Live::observe(kernel, scope)?;
         refuse_dead_namespaces(scope, &observation)?;
+        if let Some(short) = short_of_files(observation.file_limit) {
+            return Err(fail(short));
+        }
         if !stack.networks.is_empty() {
             warn_of_dropping_chains(&observation.dropping_forward_chains);
         }

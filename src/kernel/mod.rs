@@ -12,6 +12,7 @@ mod files;
 mod host_probe;
 mod hosts_file;
 mod label;
+mod limits;
 mod lock;
 mod netns;
 mod nft;
@@ -47,7 +48,7 @@ use rtnetlink::Handle;
 
 use crate::firewall::{Found, dropping_forward_chains, recognise, table_name};
 use crate::names::parse_resolv_conf;
-use crate::plan::{AdoptedFacts, Operation, Plan, Stranded, record_after};
+use crate::plan::{AdoptedFacts, FileLimit, Operation, Plan, Stranded, open_files_needed, record_after};
 use crate::state::{KernelState, NamespaceName, Scope};
 use error::io_error;
 use nft::Nft;
@@ -109,10 +110,10 @@ impl Places {
     }
 }
 
-/// A connection to one namespace: its file (which keeps it alive and is handed to the
-/// kernel to place veth peers) and an rtnetlink handle inside it.
+/// A connection to one namespace: an rtnetlink handle inside it, whose socket keeps the
+/// namespace alive. Its file is opened again for the moment it is needed (to place veth
+/// peers): an apply holds a connection to every namespace of the stack at once.
 struct Connected {
-    file: File,
     handle: Handle,
 }
 
@@ -285,28 +286,31 @@ impl Kernel {
         host: &dump::Snapshot,
         mut adopted: BTreeMap<String, File>,
     ) -> Result<Observation, KernelError> {
-        let mut found: Vec<(String, NamespaceName, File)> = Vec::new();
-        for (container, name) in Kernel::namespace_names(places, scope)? {
-            let file = match &name {
-                NamespaceName::Adopted(_) => adopted.remove(&container),
-                NamespaceName::Created(_) => netns::open(&places.namespace(&name)).ok(),
-            };
-            if let Some(file) = file {
-                found.push((container, name, file));
+        let names = Kernel::namespace_names(places, scope)?;
+        // An apply holds a connection to every namespace at once: the limit is raised as
+        // far as it may be, and plan and apply refuse a stack that does not fit under it.
+        let needed = open_files_needed(names.len());
+        let (soft, hard) = limits::raise_open_files(limits::OpenFiles::AtLeast(needed))
+            .map_err(|error| KernelError::new("raise", "the limit on open files", error))?;
+        let file_limit = FileLimit { namespaces: names.len(), soft, hard };
+        // A connection holds a 64 KiB receive buffer and a file, so namespaces are opened
+        // and read a batch at a time, and closed after; apply opens those it needs again.
+        let mut inodes: HashMap<u64, String> = HashMap::new();
+        let mut views = Vec::with_capacity(names.len());
+        for batch in names.chunks(IN_FLIGHT) {
+            let mut found: Vec<((String, NamespaceName), File)> = Vec::with_capacity(batch.len());
+            for (container, name) in batch {
+                let file = match name {
+                    NamespaceName::Adopted(_) => adopted.remove(container),
+                    NamespaceName::Created(_) => netns::open(&places.namespace(name)).ok(),
+                };
+                let Some(file) = file else { continue };
+                if let Ok(inode) = processes::inode(&file) {
+                    inodes.insert(inode, container.clone());
+                }
+                found.push(((container.clone(), name.clone()), file));
             }
-        }
-        let inodes: HashMap<u64, String> = found
-            .iter()
-            .filter_map(|(container, _, file)| Some((processes::inode(file).ok()?, container.clone())))
-            .collect();
-        // A connection holds a 64 KiB receive buffer, so namespaces are read a batch at a
-        // time, and their connections closed after; apply opens the few it needs again.
-        let mut views = Vec::with_capacity(found.len());
-        let mut found = found.into_iter().peekable();
-        while found.peek().is_some() {
-            let batch: Vec<_> = found.by_ref().take(IN_FLIGHT).collect();
-            let (names, files): (Vec<_>, Vec<_>) =
-                batch.into_iter().map(|(container, name, file)| ((container, name), file)).unzip();
+            let (names, files): (Vec<_>, Vec<_>) = found.into_iter().unzip();
             let handles = netns::connect_all(files, runtime.handle());
             let mut connected = Vec::with_capacity(handles.len());
             for ((container, name), handle) in names.into_iter().zip(handles) {
@@ -338,6 +342,7 @@ impl Kernel {
         let served = names.loaded(&scope.stack).map(|zone| zone.served()).unwrap_or_default();
         let mut observation = observe::read(scope, host, &views, &served);
         observation.processes = processes::running_in(&inodes);
+        observation.file_limit = file_limit;
         Ok(observation)
     }
 

@@ -3,6 +3,7 @@
 mod adopted;
 mod collision;
 mod drift;
+mod limits;
 mod processes;
 mod render;
 mod saved;
@@ -14,6 +15,7 @@ pub use adopted::{
 };
 pub use collision::{Collision, collisions};
 pub use drift::{Drift, drift, record_after, record_after_failure, render_drift};
+pub use limits::{FileLimit, ShortOfFiles, open_files_needed, short_of_files};
 pub use processes::{Fate, Process, Stranded};
 pub use render::{Marks, Summary, render_operations, render_text};
 pub use saved::{SAVED_PLAN_VERSION, SavedPlan};
