@@ -194,6 +194,7 @@ impl Kernel {
             state: seen.state,
             processes: seen.processes,
             adopted: adopted.facts,
+            file_limit: seen.file_limit,
             ..Observation::of_absent_host(scope)
         })
     }
