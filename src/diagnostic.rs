@@ -93,6 +93,26 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
+/// The longest line, in characters, that a drawing of a diagnostic underlines. miette pads
+/// each underline to its column with a formatting width, which Rust caps at 65535 (a wider
+/// one panics), and a line of thousands of characters is no help to read anyway.
+pub const LONGEST_DRAWN_LINE: usize = 1_000;
+
+/// Whether every place a diagnostic points at lies on lines short enough to draw
+/// underlined ([`LONGEST_DRAWN_LINE`]); otherwise it is told by line and column alone.
+pub fn drawable(text: &str, diagnostic: &Diagnostic) -> bool {
+    let places = std::iter::once(diagnostic.span).chain(diagnostic.related.iter().map(|(span, _)| *span));
+    places.into_iter().all(|span| {
+        let Some(before) = text.get(..span.offset) else { return false };
+        let start = before.rfind('\n').map_or(0, |newline| newline + 1);
+        let end = span.offset.saturating_add(span.len).min(text.len());
+        let Some(after) = text.get(end..) else { return false };
+        let end = after.find('\n').map_or(text.len(), |newline| end + newline);
+        text.get(start..end)
+            .is_some_and(|lines| lines.split('\n').all(|line| line.chars().count() <= LONGEST_DRAWN_LINE))
+    })
+}
+
 /// The findings about one file for machines and editors: version 1 of
 /// `stackctl validate --format json`, documented in the README.
 pub fn json_report(file: &SourceFile, diagnostics: &[Diagnostic], valid: bool) -> String {
@@ -153,7 +173,8 @@ pub fn json_report(file: &SourceFile, diagnostics: &[Diagnostic], valid: bool) -
 #[derive(Debug)]
 pub struct Located<'a> {
     pub diagnostic: &'a Diagnostic,
-    pub source: NamedSource<String>,
+    /// The file, when its lines are drawn and the places underlined (see [`drawable`]).
+    pub source: Option<NamedSource<String>>,
 }
 
 impl fmt::Display for Located<'_> {
@@ -177,10 +198,11 @@ impl miette::Diagnostic for Located<'_> {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(&self.source)
+        self.source.as_ref().map(|source| source as &dyn miette::SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.source.as_ref()?;
         let primary = std::iter::once(LabeledSpan::new_primary_with_span(
             Some(self.diagnostic.label.clone()),
             source_span(self.diagnostic.span),
@@ -196,4 +218,30 @@ impl miette::Diagnostic for Located<'_> {
 
 fn source_span(span: Span) -> SourceSpan {
     SourceSpan::new(span.offset.into(), span.len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_places_on_short_lines_are_drawn() {
+        let long = "x".repeat(LONGEST_DRAWN_LINE + 1);
+        let text = format!("a: 1\nb: {long}\nc: 2\n");
+        let at = |offset: usize, len: usize| Diagnostic::error(Span { offset, len }, "m", "l");
+        let b = text.find("b:").expect("b");
+        let c = text.find("c:").expect("c");
+        let cases = [
+            (at(0, 1), true),
+            (at(b + 3, 1), false),
+            (at(c, 1), true),
+            (at(0, c), false),
+            (at(c, 1).with_related(Span { offset: b + 10, len: 0 }, "r"), false),
+            (at(text.len(), 0), true),
+            (at(text.len() + 5, 0), false),
+        ];
+        for (diagnostic, drawn) in cases {
+            assert_eq!(drawable(&text, &diagnostic), drawn, "{:?}", diagnostic.span);
+        }
+    }
 }

@@ -265,3 +265,37 @@ fn commands_that_take_no_host_refuse_a_host_netns_before_them_but_not_the_enviro
         stackctl().env("STACKCTL_HOST_NETNS", "demo").args(command).assert().success();
     }
 }
+
+#[test]
+fn a_diagnostic_far_along_a_long_line_is_told_by_line_and_column() {
+    // Past column 65535, drawing the underline panicked (exit 101).
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let padding = " ".repeat(70_000);
+    for (name, text, column) in [
+        (
+            "unknown.yaml",
+            format!("name: s\nnetworks: {{ n: {{}} }}\ncontainers:\n  a: {{{padding}networks: [nope] }}\n"),
+            70_018,
+        ),
+        ("bracket.yaml", format!("name: s\ncontainers:\n  a: {{{padding}]\n"), 6),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write stack file");
+        for format in ["text", "json"] {
+            let output =
+                stackctl().args(["validate", "--format", format, "-f"]).arg(&path).output().expect("validate runs");
+            assert_eq!(
+                output.status.code(),
+                Some(65),
+                "{name} as {format}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let output = stackctl().args(["plan", "--offline", "-f"]).arg(&path).output().expect("plan runs");
+        assert_eq!(output.status.code(), Some(65), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let place = format!("at {}:{}:{column}: ", path.display(), if name == "unknown.yaml" { 4 } else { 3 });
+        assert!(stderr.contains(&place) && stderr.contains("the line is longer than 1000 characters"), "{stderr}");
+        assert!(stderr.len() < 1_000, "the long line is not printed: {} bytes", stderr.len());
+    }
+}

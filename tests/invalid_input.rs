@@ -67,6 +67,13 @@ const CASES: &[Case] = &[
         13,
         "use a prefix of /29 or shorter",
     ),
+    with_help(
+        "bridge-ports.yaml",
+        "network `n` has 1024 members, but a Linux bridge holds at most 1023 ports (the kernel's BR_MAX_PORTS is 1024",
+        4,
+        3,
+        "split the members over networks of at most 1023 each",
+    ),
     case(
         "overlapping-subnets-three.yaml",
         "subnet 10.1.0.0/24 of network `b` overlaps subnet 10.1.0.0/24 of network `a`",

@@ -23,8 +23,8 @@ use crate::kernel::{
 use crate::model::{Attachment, Stack};
 use crate::plan::{
     Fate, Listening, Marks, Operation, Plan, Readiness, Rederived, Refusal, SAVED_PLAN_VERSION, SavedPlan, Start,
-    Stranded, Swap, Unready, Waiting, collisions, dead_namespaces, drift, plan as plan_operations, record_after,
-    record_after_failure, render_drift, render_operations, render_text, stack_digest, subnet_clashes,
+    Stranded, Swap, Unready, Waiting, collisions, drift, plan as plan_operations, record_after, record_after_failure,
+    render_drift, render_operations, render_text, short_of_files, stack_digest, subnet_clashes, unusable_namespaces,
 };
 use crate::show::{Topology, render_table};
 use crate::spec::{SourceFile, load};
@@ -229,6 +229,9 @@ impl Live {
     ) -> Outcome<(Observation, Plan)> {
         let observation = Live::observe(kernel, scope)?;
         refuse_dead_namespaces(scope, &observation)?;
+        if let Some(short) = short_of_files(observation.file_limit) {
+            return Err(fail(short));
+        }
         if !stack.networks.is_empty() {
             warn_of_dropping_chains(&observation.dropping_forward_chains);
         }
@@ -427,6 +430,7 @@ impl Live {
             let scope = self.scope(&stack);
             let kernel = self.open()?;
             let observation = Live::observe(kernel.as_ref(), &scope)?;
+            warn_of_foreign_namespaces(&scope, &observation);
             let mut plan = plan_operations(&Desired::default(), &observation.state);
             plan.stranded = Stranded::of(&plan, &observation.processes, fate);
             let absent = kernel.is_none();
@@ -848,14 +852,24 @@ fn warn_of_dropping_chains(chains: &[String]) {
     }
 }
 
-/// Refuses, naming each, the containers whose adopted namespace is gone: nothing of theirs
-/// can be planned, shown or probed, and nothing has changed yet.
+/// Refuses, naming each, the containers whose adopted namespace is gone or is not theirs to
+/// use (no network namespace, a host's, another container's): nothing of theirs can be
+/// planned, shown or probed, and nothing has changed yet.
 pub(super) fn refuse_dead_namespaces(scope: &Scope, observation: &Observation) -> Outcome<()> {
-    let dead = dead_namespaces(scope, &observation.adopted);
-    for dead in &dead {
-        eprintln!("error: {dead}");
+    let unusable = unusable_namespaces(scope, &observation.adopted);
+    for refused in &unusable {
+        eprintln!("error: {refused}");
     }
-    if dead.is_empty() { Ok(()) } else { Err(Exit::Error) }
+    if unusable.is_empty() { Ok(()) } else { Err(Exit::Error) }
+}
+
+/// Says which adopted namespaces destroy leaves as they are because they are somebody
+/// else's: it did not read them, and changes nothing inside them.
+fn warn_of_foreign_namespaces(scope: &Scope, observation: &Observation) {
+    for refused in unusable_namespaces(scope, &observation.adopted).iter().filter(|refused| refused.is_someone_elses())
+    {
+        eprintln!("warning: {refused}; destroy leaves what is inside it as it is");
+    }
 }
 
 /// Says what became of the processes in the namespaces that apply deleted: ended, or left

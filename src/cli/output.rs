@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 
 use miette::{GraphicalReportHandler, GraphicalTheme, NamedSource};
 
-use crate::diagnostic::{Diagnostic, Located};
+use crate::diagnostic::{Diagnostic, LONGEST_DRAWN_LINE, Located, drawable, line_column};
 use crate::spec::SourceFile;
 
 #[derive(Debug, Clone, Copy)]
@@ -41,8 +41,22 @@ pub fn render_diagnostics(file: &SourceFile, diagnostics: &[Diagnostic], color: 
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
     let mut out = String::new();
     for diagnostic in diagnostics {
-        let located = Located { diagnostic, source: NamedSource::new(&file.name, file.text.clone()) };
-        let _ = handler.render_report(&mut out, &located);
+        let drawn = drawable(&file.text, diagnostic);
+        let source = drawn.then(|| NamedSource::new(&file.name, file.text.clone()));
+        let _ = handler.render_report(&mut out, &Located { diagnostic, source });
+        if !drawn {
+            // Told by line and column, as an editor finds them.
+            let places = std::iter::once((diagnostic.span, &diagnostic.label))
+                .chain(diagnostic.related.iter().map(|(span, label)| (*span, label)));
+            for (span, label) in places {
+                let (line, column) = line_column(&file.text, span.offset);
+                out.push_str(&format!(
+                    "  at {}:{line}:{column}: {label} (not drawn: the line is longer than {LONGEST_DRAWN_LINE} \
+                     characters)\n",
+                    file.name
+                ));
+            }
+        }
         out.push('\n');
     }
     out

@@ -25,14 +25,18 @@ use super::error::{KernelError, io_error, is_absent};
 use super::writing::{Access, Holder, directory, write_file};
 use super::{Connected, Kernel, hosts_file, label, netns, processes};
 use crate::names::render_resolv_conf;
-use crate::plan::{Operation, Stranded};
-use crate::state::{Bridge, Hosts, Link, NO_ADDRESS, Namespace, Resource, Route, Scope, bridge_ifname, container_mac};
+use crate::plan::{AdoptedFacts, AdoptedPath, Operation, Stranded};
+use crate::state::{
+    Bridge, Hosts, Link, NO_ADDRESS, Namespace, NamespaceName, Resource, Route, Scope, bridge_ifname, container_mac,
+};
 
 pub struct Executor<'k> {
     pub kernel: &'k Kernel,
     pub scope: &'k Scope,
     /// The processes in namespaces the plan deletes, and whether to end them first.
     pub stranded: &'k Stranded,
+    /// What the adopted paths led to when the plan was checked against them.
+    pub adopted: &'k AdoptedFacts,
 }
 
 type Outcome = Result<(), io::Error>;
@@ -203,12 +207,12 @@ impl Executor<'_> {
 
     async fn create_namespace(&self, namespace: &Namespace) -> Outcome {
         let runtime = self.kernel.runtime.handle();
-        let (file, handle) = if namespace.adopted {
-            netns::connect(netns::open(std::path::Path::new(&namespace.name))?, runtime).await?
+        let (_, handle) = if namespace.adopted {
+            netns::connect(self.namespace_file(&namespace.container)?, runtime).await?
         } else {
             netns::create(&self.kernel.places.netns.join(&namespace.name), runtime).await?
         };
-        let connected = self.kernel.remember(&namespace.container, Connected { file, handle });
+        let connected = self.kernel.remember(&namespace.container, Connected { handle });
         // The loopback interface is always index 1 in a network namespace.
         set_up(&connected.handle, 1).await
     }
@@ -218,10 +222,13 @@ impl Executor<'_> {
         let connected = self.namespace(&link.container).await?;
         let bridge = index_of(host, &bridge_ifname(&self.scope.stack, &link.network)).await?;
         // The peer is made directly inside the container's namespace. Neither end can be
-        // set up in this message: the peer is not ready yet.
+        // set up in this message: the peer is not ready yet. The namespace's file is open
+        // only for this message: an apply of thousands of containers keeps a connection
+        // to each, and a file as well would double the files it holds.
+        let namespace = self.namespace_file(&link.container)?;
         let peer = LinkUnspec::new_with_name(&link.ifname)
             .address(container_mac(link.address.addr()).to_vec())
-            .setns_by_fd(std::os::fd::AsRawFd::as_raw_fd(&connected.file));
+            .setns_by_fd(std::os::fd::AsRawFd::as_raw_fd(&namespace));
         let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(link.host_ifname.clone())
             .link_group(self.scope.group)
@@ -229,6 +236,7 @@ impl Executor<'_> {
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
             .build();
         host.link().add(message).execute().await.map_err(io_error)?;
+        drop(namespace);
         let index = index_of(&connected.handle, &link.ifname).await?;
         replace_address(&connected.handle, index, NO_ADDRESS, link.address, link.subnet_via.is_some()).await?;
         set_up(&connected.handle, index).await?;
@@ -327,11 +335,26 @@ impl Executor<'_> {
         if let Some(connected) = self.kernel.connection(container) {
             return Ok(connected);
         }
+        let (_, handle) = netns::connect(self.namespace_file(container)?, self.kernel.runtime.handle()).await?;
+        Ok(self.kernel.remember(container, Connected { handle }))
+    }
+
+    /// A container's namespace, open; for an adopted one, only the namespace that the plan
+    /// was checked against (see [`crate::plan::unusable_namespaces`]): the path may lead
+    /// elsewhere since.
+    fn namespace_file(&self, container: &str) -> io::Result<std::fs::File> {
         let name =
             self.scope.namespaces.get(container).ok_or_else(|| io::Error::other("the stack has no such container"))?;
-        let path = self.kernel.places.namespace(name);
-        let (file, handle) = netns::connect(netns::open(&path)?, self.kernel.runtime.handle()).await?;
-        Ok(self.kernel.remember(container, Connected { file, handle }))
+        let file = netns::open(&self.kernel.places.namespace(name))?;
+        if let NamespaceName::Adopted(_) = name {
+            let checked = AdoptedPath::Namespace(netns::identity(&file)?);
+            if self.adopted.found.get(container) != Some(&checked) {
+                return Err(io::Error::other(
+                    "the path leads to another namespace than when it was checked: plan again",
+                ));
+            }
+        }
+        Ok(file)
     }
 }
 

@@ -2,6 +2,7 @@
 //! kernel and makes a plan's operations, through rtnetlink, namespaces and a few files.
 //! They make no decisions: what to create, change or delete comes from the planner.
 
+mod adopted;
 pub mod conntrack;
 mod dump;
 mod enter;
@@ -11,6 +12,7 @@ mod files;
 mod host_probe;
 mod hosts_file;
 mod label;
+mod limits;
 mod lock;
 mod netns;
 mod nft;
@@ -38,7 +40,7 @@ pub use writing::{Access, write_file};
 
 pub use crate::state::HostNamespace;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -48,7 +50,7 @@ use rtnetlink::Handle;
 
 use crate::firewall::{Found, dropping_forward_chains, recognise, table_name};
 use crate::names::parse_resolv_conf;
-use crate::plan::{Operation, Plan, Stranded, record_after};
+use crate::plan::{AdoptedFacts, FileLimit, Operation, Plan, Stranded, open_files_needed, record_after};
 use crate::state::{KernelState, NamespaceName, Scope};
 use error::io_error;
 use nft::Nft;
@@ -57,6 +59,14 @@ use observe::NamespaceView;
 /// How many requests are in flight at once, when observing namespaces or making operations
 /// that do not depend on each other.
 const IN_FLIGHT: usize = 64;
+
+/// What the operations of an apply are made with, besides the plan: what becomes of the
+/// processes in the namespaces it deletes, and which namespaces the adopted paths led to
+/// when the plan was checked.
+struct Made<'a> {
+    stranded: &'a Stranded,
+    adopted: &'a AdoptedFacts,
+}
 
 /// Where stackctl keeps what lives outside the kernel.
 #[derive(Debug, Clone)]
@@ -118,10 +128,10 @@ impl Places {
     }
 }
 
-/// A connection to one namespace: its file (which keeps it alive and is handed to the
-/// kernel to place veth peers) and an rtnetlink handle inside it.
+/// A connection to one namespace: an rtnetlink handle inside it, whose socket keeps the
+/// namespace alive. Its file is opened again for the moment it is needed (to place veth
+/// peers): an apply holds a connection to every namespace of the stack at once.
 struct Connected {
-    file: File,
     handle: Handle,
 }
 
@@ -195,11 +205,14 @@ impl Kernel {
     /// is at the paths the stack adopts, which are the machine's.
     pub fn observe_absent(scope: &Scope, places: &Places) -> Result<Observation, KernelError> {
         let runtime = runtime()?;
-        let seen = Kernel::observe_namespaces(&runtime, places, &scope.host, scope, &dump::Snapshot::default())?;
+        let adopted = adopted::find(places, scope, None);
+        let host = dump::Snapshot::default();
+        let seen = Kernel::observe_namespaces(&runtime, places, &scope.host, scope, &host, adopted.usable)?;
         Ok(Observation {
             state: seen.state,
             processes: seen.processes,
-            adopted: netns::adopted_paths(scope),
+            adopted: adopted.facts,
+            file_limit: seen.file_limit,
             ..Observation::of_absent_host(scope)
         })
     }
@@ -243,7 +256,8 @@ impl Kernel {
     /// stack's tables hold whole: a rule tells which resource it was made for, but not all
     /// of what that resource is.
     pub fn observe(&self, scope: &Scope) -> Result<Observation, KernelError> {
-        let mut observation = self.observe_interfaces(scope)?;
+        let adopted = adopted::find(&self.places, scope, self.host_file.as_ref());
+        let mut observation = self.observe_interfaces(scope, adopted.usable)?;
         let tables = table_name(&scope.stack);
         let mut found = Found::default();
         for family in ["inet", "bridge"] {
@@ -266,11 +280,11 @@ impl Kernel {
         let local_ports = netns::inside(self.host_file.as_ref(), ports::read)
             .map_err(|error| KernelError::new("read", "the host's ports", error))?;
         observation.host.local_ports = Some(local_ports);
-        observation.adopted = netns::adopted_paths(scope);
+        observation.adopted = adopted.facts;
         Ok(observation)
     }
 
-    fn observe_interfaces(&self, scope: &Scope) -> Result<Observation, KernelError> {
+    fn observe_interfaces(&self, scope: &Scope, adopted: BTreeMap<String, File>) -> Result<Observation, KernelError> {
         let host = self
             .runtime
             .block_on(async {
@@ -279,37 +293,47 @@ impl Kernel {
                 Ok(host)
             })
             .map_err(|error: rtnetlink::Error| KernelError::new("read", "the host namespace", io_error(error)))?;
-        Kernel::observe_namespaces(&self.runtime, &self.places, &self.host_namespace, scope, &host)
+        Kernel::observe_namespaces(&self.runtime, &self.places, &self.host_namespace, scope, &host, adopted)
     }
 
     /// The stack's objects as `host` (a snapshot of the host namespace) and the stack's
     /// namespaces show them, with the names the host's name server serves them and the
-    /// processes in those namespaces.
+    /// processes in those namespaces. Of the adopted namespaces, only those the stack may
+    /// use (`adopted`, open) are read: another's namespace holds nothing of the stack's,
+    /// and its default route would be taken for the container's.
     fn observe_namespaces(
         runtime: &tokio::runtime::Runtime,
         places: &Places,
         host_namespace: &HostNamespace,
         scope: &Scope,
         host: &dump::Snapshot,
+        mut adopted: BTreeMap<String, File>,
     ) -> Result<Observation, KernelError> {
-        let mut found: Vec<(String, NamespaceName, File)> = Vec::new();
-        for (container, name) in Kernel::namespace_names(places, scope)? {
-            if let Ok(file) = netns::open(&places.namespace(&name)) {
-                found.push((container, name, file));
+        let names = Kernel::namespace_names(places, scope)?;
+        // An apply holds a connection to every namespace at once: the limit is raised as
+        // far as it may be, and plan and apply refuse a stack that does not fit under it.
+        let needed = open_files_needed(names.len());
+        let (soft, hard) = limits::raise_open_files(limits::OpenFiles::AtLeast(needed))
+            .map_err(|error| KernelError::new("raise", "the limit on open files", error))?;
+        let file_limit = FileLimit { namespaces: names.len(), soft, hard };
+        // A connection holds a 64 KiB receive buffer and a file, so namespaces are opened
+        // and read a batch at a time, and closed after; apply opens those it needs again.
+        let mut inodes: HashMap<u64, String> = HashMap::new();
+        let mut views = Vec::with_capacity(names.len());
+        for batch in names.chunks(IN_FLIGHT) {
+            let mut found: Vec<((String, NamespaceName), File)> = Vec::with_capacity(batch.len());
+            for (container, name) in batch {
+                let file = match name {
+                    NamespaceName::Adopted(_) => adopted.remove(container),
+                    NamespaceName::Created(_) => netns::open(&places.namespace(name)).ok(),
+                };
+                let Some(file) = file else { continue };
+                if let Ok(inode) = processes::inode(&file) {
+                    inodes.insert(inode, container.clone());
+                }
+                found.push(((container.clone(), name.clone()), file));
             }
-        }
-        let inodes: HashMap<u64, String> = found
-            .iter()
-            .filter_map(|(container, _, file)| Some((processes::inode(file).ok()?, container.clone())))
-            .collect();
-        // A connection holds a 64 KiB receive buffer, so namespaces are read a batch at a
-        // time, and their connections closed after; apply opens the few it needs again.
-        let mut views = Vec::with_capacity(found.len());
-        let mut found = found.into_iter().peekable();
-        while found.peek().is_some() {
-            let batch: Vec<_> = found.by_ref().take(IN_FLIGHT).collect();
-            let (names, files): (Vec<_>, Vec<_>) =
-                batch.into_iter().map(|(container, name, file)| ((container, name), file)).unzip();
+            let (names, files): (Vec<_>, Vec<_>) = found.into_iter().unzip();
             let handles = netns::connect_all(files, runtime.handle());
             let mut connected = Vec::with_capacity(handles.len());
             for ((container, name), handle) in names.into_iter().zip(handles) {
@@ -341,6 +365,7 @@ impl Kernel {
         let served = names.loaded(&scope.stack).map(|zone| zone.served()).unwrap_or_default();
         let mut observation = observe::read(scope, host, &views, &served);
         observation.processes = processes::running_in(&inodes);
+        observation.file_limit = file_limit;
         Ok(observation)
     }
 
@@ -477,7 +502,8 @@ impl Kernel {
             return applied;
         }
         for (index, (phase, script)) in phases.iter().zip(&scripts).enumerate() {
-            if let Err(error) = self.run_phase(scope, phase, script.as_ref(), &plan.stranded, &mut applied) {
+            let made = Made { stranded: &plan.stranded, adopted: &observation.adopted };
+            if let Err(error) = self.run_phase(scope, phase, script.as_ref(), &made, &mut applied) {
                 applied.failed = Some(error);
                 return applied;
             }
@@ -532,10 +558,10 @@ impl Kernel {
         scope: &Scope,
         phase: &[Operation],
         script: Option<&(String, bool)>,
-        stranded: &Stranded,
+        made: &Made,
         applied: &mut Applied,
     ) -> Result<(), KernelError> {
-        let executor = execute::Executor { kernel: self, scope, stranded };
+        let executor = execute::Executor { kernel: self, scope, stranded: made.stranded, adopted: made.adopted };
         for stage in stages(phase) {
             if stage[0].key().kind().is_firewall() {
                 let (script, forwarding) = script.expect("rendered for its stage");

@@ -6,22 +6,21 @@
 //! dedicated std thread that joins the namespace first; tokio's own threads never change
 //! namespace.
 
-use std::collections::BTreeMap;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
-use nix::sys::statfs::{NSFS_MAGIC, fstatfs};
+use nix::sys::statfs::{NSFS_MAGIC, fstatfs, statfs};
 use rtnetlink::{Handle, LinkUnspec};
 use tokio::runtime::Handle as Runtime;
 
 use super::error::io_error;
 use super::writing::{Access, Holder, directory, new_file};
-use crate::plan::AdoptedPath;
-use crate::state::{NamespaceName, Scope};
+use crate::plan::{AdoptedPath, FileKind, NamespaceId};
 
 /// Opens an rtnetlink connection in the current thread's namespace, driven by `runtime`.
 pub fn connect_here(runtime: &Runtime) -> io::Result<Handle> {
@@ -31,80 +30,98 @@ pub fn connect_here(runtime: &Runtime) -> io::Result<Handle> {
     Ok(handle)
 }
 
-/// What a file is, as a namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Network,
+/// What is at a path, as a namespace.
+enum Found {
+    Network(File),
     /// A namespace of another type: `/proc/PID/ns/uts`, or a bind mount of one. Joining it
     /// as a network namespace fails with nothing but "Invalid argument".
-    Other,
+    OtherNamespace,
     /// No namespace at all, such as the empty file left by a creation that was interrupted
     /// before its bind mount.
-    None,
+    File(FileKind),
 }
 
-fn kind(file: &File) -> Kind {
-    if !fstatfs(file).is_ok_and(|stat| stat.filesystem_type() == NSFS_MAGIC) {
-        return Kind::None;
+/// What is at `path`, found without blocking and without opening anything but a namespace.
+///
+/// A path may lead anywhere: opening a FIFO blocks until a writer comes, and opening a
+/// device may act on it. So the file system is asked first (`statfs` opens nothing), only
+/// a file of the kernel's namespace file system is opened, and then without blocking;
+/// the type of namespace comes from the open descriptor, which is what is used after.
+fn inspect(path: &Path) -> io::Result<Found> {
+    if statfs(path)?.filesystem_type() != NSFS_MAGIC {
+        return Ok(Found::File(file_kind(&std::fs::metadata(path)?)));
+    }
+    let file = OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC).open(path)?;
+    // The path may have changed since `statfs`: the descriptor decides.
+    if !fstatfs(&file).is_ok_and(|stat| stat.filesystem_type() == NSFS_MAGIC) {
+        return Ok(Found::File(file_kind(&file.metadata()?)));
     }
     // SAFETY: NS_GET_NSTYPE takes no argument; it only reads the type of the namespace
     // that the open descriptor refers to, and returns it.
     let nstype = unsafe { nix::libc::ioctl(file.as_raw_fd(), nix::libc::NS_GET_NSTYPE) };
-    if nstype == nix::libc::CLONE_NEWNET { Kind::Network } else { Kind::Other }
+    Ok(if nstype == nix::libc::CLONE_NEWNET { Found::Network(file) } else { Found::OtherNamespace })
 }
 
-/// `file`, when it is a network namespace.
-fn network(file: File) -> io::Result<File> {
-    match kind(&file) {
-        Kind::Network => Ok(file),
-        Kind::Other | Kind::None => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a network namespace")),
+fn file_kind(metadata: &std::fs::Metadata) -> FileKind {
+    let kind = metadata.file_type();
+    if kind.is_file() {
+        if metadata.len() == 0 { FileKind::EmptyFile } else { FileKind::RegularFile }
+    } else if kind.is_dir() {
+        FileKind::Directory
+    } else if kind.is_fifo() {
+        FileKind::Fifo
+    } else if kind.is_socket() {
+        FileKind::Socket
+    } else if kind.is_block_device() || kind.is_char_device() {
+        FileKind::Device
+    } else {
+        FileKind::Other
     }
 }
 
-/// Opens the network namespace at `path`, failing when it is not one.
+fn not_a_network_namespace() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "not a network namespace")
+}
+
+/// Opens the network namespace at `path`, failing when it is not one; never blocks.
 pub fn open(path: &Path) -> io::Result<File> {
-    network(File::open(path)?)
+    match inspect(path)? {
+        Found::Network(file) => Ok(file),
+        Found::OtherNamespace | Found::File(_) => Err(not_a_network_namespace()),
+    }
 }
 
 /// Opens the named namespace at `path` that plays the host; `None` when there is none yet:
 /// nothing at `path`, or the empty file of an interrupted [`create`], which creating the
 /// host reuses.
 pub fn open_host(path: &Path) -> io::Result<Option<File>> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error),
-    };
-    let metadata = file.metadata()?;
-    if kind(&file) == Kind::None && metadata.is_file() && metadata.len() == 0 {
-        return Ok(None);
+    match inspect(path) {
+        Ok(Found::Network(file)) => Ok(Some(file)),
+        Ok(Found::File(FileKind::EmptyFile)) => Ok(None),
+        Ok(Found::OtherNamespace | Found::File(_)) => Err(not_a_network_namespace()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
     }
-    network(file).map(Some)
 }
 
-/// What is at each adopted `netns:` path of the stack, by container.
-pub fn adopted_paths(scope: &Scope) -> BTreeMap<String, AdoptedPath> {
-    scope
-        .namespaces
-        .iter()
-        .filter_map(|(container, name)| match name {
-            NamespaceName::Adopted(path) => Some((container.clone(), look(Path::new(path)))),
-            NamespaceName::Created(_) => None,
-        })
-        .collect()
-}
-
-/// What is at `path`: a network namespace, nothing, or something else.
-fn look(path: &Path) -> AdoptedPath {
-    match File::open(path) {
-        Ok(file) => match kind(&file) {
-            Kind::Network => AdoptedPath::Namespace,
-            Kind::Other => AdoptedPath::OtherNamespace,
-            Kind::None => AdoptedPath::NotANamespace,
+/// What is at `path`, and the namespace, open, when it is a network namespace.
+pub fn look(path: &Path) -> (AdoptedPath, Option<File>) {
+    match inspect(path) {
+        Ok(Found::Network(file)) => match identity(&file) {
+            Ok(id) => (AdoptedPath::Namespace(id), Some(file)),
+            Err(error) => (AdoptedPath::Unreadable(error.to_string()), None),
         },
-        Err(error) if error.kind() == io::ErrorKind::NotFound => AdoptedPath::Missing,
-        Err(error) => AdoptedPath::Unreadable(error.to_string()),
+        Ok(Found::OtherNamespace) => (AdoptedPath::OtherNamespace, None),
+        Ok(Found::File(kind)) => (AdoptedPath::NotANamespace(kind), None),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => (AdoptedPath::Missing, None),
+        Err(error) => (AdoptedPath::Unreadable(error.to_string()), None),
     }
+}
+
+/// What names the namespace `file` is, whatever path led to it.
+pub fn identity(file: &File) -> io::Result<NamespaceId> {
+    let metadata = file.metadata()?;
+    Ok(NamespaceId { device: metadata.dev(), inode: metadata.ino() })
 }
 
 /// Opens one rtnetlink connection in each of `namespaces`, in order, from one thread that

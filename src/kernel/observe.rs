@@ -11,7 +11,7 @@ use super::dump::{Interface, Snapshot};
 use super::label;
 use crate::model::Isolation;
 use crate::names::Served;
-use crate::plan::{AdoptedPath, Process};
+use crate::plan::{AdoptedFacts, FileLimit, Process};
 use crate::state::{
     Bridge, HostFacts, Hosts, KernelState, Key, Link, NO_ADDRESS, Namespace, NamespaceName, Resource, Route, Scope,
     SubnetUser, UsedSubnet, container_mac,
@@ -42,8 +42,10 @@ pub struct Observation {
     /// The chains and sets the stack's tables have: an apply that changes rules keeps
     /// those it wants and deletes the others.
     pub tables: crate::firewall::Objects,
-    /// What is at each adopted `netns:` path, by container.
-    pub adopted: BTreeMap<String, AdoptedPath>,
+    /// What is at each adopted `netns:` path, and what is not the stack's to adopt.
+    pub adopted: AdoptedFacts,
+    /// The limit on open files, raised as far as stackctl may for the stack's namespaces.
+    pub file_limit: FileLimit,
     /// The processes in each of the stack's namespaces, by container.
     pub processes: BTreeMap<String, Vec<Process>>,
 }

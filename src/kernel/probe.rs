@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::{CloneFlags, setns};
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::socket::{
     AddressFamily, MsgFlags, SockFlag, SockType, SockaddrIn, connect, getsockopt, recv, send, sockopt,
 };
@@ -157,12 +156,8 @@ fn neighbour_room() -> usize {
 /// limit (a probe of a large stack needs thousands of sockets at once to finish in one
 /// timeout), less a reserve.
 pub(super) fn socket_budget() -> usize {
-    let limit = match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() => hard,
-        Ok((soft, _)) => soft,
-        // Linux's default soft limit.
-        Err(_) => 1024,
-    };
+    // Linux's default soft limit, when the limit cannot be read.
+    let limit = super::limits::raise_open_files(super::limits::OpenFiles::AllAllowed).map_or(1024, |(soft, _)| soft);
     let budget = limit.saturating_sub(RESERVED_FILES).max(limit / 2);
     usize::try_from(budget).unwrap_or(usize::MAX)
 }

@@ -26,6 +26,12 @@ pub fn inode(namespace: &File) -> io::Result<u64> {
     Ok(namespace.metadata()?.ino())
 }
 
+/// Whether opening a namespace failed because there is none at its path: nothing, or a
+/// file that is no network namespace (the empty file of an interrupted creation).
+fn no_namespace(error: &io::Error) -> bool {
+    matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::InvalidInput)
+}
+
 /// The processes in each of `namespaces` (container by namespace inode), by container, in
 /// one pass over `/proc`. This process is never one of them.
 pub fn running_in(namespaces: &HashMap<u64, String>) -> BTreeMap<String, Vec<Process>> {
@@ -52,9 +58,9 @@ pub fn running_in(namespaces: &HashMap<u64, String>) -> BTreeMap<String, Vec<Pro
 
 /// The processes in the namespace at `path` now; none when it is gone.
 pub fn running_at(path: &Path) -> io::Result<Vec<Process>> {
-    let namespace = match File::open(path) {
+    let namespace = match super::netns::open(path) {
         Ok(file) => inode(&file)?,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) if no_namespace(&error) => return Ok(Vec::new()),
         Err(error) => return Err(error),
     };
     let here = HashMap::from([(namespace, String::new())]);
@@ -93,10 +99,10 @@ pub fn end(path: &Path, processes: &[Process]) -> io::Result<()> {
     if processes.is_empty() {
         return Ok(());
     }
-    let namespace = match File::open(path) {
+    let namespace = match super::netns::open(path) {
         Ok(file) => inode(&file)?,
         // No namespace there: nothing of it to end.
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) if no_namespace(&error) => return Ok(()),
         Err(error) => return Err(error),
     };
     let inside = |process: &&Process| namespace_of(process.pid) == Some(namespace);

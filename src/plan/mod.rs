@@ -3,14 +3,19 @@
 mod adopted;
 mod collision;
 mod drift;
+mod limits;
 mod processes;
 mod render;
 mod saved;
 mod swap;
 
-pub use adopted::{AdoptedPath, DeadNamespace, dead_namespaces};
+pub use adopted::{
+    AdoptedElsewhere, AdoptedFacts, AdoptedPath, FileKind, HostRole, NamespaceId, Unusable, UnusableNamespace,
+    unusable_namespaces,
+};
 pub use collision::{Collision, SubnetClash, collisions, subnet_clashes};
 pub use drift::{Drift, drift, record_after, record_after_failure, render_drift};
+pub use limits::{FileLimit, ShortOfFiles, open_files_needed, short_of_files};
 pub use processes::{Fate, Process, Stranded};
 pub use render::{Marks, Summary, render_operations, render_text};
 pub use saved::{Rederived, Refusal, SAVED_PLAN_VERSION, SavedPlan, Staleness, Tampering, stack_digest};

@@ -14,7 +14,7 @@ pub use resource::{
     Alias, Backend, Bridge, Flow, Forward, HostPorts, Hosts, Key, Kind, Link, Member, NO_ADDRESS, Namespace, Policy,
     Records, Resource, Route, Stray,
 };
-pub use scope::{HostNamespace, NamespaceName, Scope, fingerprint, namespace_name};
+pub use scope::{HostNamespace, NamespaceName, Scope, fingerprint, namespace_name, namespace_owner};
 
 use std::collections::BTreeMap;
 

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::allocate::{bridge_ifname, veth_ifname};
 use super::{KernelState, Key};
+use crate::model::name_problem;
 use crate::model::{Attachment, Stack};
 
 /// Which network namespace plays the host: the machine's own (the process's), or a named
@@ -27,6 +28,18 @@ impl HostNamespace {
         match self {
             HostNamespace::Current => "host".to_owned(),
             HostNamespace::Named(name) => format!("netns-{name}"),
+        }
+    }
+
+    /// The host a directory of stackctl's run directory is for: the inverse of
+    /// [`HostNamespace::tag`]; `None` for a name no tag has.
+    pub fn of_tag(tag: &str) -> Option<HostNamespace> {
+        match tag {
+            "host" => Some(HostNamespace::Current),
+            _ => tag
+                .strip_prefix("netns-")
+                .filter(|name| !name.is_empty())
+                .map(|name| HostNamespace::Named(name.to_owned())),
         }
     }
 }
@@ -109,6 +122,24 @@ pub fn namespace_name(stack: &str, host: &HostNamespace, container: &str) -> Str
         HostNamespace::Current => format!("{stack}:{container}"),
         HostNamespace::Named(host) => format!("{stack}@{host}:{container}"),
     }
+}
+
+/// Whose namespace the name under `/run/netns` is, when stackctl made it: the stack, the
+/// host and the container of a `STACK:CONTAINER` or `STACK@HOST:CONTAINER` name (the inverse
+/// of [`namespace_name`]); `None` for any other name. Neither a stack's nor a container's
+/// name can hold `:` or `@`, so the container follows the last `:` and the stack ends at
+/// the first `@`.
+pub fn namespace_owner(name: &str) -> Option<(String, HostNamespace, String)> {
+    let (before, container) = name.rsplit_once(':')?;
+    let (stack, host) = match before.split_once('@') {
+        Some((stack, host)) if !host.is_empty() => (stack, HostNamespace::Named(host.to_owned())),
+        Some(_) => return None,
+        None => (before, HostNamespace::Current),
+    };
+    if name_problem(stack).is_some() || name_problem(container).is_some() {
+        return None;
+    }
+    Some((stack.to_owned(), host, container.to_owned()))
 }
 
 /// A stack's interface group: a hash of its name, with the top bit set so that it never

@@ -95,6 +95,7 @@ fn check(spec: &StackSpec) -> Checked {
     let drain = check.drain(spec);
     let stack = Stack::new(spec.name.value.clone(), networks, containers, drain);
     check.subnet_capacity(&stack);
+    check.bridge_ports(&stack);
     check.static_addresses(&stack);
     check.aliases(&stack);
     check.publications(&stack);

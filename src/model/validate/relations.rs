@@ -11,6 +11,10 @@ use crate::model::names::suggest_name;
 use crate::model::publish::{conflicts, same_random};
 use crate::model::{Attachment, HOST, Isolation, Publication, Stack, write_publication};
 
+/// The most ports a Linux bridge has: `BR_MAX_PORTS` (1024) less port 0, which the kernel
+/// never gives (`net/bridge/br_if.c`).
+const BRIDGE_PORTS: usize = 1023;
+
 impl Checker {
     /// A declared subnet must hold its gateway, every member and a virtual address per
     /// alias; otherwise lowering would run out of addresses with no place in the file to
@@ -48,6 +52,32 @@ impl Checker {
                 Some(prefix) => diagnostic.with_help(format!("use a prefix of /{prefix} or shorter")),
                 None => diagnostic,
             });
+        }
+    }
+
+    /// A network is a Linux bridge, and each member is one port of it: the kernel numbers a
+    /// bridge's ports below `BR_MAX_PORTS` (1024) and keeps port 0, so the 1024th member
+    /// would fail apply part way, with "Exchange full".
+    pub(super) fn bridge_ports(&mut self, stack: &Stack) {
+        for network in stack.networks.values() {
+            let members = stack.members(&network.name).count();
+            if members <= BRIDGE_PORTS {
+                continue;
+            }
+            self.error(
+                Diagnostic::error(
+                    self.network_names[&network.name],
+                    format!(
+                        "network `{}` has {members} members, but a Linux bridge holds at most {BRIDGE_PORTS} ports \
+                         (the kernel's BR_MAX_PORTS is 1024, and port 0 is never given)",
+                        network.name
+                    ),
+                    "too many members for one bridge",
+                )
+                .with_help(format!(
+                    "split the members over networks of at most {BRIDGE_PORTS} each (a container may join several)"
+                )),
+            );
         }
     }
 
