@@ -329,7 +329,7 @@ fn a_lock_timeout_names_the_process_that_holds_the_lock() {
     let pid = holder.id();
     assert!(
         stderr(&output)
-            .contains(&format!("another apply of this stack still holds the lock /run/stackctl/host/shop.lock after 1s (held by pid {pid} (flock))")),
+            .contains(&format!("another apply of stack `shop` did not finish: another process still holds the lock /run/stackctl/host/shop.lock after 1s (held by pid {pid} (flock))")),
         "{}",
         stderr(&output)
     );

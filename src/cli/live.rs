@@ -23,8 +23,9 @@ use crate::kernel::{
 use crate::model::{Attachment, Stack};
 use crate::plan::{
     Fate, Listening, Marks, Operation, Plan, Readiness, Rederived, Refusal, SAVED_PLAN_VERSION, SavedPlan, Start,
-    Stranded, Swap, Unready, Waiting, collisions, drift, plan as plan_operations, record_after, record_after_failure,
-    render_drift, render_operations, render_text, short_of_files, stack_digest, subnet_clashes, unusable_namespaces,
+    Stranded, Swap, Unready, Waiting, collisions, drift, new_subnets, plan as plan_operations, record_after,
+    record_after_failure, render_drift, render_operations, render_text, short_of_files, stack_digest, subnet_clashes,
+    unusable_namespaces,
 };
 use crate::show::{Topology, render_table};
 use crate::spec::{SourceFile, load};
@@ -176,17 +177,17 @@ impl Live {
             let holder = holder.map(|holder| format!(" ({holder})")).unwrap_or_default();
             eprintln!("waiting for another apply of stack `{stack}`{holder} to finish, at most {timeout:?}");
         })
-        .map_err(fail)
+        .map_err(|error| fail(format!("another apply of stack `{stack}` did not finish: {error}")))
     }
 
     /// The lock that one apply at a time on the host holds while it picks and makes subnets.
     fn subnets_lock(&self, places: &Places, timeout: Duration) -> Outcome<ApplyLock> {
         let path = places.subnets_lock(&self.host);
-        ApplyLock::acquire(&path, timeout, |pid| {
-            let holder = pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default();
+        ApplyLock::acquire(&path, timeout, |holder| {
+            let holder = holder.map(|holder| format!(" ({holder})")).unwrap_or_default();
             eprintln!("waiting for another stack's apply{holder} to make its networks, at most {timeout:?}");
         })
-        .map_err(fail)
+        .map_err(|error| fail(format!("another stack's apply on this host is still making its networks: {error}")))
     }
 
     /// The stack's objects as they are; on a scratch host that does not exist, those it
@@ -507,9 +508,9 @@ impl Live {
         let _lock = self.lock(kernel.places(), &scope.stack, lock_timeout)?;
         // Every stack's apply on this host checks its new subnets against the others' and
         // makes its bridges one at a time: from here until its bridges are made.
-        let subnets_lock = match verb {
-            Verb::Apply => Some(self.subnets_lock(kernel.places(), lock_timeout)?),
-            Verb::Destroy => None,
+        let subnets_lock = match verb == Verb::Apply && !new_subnets(&plan).is_empty() {
+            true => Some(self.subnets_lock(kernel.places(), lock_timeout)?),
+            false => None,
         };
         let now = kernel.observe(&scope).map_err(kernel_error)?;
         if fingerprint(&now.state) != fingerprint(&observation.state) {

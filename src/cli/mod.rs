@@ -94,7 +94,8 @@ enum Command {
         /// Run `check` once the changes are made: exit 1 if any cell of its truth table is wrong.
         #[arg(long)]
         verify: bool,
-        /// How long to wait for another apply of the same stack to finish.
+        /// How long to wait for another apply of the same stack to finish (and, when this one
+        /// makes networks, for another stack's apply to make its own).
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         lock_timeout: std::time::Duration,
         /// How long a swap waits, once it has wired the containers that take an alias, for

@@ -28,9 +28,9 @@ pub struct Interface {
     pub peer: Option<u32>,
     pub mac: Option<[u8; 6]>,
     /// For a bridge port, whether the bridge learns MAC addresses from it and floods it
-    /// frames for unknown ones.
-    pub learning: bool,
-    pub unicast_flood: bool,
+    /// frames for unknown ones; `None` when the kernel did not say (its default is on).
+    pub learning: Option<bool>,
+    pub unicast_flood: Option<bool>,
 }
 
 /// An IPv4 route of the main table.
@@ -154,8 +154,8 @@ fn interface(message: LinkMessage) -> Interface {
                         LinkInfo::PortData(InfoPortData::BridgePort(settings)) => {
                             for setting in settings {
                                 match setting {
-                                    InfoBridgePort::Learning(on) => interface.learning = on,
-                                    InfoBridgePort::UnicastFlood(on) => interface.unicast_flood = on,
+                                    InfoBridgePort::Learning(on) => interface.learning = Some(on),
+                                    InfoBridgePort::UnicastFlood(on) => interface.unicast_flood = Some(on),
                                     _ => {}
                                 }
                             }

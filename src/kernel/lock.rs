@@ -50,7 +50,7 @@ impl std::fmt::Display for LockHolder {
 
 #[derive(Debug, Error)]
 pub enum LockError {
-    #[error("another apply of this stack still holds the lock {} after {waited:?}{}", path.display(), held_by(holder))]
+    #[error("another process still holds the lock {} after {waited:?}{}", path.display(), held_by(holder))]
     Timeout { path: PathBuf, waited: Duration, holder: Option<LockHolder> },
     #[error("cannot take the lock {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },

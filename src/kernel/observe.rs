@@ -184,8 +184,8 @@ pub fn read(
 fn locked(host: &Snapshot, host_end: &Interface, peer: Option<&Interface>, address: Ipv4Net) -> bool {
     let mac = container_mac(address.addr());
     peer.is_some_and(|peer| peer.mac == Some(mac))
-        && !host_end.learning
-        && !host_end.unicast_flood
+        && host_end.learning == Some(false)
+        && host_end.unicast_flood == Some(false)
         && host.forwarding.contains(&(host_end.index, mac))
 }
 

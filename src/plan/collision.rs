@@ -62,9 +62,9 @@ impl std::fmt::Display for SubnetClash {
     }
 }
 
-/// The bridges that `plan` addresses (creates, or gives another address) in a subnet that
-/// overlaps one of `used`.
-pub fn subnet_clashes(plan: &Plan, used: &[UsedSubnet]) -> Vec<SubnetClash> {
+/// The subnets that `plan` gives networks' bridges, by network: those it creates, and
+/// those it gives another subnet.
+pub fn new_subnets(plan: &Plan) -> Vec<(&str, Ipv4Net)> {
     plan.operations
         .iter()
         .filter_map(|operation| match operation {
@@ -76,10 +76,17 @@ pub fn subnet_clashes(plan: &Plan, used: &[UsedSubnet]) -> Vec<SubnetClash> {
             }
             _ => None,
         })
-        .filter_map(|bridge| {
-            let subnet = bridge.address.trunc();
+        .map(|bridge| (bridge.network.as_str(), bridge.address.trunc()))
+        .collect()
+}
+
+/// The new subnets of `plan` (see [`new_subnets`]) that overlap one of `used`.
+pub fn subnet_clashes(plan: &Plan, used: &[UsedSubnet]) -> Vec<SubnetClash> {
+    new_subnets(plan)
+        .into_iter()
+        .filter_map(|(network, subnet)| {
             let used = used.iter().find(|used| overlaps(&subnet, &used.subnet))?;
-            Some(SubnetClash { network: bridge.network.clone(), subnet, used: used.clone() })
+            Some(SubnetClash { network: network.to_owned(), subnet, used: used.clone() })
         })
         .collect()
 }

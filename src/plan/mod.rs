@@ -13,7 +13,7 @@ pub use adopted::{
     AdoptedElsewhere, AdoptedFacts, AdoptedPath, FileKind, HostRole, NamespaceId, Unusable, UnusableNamespace,
     unusable_namespaces,
 };
-pub use collision::{Collision, SubnetClash, collisions, subnet_clashes};
+pub use collision::{Collision, SubnetClash, collisions, new_subnets, subnet_clashes};
 pub use drift::{Drift, drift, record_after, record_after_failure, render_drift};
 pub use limits::{FileLimit, ShortOfFiles, open_files_needed, short_of_files};
 pub use processes::{Fate, Process, Stranded};

@@ -320,7 +320,14 @@ fn subnets(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<Su
     let mut automatic = Vec::new();
     for network in stack.networks.values() {
         if let Some(subnet) = network.subnet {
-            if let Some(used) = host.used_subnets.iter().find(|used| overlaps(&subnet, &used.subnet)) {
+            // A subnet the network already has stays: what came to overlap it since (a
+            // route added by hand, a VPN) is the host's to sort out, not a reason to stop
+            // every change to the stack.
+            let kept = matches!(
+                observed.get(&Key::Bridge { network: network.name.clone() }),
+                Some(Resource::Bridge(bridge)) if bridge.address.trunc() == subnet
+            );
+            if let Some(used) = host.used_subnets.iter().find(|used| !kept && overlaps(&subnet, &used.subnet)) {
                 return Err(LowerError::SubnetTaken {
                     network: network.name.clone(),
                     subnet,
@@ -655,6 +662,25 @@ mod tests {
             "name: s\nnetworks: { n: { isolation: open } }\ncontainers:\n  a: { networks: [n], talks_to: ['b:80'] }\n  b: { networks: [n] }\n",
         );
         assert!(flows(&desired).is_empty());
+    }
+
+    /// A declared subnet that something else on the host uses is refused, naming it, unless
+    /// the network already has it: a route added later does not stop every change.
+    #[test]
+    fn a_declared_subnet_the_host_uses_is_refused_unless_the_network_has_it() {
+        let text = "name: s\nnetworks:\n  n: { subnet: 10.20.0.0/24 }\ncontainers:\n  a: { networks: [n] }\n";
+        let stack =
+            validate_file(&SourceFile { name: "test.yaml".to_owned(), text: text.to_owned() }).stack.expect("valid");
+        let used =
+            UsedSubnet { subnet: "10.0.0.0/8".parse().expect("subnet"), user: SubnetUser::Stack("t".to_owned()) };
+        let host = HostFacts { used_subnets: vec![used], ..HostFacts::default() };
+        let refused = lower(&stack, &KernelState::default(), &host).map(|_| ()).expect_err("overlaps");
+        assert_eq!(
+            refused.to_string(),
+            "subnet 10.20.0.0/24 of network `n` overlaps 10.0.0.0/8, which stack `t` uses on this host"
+        );
+        let converged = lower(&stack, &KernelState::default(), &HostFacts::default()).expect("lowers");
+        assert!(lower(&stack, &converged.state, &host).is_ok(), "a subnet the network has is kept");
     }
 
     /// Observed links whose end inside the container could not be read have no name; the
