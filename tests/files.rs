@@ -100,6 +100,33 @@ fn a_saved_plan_whose_operation_was_edited_is_refused_as_tampered_with() {
     assert_nothing_made(&sandbox, "a plan tampered with");
 }
 
+/// A plan edited to name a FIFO as its stack file is refused at once (reading it would
+/// wait for a writer forever), and so is one that names a directory.
+#[test]
+fn a_saved_plan_that_names_no_regular_stack_file_is_refused_at_once() {
+    let Some(sandbox) = Sandbox::new() else { return };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let saved = dir.path().join("plan.json");
+    let saved_arg = saved.display().to_string();
+    let file = example("web-app-db");
+    assert_success(&run(&sandbox, &["-f", &file, "plan", "--out", &saved_arg]), "plan --out");
+    let fifo = dir.path().join("stack.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    for named in [fifo.display().to_string(), dir.path().display().to_string()] {
+        edit_plan(&saved, |plan| plan["stack_file"] = Value::String(named.clone()));
+        let started = std::time::Instant::now();
+        let output = run(&sandbox, &["apply", "--yes", &saved_arg]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "apply returned at once");
+        assert_eq!(output.status.code(), Some(TAMPERED), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains(&format!("it names `{named}` as its stack file, which is no regular file")),
+            "{}",
+            stderr(&output)
+        );
+        assert_nothing_made(&sandbox, "a plan naming no regular stack file");
+    }
+}
+
 #[test]
 fn a_saved_plan_whose_namespace_name_was_edited_is_refused_before_anything_changes() {
     let Some(sandbox) = Sandbox::new() else { return };

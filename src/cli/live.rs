@@ -22,10 +22,10 @@ use crate::kernel::{
 };
 use crate::model::{Attachment, Stack};
 use crate::plan::{
-    Fate, Listening, Marks, Operation, Plan, Readiness, Rederived, Refusal, SAVED_PLAN_VERSION, SavedPlan, Start,
-    Stranded, Swap, Unready, Waiting, collisions, drift, new_subnets, plan as plan_operations, record_after,
-    record_after_failure, render_drift, render_operations, render_text, short_of_files, stack_digest, subnet_clashes,
-    unusable_namespaces,
+    Fate, Listening, Marks, Operation, Plan, Readiness, Rederived, Refusal, SAVED_PLAN_VERSION, STACK_FILE_LIMIT,
+    SavedPlan, Start, Stranded, Swap, Tampering, Unready, Waiting, collisions, drift, new_subnets,
+    plan as plan_operations, record_after, record_after_failure, render_drift, render_operations, render_text,
+    short_of_files, stack_digest, subnet_clashes, unusable_namespaces,
 };
 use crate::show::{Topology, render_table};
 use crate::spec::{SourceFile, load};
@@ -380,6 +380,16 @@ impl Live {
         }
         let live = Live { host, style: self.style };
         let stack_file = Path::new(&saved.stack_file);
+        // The plan names the file it is read with: only a regular one of a stack file's
+        // size, so that a plan edited to name a FIFO or a device neither hangs nor fills
+        // memory (`stat` does not open it).
+        match std::fs::metadata(stack_file) {
+            Ok(metadata) if metadata.is_file() && metadata.len() <= STACK_FILE_LIMIT => {}
+            _ => {
+                let tampering = Tampering::StackFile { file: saved.stack_file.clone(), limit: STACK_FILE_LIMIT };
+                return Err(refused(path, &Refusal::Tampered(tampering)));
+            }
+        }
         let (source, stack) = load_stack(stack_file, Findings::ErrorsOnly, self.style)?;
         privileged()?;
         let kernel = live.open()?;

@@ -18,7 +18,9 @@ pub use drift::{Drift, drift, record_after, record_after_failure, render_drift};
 pub use limits::{FileLimit, ShortOfFiles, open_files_needed, short_of_files};
 pub use processes::{Fate, Process, Stranded};
 pub use render::{Marks, Summary, render_operations, render_text};
-pub use saved::{Rederived, Refusal, SAVED_PLAN_VERSION, SavedPlan, Staleness, Tampering, stack_digest};
+pub use saved::{
+    Rederived, Refusal, SAVED_PLAN_VERSION, STACK_FILE_LIMIT, SavedPlan, Staleness, Tampering, stack_digest,
+};
 pub use swap::{Break, BreakReason, Leaving, Listening, Move, Readiness, Start, Swap, Unready, Waiting};
 
 use std::collections::{BTreeSet, HashMap};

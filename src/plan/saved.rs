@@ -94,7 +94,13 @@ pub enum Tampering {
     Length { saved: usize, derived: usize, file: String },
     #[error("its swap or the breaks it states are not what stack file `{file}` gives")]
     Swap { file: String },
+    #[error("it names `{file}` as its stack file, which is no regular file of at most {limit} bytes")]
+    StackFile { file: String, limit: u64 },
 }
+
+/// The largest stack file a saved plan may name: a stack at the kernel's limits is far
+/// smaller, and a plan edited to name a device must not fill memory.
+pub const STACK_FILE_LIMIT: u64 = 64 << 20;
 
 /// The digest of a stack file's text.
 pub fn stack_digest(text: &str) -> String {
