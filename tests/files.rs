@@ -58,6 +58,19 @@ fn assert_nothing_made(sandbox: &Sandbox, what: &str) {
 }
 
 /// Edits the saved plan at `path` in place.
+/// Plans `file` and saves the plan as `plan.json` in `dir`; its path.
+fn save_plan(sandbox: &Sandbox, file: &str, dir: &Path) -> String {
+    let saved = dir.join("plan.json").display().to_string();
+    assert_success(&run(sandbox, &["-f", file, "plan", "--out", &saved]), "plan --out");
+    saved
+}
+
+/// Asserts that `output` exited with `code` and said `expected`.
+fn assert_refused(output: &Output, code: i32, expected: &str) {
+    assert_eq!(output.status.code(), Some(code), "{}", stderr(output));
+    assert!(stderr(output).contains(expected), "{}", stderr(output));
+}
+
 fn edit_plan(path: &Path, edit: impl FnOnce(&mut Value)) {
     let mut plan: Value = serde_json::from_slice(&std::fs::read(path).expect("read the plan")).expect("JSON");
     edit(&mut plan);
@@ -78,25 +91,19 @@ fn resource<'a>(plan: &'a mut Value, action: &str, kind: &str, field: &str, valu
 fn a_saved_plan_whose_operation_was_edited_is_refused_as_tampered_with() {
     let Some(sandbox) = Sandbox::new() else { return };
     let dir = tempfile::tempdir().expect("temporary directory");
-    let saved = dir.path().join("plan.json");
-    let saved_arg = saved.display().to_string();
     let file = example("web-app-db");
-    assert_success(&run(&sandbox, &["-f", &file, "plan", "--out", &saved_arg]), "plan --out");
+    let saved = save_plan(&sandbox, &file, dir.path());
     // The flow of the app to the database is widened to every port.
-    edit_plan(&saved, |plan| {
+    edit_plan(Path::new(&saved), |plan| {
         let flow = resource(plan, "create", "flow", "source", "flaskapp");
         flow["traffic"] = serde_json::json!({ "kind": "all" });
     });
-    let output = run(&sandbox, &["apply", "--yes", &saved_arg]);
-    assert_eq!(output.status.code(), Some(TAMPERED), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains(&format!(
-            "error: plan `{saved_arg}` was tampered with: its operation 4 (`+ flow flaskapp -> db all on db_nw`) is \
-             not what stack file `{file}` gives for the state it was made against; nothing was changed"
-        )),
-        "{}",
-        stderr(&output)
+    let output = run(&sandbox, &["apply", "--yes", &saved]);
+    let expected = format!(
+        "error: plan `{saved}` was tampered with: its operation 4 (`+ flow flaskapp -> db all on db_nw`) is not \
+         what stack file `{file}` gives for the state it was made against; nothing was changed"
     );
+    assert_refused(&output, TAMPERED, &expected);
     assert_nothing_made(&sandbox, "a plan tampered with");
 }
 
@@ -106,23 +113,15 @@ fn a_saved_plan_whose_operation_was_edited_is_refused_as_tampered_with() {
 fn a_saved_plan_that_names_no_regular_stack_file_is_refused_at_once() {
     let Some(sandbox) = Sandbox::new() else { return };
     let dir = tempfile::tempdir().expect("temporary directory");
-    let saved = dir.path().join("plan.json");
-    let saved_arg = saved.display().to_string();
-    let file = example("web-app-db");
-    assert_success(&run(&sandbox, &["-f", &file, "plan", "--out", &saved_arg]), "plan --out");
+    let saved = save_plan(&sandbox, &example("web-app-db"), dir.path());
     let fifo = dir.path().join("stack.fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
     for named in [fifo.display().to_string(), dir.path().display().to_string()] {
-        edit_plan(&saved, |plan| plan["stack_file"] = Value::String(named.clone()));
+        edit_plan(Path::new(&saved), |plan| plan["stack_file"] = Value::String(named.clone()));
         let started = std::time::Instant::now();
-        let output = run(&sandbox, &["apply", "--yes", &saved_arg]);
+        let output = run(&sandbox, &["apply", "--yes", &saved]);
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "apply returned at once");
-        assert_eq!(output.status.code(), Some(TAMPERED), "{}", stderr(&output));
-        assert!(
-            stderr(&output).contains(&format!("it names `{named}` as its stack file, which is no regular file")),
-            "{}",
-            stderr(&output)
-        );
+        assert_refused(&output, TAMPERED, &format!("it names `{named}` as its stack file, which is no regular file"));
         assert_nothing_made(&sandbox, "a plan naming no regular stack file");
     }
 }
@@ -140,23 +139,17 @@ fn a_saved_plan_whose_namespace_name_was_edited_is_refused_before_anything_chang
         write_stack(dir.path(), "app.yaml", "name: shop\nnetworks:\n  n: {}\ncontainers:\n  app: { networks: [n] }\n");
     apply(&sandbox, &both);
     sandbox.sh("echo precious > /run/target");
-    let saved = dir.path().join("plan.json");
-    let saved_arg = saved.display().to_string();
-    assert_success(&run(&sandbox, &["-f", &app_only, "plan", "--out", &saved_arg]), "plan --out");
+    let saved = save_plan(&sandbox, &app_only, dir.path());
     // The namespace the plan deletes is a path out of /run/netns.
-    edit_plan(&saved, |plan| {
+    edit_plan(Path::new(&saved), |plan| {
         resource(plan, "delete", "namespace", "container", "db")["name"] = "../target".into();
     });
-    let output = run(&sandbox, &["apply", "--yes", &saved_arg]);
-    assert_eq!(output.status.code(), Some(TAMPERED), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains(&format!(
-            "error: plan `{saved_arg}` was tampered with: it holds namespace name `../target`, which no stack file \
-             gives: the namespace of container `db` is named `shop:db`; nothing was changed"
-        )),
-        "{}",
-        stderr(&output)
+    let output = run(&sandbox, &["apply", "--yes", &saved]);
+    let expected = format!(
+        "error: plan `{saved}` was tampered with: it holds namespace name `../target`, which no stack file gives: \
+         the namespace of container `db` is named `shop:db`; nothing was changed"
     );
+    assert_refused(&output, TAMPERED, &expected);
     assert_eq!(sandbox.sh("cat /run/target"), "precious\n", "the plan reached a file outside /run/netns");
     assert!(sandbox.has_netns("shop:db"), "the refused plan deleted the namespace");
 }
@@ -167,18 +160,13 @@ fn a_saved_plan_whose_stack_file_changed_since_is_refused_as_stale() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let text = "name: shop\nnetworks:\n  n: {}\ncontainers:\n  app: { networks: [n] }\n";
     let file = write_stack(dir.path(), "stack.yaml", text);
-    let saved = dir.path().join("plan.json").display().to_string();
-    assert_success(&run(&sandbox, &["-f", &file, "plan", "--out", &saved]), "plan --out");
+    let saved = save_plan(&sandbox, &file, dir.path());
     write_stack(dir.path(), "stack.yaml", &format!("{text}  db: {{ networks: [n] }}\n"));
     let output = run(&sandbox, &["apply", "--yes", &saved]);
-    assert_eq!(output.status.code(), Some(STALE), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains(&format!(
-            "error: stale plan `{saved}`: stack file `{file}` changed since the plan was made; nothing was changed"
-        )),
-        "{}",
-        stderr(&output)
+    let expected = format!(
+        "error: stale plan `{saved}`: stack file `{file}` changed since the plan was made; nothing was changed"
     );
+    assert_refused(&output, STALE, &expected);
     assert_nothing_made(&sandbox, "a stale plan");
 }
 

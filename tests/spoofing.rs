@@ -7,12 +7,13 @@ mod sandbox;
 #[path = "support/stacks.rs"]
 mod stacks;
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::Stdio;
 use std::time::Duration;
 
 use sandbox::Sandbox;
+use stackctl::state::{container_mac, mac_text};
 use stacks::{address_of, apply, write_stack};
 
 /// `app` talks to `db` (TCP 5432 and UDP 5433); `mallory` shares their network and has no flow at all, and
@@ -64,8 +65,45 @@ print(seen, flush=True)
 "#;
 
 fn mac_of(address: Ipv4Addr) -> String {
-    let [a, b, c, d] = address.octets();
-    format!("02:5c:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+    mac_text(container_mac(address))
+}
+
+/// A script that counts something in a namespace: it says `ready` once it counts, and the
+/// count when it ends.
+struct Counting {
+    child: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Counting {
+    fn start(sandbox: &Sandbox, netns: &str, script: &str, arguments: &[String]) -> Counting {
+        let mut child = sandbox
+            .command("ip")
+            .args(["netns", "exec", netns, "python3", "-c", script])
+            .args(arguments)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the script");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("the script starts");
+        assert_eq!(line.trim(), "ready");
+        Counting { child, out }
+    }
+
+    /// The count, once the script ends.
+    fn count(mut self) -> String {
+        let mut count = String::new();
+        self.out.read_to_string(&mut count).expect("the script's count");
+        count.trim().to_owned()
+    }
+}
+
+impl Drop for Counting {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Sends `count` datagrams holding `secret` from `app` to UDP port 5433 of `db`, 20 ms
@@ -105,23 +143,12 @@ fn a_container_cannot_take_a_neighbours_mac_address() {
         apply(&sandbox, &file);
         let of = |container: &str| address_of(&sandbox, &file, container, "back");
         let (db, mallory) = (of("db"), of("mallory"));
-        let mut poison = sandbox
-            .command("ip")
-            .args(["netns", "exec", "shop:mallory", "python3", "-c", POISON])
-            .args([&mac_of(db), &mallory.to_string(), "3"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the poisoner");
-        let mut out = std::io::BufReader::new(poison.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut out, &mut line).expect("poisoner starts");
-        assert_eq!(line.trim(), "ready");
+        let poison =
+            Counting::start(&sandbox, "shop:mallory", POISON, &[mac_of(db), mallory.to_string(), "3".to_owned()]);
         std::thread::sleep(Duration::from_millis(300));
         let arrived = datagrams_arriving(&sandbox, db, 20);
-        let mut seen = String::new();
-        out.read_to_string(&mut seen).expect("poisoner's count");
-        let _ = poison.wait();
-        assert_eq!(seen.trim(), "0", "isolation {isolation}: mallory received app -> db datagrams");
+        let seen = poison.count();
+        assert_eq!(seen, "0", "isolation {isolation}: mallory received app -> db datagrams");
         assert_eq!(arrived, 20, "isolation {isolation}: app -> db datagrams lost while mallory poisoned");
         let links = sandbox.sh("bridge -d link show");
         let ports = links.lines().filter(|line| line.contains("master st")).count();
@@ -210,16 +237,7 @@ fn icmp_errors_arriving(
     (to, to_address): (&str, Ipv4Addr),
     (client, server): (SocketAddr, SocketAddr),
 ) -> String {
-    let mut counter = sandbox
-        .command("ip")
-        .args(["netns", "exec", to, "python3", "-c", ICMP_COUNT, &from_address.to_string(), "2"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the counter");
-    let mut out = std::io::BufReader::new(counter.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).expect("counter starts");
-    assert_eq!(line.trim(), "ready");
+    let counter = Counting::start(sandbox, to, ICMP_COUNT, &[from_address.to_string(), "2".to_owned()]);
     // The packet the error quotes went to its sender from the connection's other end:
     // an error sent to the server quotes a packet from the server to the client.
     let (quoted_source, quoted_destination) = match to_address == server.ip() {
@@ -234,10 +252,7 @@ fn icmp_errors_arriving(
         .output()
         .expect("send ICMP errors");
     sandbox::assert_success(&sent, &format!("ICMP errors from {from}"));
-    let mut seen = String::new();
-    out.read_to_string(&mut seen).expect("counter's count");
-    let _ = counter.wait();
-    seen.trim().to_owned()
+    counter.count()
 }
 
 /// ICMP errors that quote a connection are accepted as related to it only from one of
