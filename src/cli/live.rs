@@ -173,21 +173,12 @@ impl Live {
         places.run_directory(&self.host).map_err(|error| {
             fail(format!("cannot make stackctl's run directory {}: {error}", places.state.display()))
         })?;
-        ApplyLock::acquire(&path, timeout, |holder| {
-            let holder = holder.map(|holder| format!(" ({holder})")).unwrap_or_default();
-            eprintln!("waiting for another apply of stack `{stack}`{holder} to finish, at most {timeout:?}");
-        })
-        .map_err(|error| fail(format!("another apply of stack `{stack}` did not finish: {error}")))
+        take_lock(&path, timeout, &format!("another apply of stack `{stack}`"), "finish")
     }
 
     /// The lock that one apply at a time on the host holds while it picks and makes subnets.
     fn subnets_lock(&self, places: &Places, timeout: Duration) -> Outcome<ApplyLock> {
-        let path = places.subnets_lock(&self.host);
-        ApplyLock::acquire(&path, timeout, |holder| {
-            let holder = holder.map(|holder| format!(" ({holder})")).unwrap_or_default();
-            eprintln!("waiting for another stack's apply{holder} to make its networks, at most {timeout:?}");
-        })
-        .map_err(|error| fail(format!("another stack's apply on this host is still making its networks: {error}")))
+        take_lock(&places.subnets_lock(&self.host), timeout, "another stack's apply", "make its networks")
     }
 
     /// The stack's objects as they are; on a scratch host that does not exist, those it
@@ -917,6 +908,16 @@ fn refuse_collisions(plan: &Plan, observation: &Observation) -> Outcome<()> {
         eprintln!("error: {collision}");
     }
     if collisions.is_empty() { Ok(()) } else { Err(Exit::Error) }
+}
+
+/// Takes the lock at `path`, saying while it waits for `who` (and its holder) to `end`,
+/// and failing when `timeout` passes first.
+fn take_lock(path: &Path, timeout: Duration, who: &str, end: &str) -> Outcome<ApplyLock> {
+    ApplyLock::acquire(path, timeout, |holder| {
+        let holder = holder.map(|holder| format!(" ({holder})")).unwrap_or_default();
+        eprintln!("waiting for {who}{holder} to {end}, at most {timeout:?}");
+    })
+    .map_err(|error| fail(format!("{who} did not {end}: {error}")))
 }
 
 /// Refuses a plan whose new subnets another stack took while it was shown: its bridges
