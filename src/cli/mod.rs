@@ -146,8 +146,8 @@ enum Command {
         old: PathBuf,
         /// The stack file after the change.
         new: PathBuf,
-        #[arg(long, value_enum, default_value_t = crate::review::Format::Text)]
-        format: crate::review::Format,
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
         /// Exit 2 when there are changes, 0 when there are none.
         #[arg(long)]
         detailed_exitcode: bool,
@@ -156,8 +156,8 @@ enum Command {
     Graph {
         #[command(flatten)]
         target: FileArg,
-        #[arg(long, value_enum, default_value_t = crate::graph::Drawing::Mermaid)]
-        format: crate::graph::Drawing,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
     },
     /// Derive a layout of few networks that carries every declared flow and nothing else.
     Suggest {
@@ -204,6 +204,48 @@ fn host_name(name: &str) -> Result<String, String> {
 enum ShowFormat {
     Table,
     Json,
+}
+
+/// How `diff` prints a review: the core's [`crate::review::Format`], as a flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DiffFormat {
+    /// Terraform-style text for a terminal.
+    Text,
+    /// Versioned JSON for machines: see docs/diff-json.md.
+    Json,
+    /// Markdown to post as a pull request comment.
+    Markdown,
+}
+
+impl From<DiffFormat> for crate::review::Format {
+    fn from(format: DiffFormat) -> Self {
+        match format {
+            DiffFormat::Text => crate::review::Format::Text,
+            DiffFormat::Json => crate::review::Format::Json,
+            DiffFormat::Markdown => crate::review::Format::Markdown,
+        }
+    }
+}
+
+/// What `graph` draws: the core's [`crate::graph::Drawing`], as a flag.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    /// A Mermaid flowchart, which GitHub and GitLab render in Markdown.
+    Mermaid,
+    /// A Graphviz digraph.
+    Dot,
+    /// Version 1 of the graph's JSON form.
+    Json,
+}
+
+impl From<GraphFormat> for crate::graph::Drawing {
+    fn from(format: GraphFormat) -> Self {
+        match format {
+            GraphFormat::Mermaid => crate::graph::Drawing::Mermaid,
+            GraphFormat::Dot => crate::graph::Drawing::Dot,
+            GraphFormat::Json => crate::graph::Drawing::Json,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -339,11 +381,11 @@ fn dispatch(cli: &Cli) -> Result<Exit, Exit> {
         }
         Command::Diff { old, new, format, detailed_exitcode } => {
             cli.refuse_misplaced("diff", &[Before::File, Before::HostNetns])?;
-            stackfile::diff(old, new, *format, *detailed_exitcode, style)
+            stackfile::diff(old, new, (*format).into(), *detailed_exitcode, style)
         }
         Command::Graph { target, format } => {
             cli.refuse_misplaced("graph", &[Before::HostNetns])?;
-            stackfile::graph(&cli.file(target.file.as_ref()), *format, style)
+            stackfile::graph(&cli.file(target.file.as_ref()), (*format).into(), style)
         }
         Command::Suggest { target } => {
             cli.refuse_misplaced("suggest", &[Before::HostNetns])?;
