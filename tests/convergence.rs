@@ -16,8 +16,9 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use proptest::collection::vec;
 use proptest::prelude::*;
+use stackctl::firewall::objects;
 use stackctl::model::{Stack, validate};
-use stackctl::plan::{Operation, Plan, plan, render_text};
+use stackctl::plan::{Operation, Plan, Program, plan, render_text};
 use stackctl::spec::{SourceFile, load};
 use stackctl::state::{HostFacts, HostPorts, KernelState, Key, Resource, lower};
 use support::memkernel::MemKernel;
@@ -511,8 +512,9 @@ fn converge(stack: &Stack, kernel: &mut MemKernel) -> Result<Plan, TestCaseError
     let host = HostFacts::default();
     let desired = lower(stack, kernel.state(), &host).map_err(|error| TestCaseError::fail(error.to_string()))?;
     let applied = plan(&desired, kernel.state());
+    let program = Program::of(&stack.name, &applied, kernel.state(), &objects(kernel.state()));
     kernel
-        .apply(&applied)
+        .run(&stack.name, &applied, &program)
         .map_err(|error| TestCaseError::fail(format!("{error}\nin the plan\n{}", render_text(&applied, false))))?;
     let again = lower(stack, kernel.state(), &host).map_err(|error| TestCaseError::fail(error.to_string()))?;
     let replan = plan(&again, kernel.state());

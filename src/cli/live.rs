@@ -550,11 +550,6 @@ impl Live {
             }
         };
         let applied = kernel.apply(&scope, &now, &plan, &SwapWait { within: wait, waiting: &waiting, made: &keep });
-        if applied.forwarding_turned_on {
-            eprintln!(
-                "note: turned on IPv4 forwarding on the host (net.ipv4.ip_forward = 1): replies to containers' connections out come back through it"
-            );
-        }
         let record = match &applied.failed {
             None => record_after(observed, &applied.done),
             // What a failed operation made in part is the apply's, not a change outside.

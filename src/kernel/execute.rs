@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{KernelError, io_error, is_absent};
 use super::writing::{Access, Holder, directory, write_file};
-use super::{Connected, Kernel, hosts_file, label, netns, processes};
+use super::{Connected, Kernel, hosts_file, label, netns, processes, sysctl};
 use crate::names::render_resolv_conf;
 use crate::plan::{AdoptedFacts, AdoptedPath, Operation, Stranded};
 use crate::state::{
@@ -67,11 +67,12 @@ impl Executor<'_> {
             Resource::Link(link) => self.create_link(link).await,
             Resource::Route(route) => self.set_route(route).await,
             Resource::Hosts(hosts) => self.write_hosts(hosts),
+            Resource::Sysctl(sysctl) => sysctl::write(self.kernel.host_file.as_ref(), sysctl, &sysctl.value),
             Resource::Stray(_)
             | Resource::Policy(_)
             | Resource::Forward(_)
             | Resource::Flow(_)
-            | Resource::Alias(_) => Err(one_transaction()),
+            | Resource::Alias(_) => unreachable!("{}", IN_RULES_STEPS),
         }
     }
 
@@ -129,7 +130,10 @@ impl Executor<'_> {
             }
             (Resource::Route(_), Resource::Route(route)) => self.set_route(route).await,
             (Resource::Hosts(_), Resource::Hosts(hosts)) => self.write_hosts(hosts),
-            _ => Err(one_transaction()),
+            (Resource::Sysctl(_), Resource::Sysctl(sysctl)) => {
+                sysctl::write(self.kernel.host_file.as_ref(), sysctl, &sysctl.value)
+            }
+            _ => unreachable!("{}", IN_RULES_STEPS),
         }
     }
 
@@ -166,11 +170,16 @@ impl Executor<'_> {
                 connected.handle.route().del(message).execute().await.map_err(io_error)
             }
             Resource::Hosts(hosts) => self.remove_name_files(&hosts.container),
+            // Given back as it was before; an unknown value is left as it is.
+            Resource::Sysctl(sysctl) => match &sysctl.before {
+                Some(before) => sysctl::write(self.kernel.host_file.as_ref(), sysctl, before),
+                None => Ok(()),
+            },
             Resource::Stray(_)
             | Resource::Policy(_)
             | Resource::Forward(_)
             | Resource::Flow(_)
-            | Resource::Alias(_) => Err(one_transaction()),
+            | Resource::Alias(_) => unreachable!("{}", IN_RULES_STEPS),
         }
     }
 
@@ -373,10 +382,9 @@ fn object(resource: &Resource) -> String {
     }
 }
 
-/// The firewall's resources are made together, by `Kernel::apply`, never one by one.
-fn one_transaction() -> io::Error {
-    io::Error::other("firewall rules are made in one transaction with the others, not one by one")
-}
+/// The firewall's resources are made together, in a program's `Rules` steps: its stages
+/// never hold them (`plan::Program` cuts them out).
+const IN_RULES_STEPS: &str = "a program makes the firewall's operations in its rule transactions, never in a stage";
 
 async fn index_of(handle: &Handle, name: &str) -> io::Result<u32> {
     let mut links = handle.link().get().match_name(name.to_owned()).execute();

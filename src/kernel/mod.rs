@@ -25,6 +25,7 @@ mod record;
 mod resolver;
 mod sockets;
 mod swap;
+mod sysctl;
 mod writing;
 
 pub use enter::enter;
@@ -50,8 +51,10 @@ use rtnetlink::Handle;
 
 use crate::firewall::{Found, dropping_forward_chains, recognise, table_name};
 use crate::names::parse_resolv_conf;
-use crate::plan::{AdoptedFacts, FileLimit, Operation, Plan, Stranded, open_files_needed, record_after};
-use crate::state::{KernelState, NamespaceName, Scope};
+use crate::plan::{
+    AdoptedFacts, FileLimit, Operation, Plan, Program, Step, Stranded, names_after_failure, open_files_needed,
+};
+use crate::state::{FORWARDING, HostSetting, KernelState, Key, NamespaceName, Resource, Scope, Sysctl};
 use error::io_error;
 use nft::Nft;
 use observe::NamespaceView;
@@ -273,6 +276,11 @@ impl Kernel {
         for resource in recognise(&found, record.resources.values()) {
             observation.state.insert(resource);
         }
+        let (settings, held) = self.observe_settings(scope, &record)?;
+        observation.host.settings = settings;
+        for sysctl in held {
+            observation.state.insert(Resource::Sysctl(sysctl));
+        }
         observation.tables = found.objects().clone();
         let chains = self.nft().list_chains().map_err(|error| KernelError::new("list", "nftables chains", error))?;
         observation.dropping_forward_chains = dropping_forward_chains(&chains, &tables)
@@ -282,6 +290,37 @@ impl Kernel {
         observation.host.local_ports = Some(local_ports);
         observation.adopted = adopted.facts;
         Ok(observation)
+    }
+
+    /// The host's settings a stack may hold (see [`crate::state::HostSetting`]): their
+    /// values, the other stacks whose records hold them, and those this stack's record
+    /// holds, as observed resources with the value the host has now.
+    fn observe_settings(
+        &self,
+        scope: &Scope,
+        record: &KernelState,
+    ) -> Result<(Vec<HostSetting>, Vec<Sysctl>), KernelError> {
+        let name = FORWARDING;
+        let value = sysctl::read(self.host_file.as_ref(), name)
+            .map_err(|error| KernelError::new("read", format!("{name} on the host"), error))?;
+        let key = Key::Sysctl { name: name.to_owned() };
+        let mut setting =
+            HostSetting { name: name.to_owned(), value: value.clone(), held_by: Vec::new(), before: None };
+        for stack in
+            record::stacks(&self.places, &self.host_namespace).into_iter().filter(|stack| *stack != scope.stack)
+        {
+            if let Some(Resource::Sysctl(held)) = read_record(&self.places, &self.host_namespace, &stack)
+                .and_then(|other| other.resources.get(&key).cloned())
+            {
+                setting.before = setting.before.or(held.before);
+                setting.held_by.push(stack);
+            }
+        }
+        let held = match record.get(&key) {
+            Some(Resource::Sysctl(held)) => vec![Sysctl { value, ..held.clone() }],
+            _ => Vec::new(),
+        };
+        Ok((vec![setting], held))
     }
 
     fn observe_interfaces(&self, scope: &Scope, adopted: BTreeMap<String, File>) -> Result<Observation, KernelError> {
@@ -373,21 +412,19 @@ impl Kernel {
         resolver::Supervisor::new(&self.places, &self.host_namespace)
     }
 
-    /// Makes the host's name server serve the names of the stack as `state` has them (its
+    /// Makes the host's name server serve `zone`, the names of the stack (from its
     /// `Hosts`, links and gateways): writes the stack's zone, starts the server or replaces
     /// one that is dead, hung or of another version, and returns once the server answers
-    /// from the new zone. With no names left in `state`, withdraws the stack's zone, and
-    /// stops the server when no stack has one. `apply` calls it at its end with the state
-    /// its operations left; it may be called after any part of an apply.
-    pub fn publish_names(&self, scope: &Scope, state: &KernelState) -> Result<(), KernelError> {
-        let zone = crate::names::zone(&scope.stack, state);
+    /// from the new zone. A zone with no clients withdraws the stack's zone, and
+    /// stops the server when no stack has one. A program's `PublishNames` steps call it.
+    fn publish_zone(&self, scope: &Scope, zone: &crate::names::Zone) -> Result<(), KernelError> {
         let names = self.names();
         let object =
             format!("the names of stack `{}` on the name server in {}", scope.stack, names.files().directory.display());
         if zone.clients.is_empty() {
             names.withdraw(&scope.stack).map_err(|error| KernelError::new("withdraw", object, error))
         } else {
-            names.publish(&zone).map_err(|error| KernelError::new("publish", object, error))
+            names.publish(zone).map_err(|error| KernelError::new("publish", object, error))
         }
     }
 
@@ -413,200 +450,119 @@ impl Kernel {
         Ok(names)
     }
 
-    /// Makes the operations of `plan`, planned against `observed`, in order, those of one
-    /// stage side by side. Stops after the first stage in which one fails; `done` holds
-    /// every operation that was made, also when one failed.
+    /// Runs the program of `plan`, planned against what `observation` holds (see
+    /// [`Program`]): its stages, side by side within each, its rule transactions, its
+    /// records, the publication of the stack's names and a swap's verification and drain.
+    /// Stops at the first step that fails; `done` holds every operation that was made,
+    /// also when one failed.
     ///
-    /// The firewall's operations of a phase are one stage, made as one `nft` transaction
-    /// that makes the stack's tables hold what the phase leaves, changed in place (see
-    /// [`crate::firewall::render`]). Tables the kernel refuses to change in place (a base
-    /// chain made differently by an earlier stackctl) are first replaced whole with the
-    /// rules they hold, once. Those transactions are checked against the kernel before
-    /// anything else is changed, so a missing kernel or `nft` feature stops the apply with
-    /// nothing done.
+    /// Every rule transaction is checked against the kernel (`nft -c`) before anything
+    /// else is changed, so a missing kernel or `nft` feature stops the apply with nothing
+    /// done. When the kernel refuses to change the tables in place (a base chain made
+    /// differently by an earlier stackctl), the program that replaces them whole first
+    /// ([`Program::replacing_tables`]) runs instead, if the kernel takes that one.
     ///
-    /// A plan with a swap runs in its three phases: after the first, the containers that
-    /// take the aliases must accept connections (within `wait`; else the aliases stay
-    /// where they are); after the repoint, the connections the removal would cut drain.
-    /// Whether the swap may start at all is decided before (see
-    /// [`crate::plan::Swap::start`]), from what [`Kernel::listening`] reads.
-    ///
-    /// Once the operations are made, the stack's names are published as the state they
-    /// left has them (see [`Kernel::publish_names`]), also after a failure: what was made
-    /// is served. A swap publishes them after its wiring too, before its repoint. When
-    /// publishing fails and nothing else did, the apply fails with it: those names are not
-    /// served.
+    /// After a failure, the names of what was made are published: what was made is
+    /// served. When publishing fails and nothing else did, the apply fails with it.
     pub fn apply(&self, scope: &Scope, observation: &Observation, plan: &Plan, wait: &SwapWait) -> Applied {
-        let observed = &observation.state;
-        let mut applied = self.make(scope, observation, plan, wait);
-        if applied.done.is_empty() {
-            return applied;
-        }
-        if let Err(error) = self.publish_names(scope, &record_after(observed, &applied.done))
-            && applied.failed.is_none()
-        {
-            applied.failed = Some(error);
-        }
-        applied
-    }
-
-    /// The operations of an apply, phase by phase, and a swap's steps between them.
-    fn make(&self, scope: &Scope, observation: &Observation, plan: &Plan, wait: &SwapWait) -> Applied {
-        let observed = &observation.state;
         let mut applied = Applied::default();
-        let phases = plan.phases();
-        let mut scripts = Vec::with_capacity(phases.len());
-        // Tables that cannot be changed in place are first replaced whole with the rules
-        // they hold, once, so that every phase changes them in place.
-        let upgrade = match self.upgrade(scope, observation, plan) {
-            Ok(upgrade) => upgrade,
+        let program = match self.checked_program(scope, observation, plan) {
+            Ok(program) => program,
             Err(error) => {
                 applied.failed = Some(error);
                 return applied;
             }
         };
-        // What the tables hold when each phase starts: as observed (or upgraded), then as
-        // the last phase that changed rules left them.
-        let mut tables = match upgrade {
-            Some(_) => crate::firewall::objects(observed),
-            None => observation.tables.clone(),
-        };
-        let mut end = 0;
-        for phase in &phases {
-            end += phase.len();
-            if !phase.iter().any(|operation| operation.key().kind().is_firewall()) {
-                scripts.push(None);
-                continue;
-            }
-            let after = record_after(observed, &plan.operations[..end]);
-            let script = crate::firewall::render(&scope.stack, &after, &tables);
-            // Checked against the kernel as the upgrade leaves it: in one file, one
-            // transaction that `nft -c` makes and takes back.
-            let checked = match &upgrade {
-                Some(upgrade) => format!("{upgrade}{script}"),
-                None => script.clone(),
-            };
-            if let Err(error) = self.nft().check(&checked) {
-                let object = format!("the rules of stack `{}` before any change", scope.stack);
-                applied.failed = Some(KernelError::new("check", object, error));
-                return applied;
-            }
-            tables = crate::firewall::objects(&after);
-            scripts.push(Some((script, crate::firewall::needs_forwarding(after.resources.values()))));
-        }
-        if let Some(upgrade) = &upgrade
-            && let Err(error) = self.nft().apply(upgrade)
-        {
-            let object = format!("the tables of stack `{}`", scope.stack);
-            applied.failed = Some(KernelError::new("replace", object, error));
-            return applied;
-        }
-        for (index, (phase, script)) in phases.iter().zip(&scripts).enumerate() {
-            let made = Made { stranded: &plan.stranded, adopted: &observation.adopted };
-            if let Err(error) = self.run_phase(scope, phase, script.as_ref(), &made, &mut applied) {
+        let made = Made { stranded: &plan.stranded, adopted: &observation.adopted };
+        for step in &program.steps {
+            if let Err(error) = self.run_step(scope, plan, step, &made, wait, &mut applied) {
                 applied.failed = Some(error);
-                return applied;
+                break;
             }
-            let Some(swap) = &plan.swap else { continue };
-            if index < 2 {
-                (wait.made)(&applied.done);
-            }
-            let step = match index {
-                // The new containers' names are served before the aliases move to them.
-                0 => self
-                    .publish_names(scope, &record_after(observed, &applied.done))
-                    .and_then(|()| self.verify(swap, wait)),
-                1 => self.drain(swap).map(|drained| applied.drained = drained),
-                _ => Ok(()),
-            };
-            if let Err(error) = step {
-                applied.failed = Some(error);
-                return applied;
-            }
+        }
+        if applied.failed.is_some() && !applied.done.is_empty() {
+            // What was made is served, also after a failure.
+            // The failure that stopped the apply is the one to report, not this one's.
+            let zone = names_after_failure(&scope.stack, &observation.state, &applied.done);
+            let _ = self.publish_zone(scope, &zone);
         }
         applied
     }
 
-    /// The script that replaces the stack's tables whole with the rules they hold, when
-    /// the plan's first rule transaction cannot change them in place (a base chain made
-    /// differently by an earlier stackctl); `None` when it can, or the plan changes no rule.
-    fn upgrade(&self, scope: &Scope, observation: &Observation, plan: &Plan) -> Result<Option<String>, KernelError> {
-        let mut end = 0;
-        let Some(first) = plan.phases().into_iter().find_map(|phase| {
-            end += phase.len();
-            phase.iter().any(|operation| operation.key().kind().is_firewall()).then_some(end)
-        }) else {
-            return Ok(None);
+    /// The program of `plan` whose rule transactions the kernel takes: changing the
+    /// stack's tables in place, or else replacing them whole first.
+    fn checked_program(&self, scope: &Scope, observation: &Observation, plan: &Plan) -> Result<Program, KernelError> {
+        let program = Program::of(&scope.stack, plan, &observation.state, &observation.tables);
+        let object = || format!("the rules of stack `{}` before any change", scope.stack);
+        let Err(error) = program.checks().iter().try_for_each(|script| self.nft().check(script)) else {
+            return Ok(program);
         };
-        let after = record_after(&observation.state, &plan.operations[..first]);
-        let in_place = crate::firewall::render(&scope.stack, &after, &observation.tables);
-        let Err(error) = self.nft().check(&in_place) else { return Ok(None) };
-        let replacing = crate::firewall::render_replacing(&scope.stack, &observation.state);
-        let upgraded = crate::firewall::render(&scope.stack, &after, &crate::firewall::objects(&observation.state));
-        match self.nft().check(&format!("{replacing}{upgraded}")) {
-            Ok(()) => Ok(Some(replacing)),
-            Err(_) => {
-                let object = format!("the rules of stack `{}` before any change", scope.stack);
-                Err(KernelError::new("check", object, error))
+        let replacing = Program::replacing_tables(&scope.stack, plan, &observation.state);
+        match replacing.checks().iter().try_for_each(|script| self.nft().check(script)) {
+            Ok(()) => Ok(replacing),
+            // The in-place refusal is the one that says what the kernel lacks.
+            Err(_) => Err(KernelError::new("check", object(), error)),
+        }
+    }
+
+    /// Runs one step of a program.
+    fn run_step(
+        &self,
+        scope: &Scope,
+        plan: &Plan,
+        step: &Step,
+        made: &Made,
+        wait: &SwapWait,
+        applied: &mut Applied,
+    ) -> Result<(), KernelError> {
+        let tables = || format!("the tables of stack `{}`", scope.stack);
+        match step {
+            Step::ReplaceTables { script } => {
+                self.nft().apply(script).map_err(|error| KernelError::new("replace", tables(), error))
+            }
+            Step::Rules { operations, script } => {
+                self.nft().apply(script).map_err(|error| KernelError::new("change", tables(), error))?;
+                applied.done.extend(plan.operations[operations.clone()].iter().cloned());
+                Ok(())
+            }
+            Step::Stage { operations } => self.run_stage(scope, &plan.operations[operations.clone()], made, applied),
+            Step::Record { .. } => {
+                (wait.made)(&applied.done);
+                Ok(())
+            }
+            Step::PublishNames { zone } => self.publish_zone(scope, zone),
+            Step::Verify { ports } => self.verify(ports, wait),
+            Step::Drain { swap } => {
+                applied.drained = self.drain(swap)?;
+                Ok(())
             }
         }
     }
 
-    /// Makes the operations of one phase, stage by stage.
-    fn run_phase(
+    /// Makes the operations of one stage side by side; every one is tried, and the first
+    /// failure is returned.
+    fn run_stage(
         &self,
         scope: &Scope,
-        phase: &[Operation],
-        script: Option<&(String, bool)>,
+        stage: &[Operation],
         made: &Made,
         applied: &mut Applied,
     ) -> Result<(), KernelError> {
         let executor = execute::Executor { kernel: self, scope, stranded: made.stranded, adopted: made.adopted };
-        for stage in stages(phase) {
-            if stage[0].key().kind().is_firewall() {
-                let (script, forwarding) = script.expect("rendered for its stage");
-                applied.forwarding_turned_on |= self.replace_firewall(scope, script, *forwarding)?;
-                applied.done.extend(stage.iter().cloned());
-                continue;
-            }
-            let results = self.runtime.block_on(
-                futures_util::stream::iter(stage.iter().map(|operation| executor.run(operation)))
-                    .buffered(IN_FLIGHT)
-                    .collect::<Vec<_>>(),
-            );
-            let mut failed = None;
-            for (operation, result) in stage.iter().zip(results) {
-                match result {
-                    Ok(()) => applied.done.push(operation.clone()),
-                    Err(error) if failed.is_none() => failed = Some(error),
-                    Err(_) => {}
-                }
-            }
-            if let Some(error) = failed {
-                return Err(error);
+        let results = self.runtime.block_on(
+            futures_util::stream::iter(stage.iter().map(|operation| executor.run(operation)))
+                .buffered(IN_FLIGHT)
+                .collect::<Vec<_>>(),
+        );
+        let mut failed = None;
+        for (operation, result) in stage.iter().zip(results) {
+            match result {
+                Ok(()) => applied.done.push(operation.clone()),
+                Err(error) if failed.is_none() => failed = Some(error),
+                Err(_) => {}
             }
         }
-        Ok(())
-    }
-
-    /// Replaces the stack's tables in one transaction, and turns on IPv4 forwarding on the
-    /// host when the stack needs it and the host has it off, as Docker does: replies to a
-    /// container's connections out come back through the uplink.
-    fn replace_firewall(&self, scope: &Scope, script: &str, forwarding: bool) -> Result<bool, KernelError> {
-        let object = format!("the tables of stack `{}`", scope.stack);
-        self.nft().apply(script).map_err(|error| KernelError::new("replace", object, error))?;
-        if !forwarding {
-            return Ok(false);
-        }
-        netns::inside(self.host_file.as_ref(), || {
-            let path = "/proc/sys/net/ipv4/ip_forward";
-            let off = std::fs::read_to_string(path)?.trim() == "0";
-            if off {
-                std::fs::write(path, "1")?;
-            }
-            Ok(off)
-        })
-        .map_err(|error| KernelError::new("turn on", "IPv4 forwarding on the host", error))
+        failed.map_or(Ok(()), Err)
     }
 
     fn connection(&self, container: &str) -> Option<Arc<Connected>> {
@@ -645,8 +601,6 @@ pub struct SwapWait<'a> {
 pub struct Applied {
     pub done: Vec<Operation>,
     pub failed: Option<KernelError>,
-    /// Whether apply turned on the host's IPv4 forwarding, which was off.
-    pub forwarding_turned_on: bool,
     /// How the containers that a swap's aliases left drained.
     pub drained: Vec<Drained>,
 }
@@ -663,39 +617,4 @@ fn runtime() -> Result<tokio::runtime::Runtime, KernelError> {
 /// How errors name a named host namespace.
 fn host_object(name: &str, path: &std::path::Path) -> String {
     format!("host namespace `{name}` ({})", path.display())
-}
-
-/// The plan cut into stages: runs of operations of one kind and one action, and the run
-/// of the firewall's operations. The planner
-/// orders operations so that each depends only on earlier kinds (or, for deletes, later
-/// ones), so the operations of a stage are independent of each other; but for a link
-/// that takes an address another link of the stage gives up, which the planner puts
-/// after it: it starts a stage of its own.
-fn stages(operations: &[Operation]) -> Vec<&[Operation]> {
-    // The firewall's operations, next to each other in a plan, are one transaction.
-    let class = |operation: &Operation| {
-        let kind = operation.key().kind();
-        if kind.is_firewall() { None } else { Some((kind, std::mem::discriminant(operation))) }
-    };
-    let takes_from = |earlier: &[Operation], operation: &Operation| {
-        let Operation::Update { after: crate::state::Resource::Link(wanted), .. } = operation else { return false };
-        earlier.iter().any(|earlier| {
-            matches!(earlier, Operation::Update { before: crate::state::Resource::Link(had), .. }
-                if had.network == wanted.network && had.address.addr() == wanted.address.addr())
-        })
-    };
-    let mut stages = Vec::new();
-    let mut start = 0;
-    for index in 1..=operations.len() {
-        if index == operations.len()
-            || class(&operations[index]) != class(&operations[start])
-            || takes_from(&operations[start..index], &operations[index])
-        {
-            if start < index {
-                stages.push(&operations[start..index]);
-            }
-            start = index;
-        }
-    }
-    stages
 }

@@ -64,6 +64,13 @@ impl Observation {
                 local_ports: Some(local_ports),
                 // Its loopback's, once apply has created it.
                 addresses: vec![ipnet::Ipv4Net::new(std::net::Ipv4Addr::LOCALHOST, 8).expect("a valid prefix")],
+                // A new network namespace does not forward.
+                settings: vec![crate::state::HostSetting {
+                    name: crate::state::FORWARDING.to_owned(),
+                    value: "0".to_owned(),
+                    held_by: Vec::new(),
+                    before: None,
+                }],
             },
             ..Observation::default()
         }
@@ -171,6 +178,7 @@ pub fn read(
             used_subnets,
             local_ports: None,
             addresses: host.addresses.iter().map(|(_, address)| *address).collect(),
+            settings: Vec::new(),
         },
         foreign,
         ..Observation::default()

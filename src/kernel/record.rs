@@ -31,3 +31,14 @@ pub fn write_record(places: &Places, host: &HostNamespace, stack: &str, state: &
     places.run_directory(host)?;
     write_file(&path, &serde_json::to_vec(state).map_err(io::Error::other)?, Access::RootOnly)
 }
+
+/// The stacks with an apply record on `host`, by name.
+pub(super) fn stacks(places: &Places, host: &HostNamespace) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(places.state.join(host.tag())) else { return Vec::new() };
+    let mut stacks: Vec<String> = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.strip_suffix(".record.json").map(str::to_owned))
+        .collect();
+    stacks.sort();
+    stacks
+}

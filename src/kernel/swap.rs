@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use super::conntrack::{Entry, Table};
 use super::{Kernel, KernelError, SwapWait, netns, sockets};
 use crate::model::Protocol;
-use crate::plan::{Leaving, Listening, Swap};
+use crate::plan::{Leaving, Listening, Readiness, Swap};
 use crate::state::NamespaceName;
 
 /// How long a wired container gets to accept a verifying connection: its link has just
@@ -68,10 +68,10 @@ impl Kernel {
     /// wired, retrying until `wait` runs out; the first port that does not accept by then
     /// fails. `wait.waiting` hears of each port that did not accept at the first try, and
     /// how long it is waited for.
-    pub(super) fn verify(&self, swap: &Swap, wait: &SwapWait) -> Result<(), KernelError> {
+    pub(super) fn verify(&self, ports: &[Readiness], wait: &SwapWait) -> Result<(), KernelError> {
         let within = wait.within.unwrap_or(VERIFY_WITHIN).max(VERIFY_WITHIN);
         let deadline = Instant::now() + within;
-        for readiness in &swap.verify {
+        for readiness in ports {
             let target = SocketAddr::from((readiness.address, readiness.port));
             let object = format!(
                 "that container `{}` accepts tcp/{} at {} before the alias moves to it",

@@ -10,8 +10,9 @@
 //! detaches its ports instead of deleting them.
 
 use stackctl::model::{PortRange, Protocol, Traffic};
-use stackctl::plan::{Operation, Plan};
-use stackctl::state::{Flow, Forward, HostPorts, KernelState, Key, Kind, NO_ADDRESS, Resource};
+use stackctl::names::zone;
+use stackctl::plan::{Operation, Plan, Program, Step};
+use stackctl::state::{Flow, Forward, HostPorts, KernelState, Key, Kind, NO_ADDRESS, Resource, sysctl_value_is_known};
 
 /// Linux's default `net.ipv4.ip_local_port_range`, where the kernel picks random ports.
 const EPHEMERAL_FIRST: u32 = 32768;
@@ -47,22 +48,74 @@ impl MemKernel {
         &self.state
     }
 
+    /// Runs the program of `plan` for stack `stack` as the shell runs it, step by step, and
+    /// checks at each step what the shell relies on there: a rule transaction leaves sets
+    /// the kernel takes; names are published for the state the kernel holds at that
+    /// point; a swap verifies containers that are wired on the alias's network, with the
+    /// alias not moved yet; and it drains only once the aliases point at their new
+    /// containers.
+    pub fn run(&mut self, stack: &str, plan: &Plan, program: &Program) -> Result<(), String> {
+        let reserved = reserved_ports(plan);
+        let mut made = 0;
+        for (number, step) in program.steps.iter().enumerate() {
+            let at = |reason: String| format!("step {} ({step:?}) refused: {reason}", number + 1);
+            match step {
+                Step::ReplaceTables { .. } => {}
+                Step::Rules { operations, .. } | Step::Stage { operations } => {
+                    if operations.start != made {
+                        return Err(at(format!("it starts at operation {}, after {made} were made", operations.start)));
+                    }
+                    for operation in &plan.operations[operations.clone()] {
+                        let rule = operation.key().kind().is_firewall();
+                        if rule != matches!(step, Step::Rules { .. }) {
+                            return Err(at(format!("{} is made in the wrong kind of step", operation.key().label())));
+                        }
+                        self.apply_operation(operation, &reserved).map_err(at)?;
+                    }
+                    self.flows_fit().map_err(at)?;
+                    made = operations.end;
+                }
+                Step::Record { done } if *done != made => {
+                    return Err(at(format!("it records {done} operations where {made} were made")));
+                }
+                Step::Record { .. } => {}
+                Step::PublishNames { zone: published } => {
+                    if *published != zone(stack, &self.state) {
+                        return Err(at("it publishes other names than the kernel's state gives".to_owned()));
+                    }
+                }
+                Step::Verify { ports } => {
+                    for ready in ports {
+                        let link = Key::Link { container: ready.container.clone(), network: ready.network.clone() };
+                        match self.state.get(&link) {
+                            Some(Resource::Link(link)) if link.up && link.address.addr() == ready.address => {}
+                            _ => return Err(at(format!("{} is not wired at {}", link.label(), ready.address))),
+                        }
+                    }
+                }
+                Step::Drain { swap } => {
+                    for moved in &swap.moves {
+                        let key = Key::Alias { network: moved.network.clone(), name: moved.alias.clone() };
+                        let Some(Resource::Alias(alias)) = self.state.get(&key) else {
+                            return Err(at(format!("alias {} is gone before its drain", key.label())));
+                        };
+                        let now: Vec<&str> = alias.backends.iter().map(|backend| backend.container.as_str()).collect();
+                        if now != moved.to {
+                            return Err(at(format!("alias {} points at {now:?} during its drain", key.label())));
+                        }
+                    }
+                }
+            }
+        }
+        if made != plan.operations.len() {
+            return Err(format!("the program made {made} of {} operations", plan.operations.len()));
+        }
+        Ok(())
+    }
+
     /// Applies a plan's operations in order, stopping at the first one the kernel refuses.
     pub fn apply(&mut self, plan: &Plan) -> Result<(), String> {
-        // An adapter sees the whole plan before it runs, so a random port it picks avoids
-        // the fixed ports that later operations of the same plan claim; otherwise a pick
-        // could take a port a later creation needs.
-        let reserved: Vec<(Protocol, PortRange)> = plan
-            .operations
-            .iter()
-            .filter_map(|operation| match operation {
-                Operation::Create { resource: Resource::Forward(forward) }
-                | Operation::Update { after: Resource::Forward(forward), .. } => {
-                    forward.host_ports.ports().map(|ports| (forward.protocol, ports))
-                }
-                _ => None,
-            })
-            .collect();
+        let reserved = reserved_ports(plan);
         for (index, operation) in plan.operations.iter().enumerate() {
             self.apply_operation(operation, &reserved)
                 .map_err(|reason| format!("operation {index} refused: {reason}\n{operation:#?}"))?;
@@ -203,6 +256,10 @@ impl MemKernel {
             Resource::Hosts(hosts) => {
                 self.requires(&Key::Namespace { container: hosts.container.clone() })?;
             }
+            Resource::Sysctl(sysctl) if !sysctl_value_is_known(&sysctl.value) => {
+                return Err(format!("{} takes 0 or 1, not {}", sysctl.name, sysctl.value));
+            }
+            Resource::Sysctl(_) => {}
             Resource::Forward(forward) if forward.host_ports == HostPorts::Random => {
                 let ports = self.pick_ports(forward, key, reserved)?;
                 return Ok(Resource::Forward(Forward { host_ports: HostPorts::Picked(ports), ..forward.clone() }));
@@ -378,6 +435,22 @@ impl MemKernel {
             let _ = self.remove(&key);
         }
     }
+}
+
+/// The fixed host ports a plan's forwards claim. An adapter sees the whole plan before it
+/// runs, so a random port it picks avoids the fixed ports that later operations of the same
+/// plan claim; otherwise a pick could take a port a later creation needs.
+fn reserved_ports(plan: &Plan) -> Vec<(Protocol, PortRange)> {
+    plan.operations
+        .iter()
+        .filter_map(|operation| match operation {
+            Operation::Create { resource: Resource::Forward(forward) }
+            | Operation::Update { after: Resource::Forward(forward), .. } => {
+                forward.host_ports.ports().map(|ports| (forward.protocol, ports))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn pick_from(keys: &[Key], pick: usize) -> Option<Key> {

@@ -5,6 +5,7 @@ mod collision;
 mod drift;
 mod limits;
 mod processes;
+mod program;
 mod render;
 mod saved;
 mod swap;
@@ -17,6 +18,7 @@ pub use collision::{Collision, SubnetClash, collisions, new_subnets, subnet_clas
 pub use drift::{Drift, drift, record_after, record_after_failure, render_drift};
 pub use limits::{FileLimit, ShortOfFiles, open_files_needed, short_of_files};
 pub use processes::{Fate, Process, Stranded};
+pub use program::{Program, Step, names_after_failure, render_steps};
 pub use render::{Marks, Summary, render_operations, render_text};
 pub use saved::{
     Rederived, Refusal, SAVED_PLAN_VERSION, STACK_FILE_LIMIT, SavedPlan, Staleness, Tampering, stack_digest,
@@ -117,7 +119,7 @@ type Place<'a> = (Kind, bool, usize, usize, &'a Key);
 pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
     let breaks = swap::breaks(desired, observed);
     let Some(Phases { made, repointed, swap }) = swap::phases(desired, observed) else {
-        let operations = operations(&desired.state, &desired.wiring_order, observed);
+        let operations = let_go(operations(&desired.state, &desired.wiring_order, observed), &desired.held_elsewhere);
         return Plan { operations, breaks, ..Plan::default() };
     };
     let mut phased = operations(&made, &desired.wiring_order, observed);
@@ -126,7 +128,20 @@ pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
     let remove_at = phased.len();
     phased.extend(operations(&desired.state, &desired.wiring_order, &repointed));
     let swap = Some(Swap { repoint_at, remove_at, ..swap });
-    Plan { operations: phased, swap, breaks, ..Plan::default() }
+    Plan { operations: let_go(phased, &desired.held_elsewhere), swap, breaks, ..Plan::default() }
+}
+
+/// Deleting a host setting gives back the value it had before; one that other stacks still
+/// hold is let go as it is (its `before` becomes its value), for them to give back.
+fn let_go(mut operations: Vec<Operation>, held_elsewhere: &BTreeSet<String>) -> Vec<Operation> {
+    for operation in &mut operations {
+        if let Operation::Delete { resource: Resource::Sysctl(sysctl) } = operation
+            && held_elsewhere.contains(&sysctl.name)
+        {
+            sysctl.before = Some(sysctl.value.clone());
+        }
+    }
+    operations
 }
 
 /// The operations that turn `observed` into `desired`.

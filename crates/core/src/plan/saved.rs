@@ -165,6 +165,15 @@ impl SavedPlan {
             Resource::Link(link) => vec![&link.ifname, &link.host_ifname],
             Resource::Route(route) => vec![&route.ifname],
             Resource::Alias(alias) => vec![&alias.bridge],
+            Resource::Sysctl(sysctl) => {
+                return [Some(&sysctl.value), sysctl.before.as_ref()].into_iter().flatten().find_map(|value| {
+                    (!crate::state::sysctl_value_is_known(value)).then(|| Tampering::Name {
+                        what: "setting value",
+                        name: value.clone(),
+                        problem: format!("`{}` is set to 0 or 1", sysctl.name),
+                    })
+                });
+            }
             Resource::Stray(_) | Resource::Hosts(_) | Resource::Forward(_) | Resource::Flow(_) => vec![],
         };
         interfaces.into_iter().find_map(interface_problem)
@@ -247,6 +256,11 @@ fn key_problem(key: &Key) -> Option<Tampering> {
             vec![("network name", network), ("container name", source), ("container name", destination)]
         }
         Key::Alias { network, name } => vec![("network name", network), ("alias", name)],
+        Key::Sysctl { name } if name == crate::state::FORWARDING => vec![],
+        Key::Sysctl { name } => {
+            let problem = format!("stackctl sets only `{}`", crate::state::FORWARDING);
+            return Some(Tampering::Name { what: "setting", name: name.clone(), problem });
+        }
     };
     names.into_iter().find_map(|(what, name)| {
         name_problem(name).map(|problem| Tampering::Name { what, name: name.to_owned(), problem })

@@ -42,6 +42,9 @@ pub struct HostFacts {
     /// Every IPv4 address of the host's interfaces, with its prefix, the stack's bridges
     /// included: where `check` probes published ports.
     pub addresses: Vec<Ipv4Net>,
+    /// The host's kernel settings that stacks need (`state::FORWARDING`), as they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<super::HostSetting>,
 }
 
 /// A subnet that the host routes through something that is not the stack's.
@@ -223,7 +226,16 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
             ..flow
         }));
     }
-    Ok(Desired { state, wiring_order: graph.wiring_order(), alias_ports: alias_ports(stack), drain: stack.drain })
+    for sysctl in super::sysctl::desired(&state, observed, &host.settings) {
+        state.insert(Resource::Sysctl(sysctl));
+    }
+    Ok(Desired {
+        state,
+        wiring_order: graph.wiring_order(),
+        alias_ports: alias_ports(stack),
+        drain: stack.drain,
+        held_elsewhere: super::sysctl::held_elsewhere(&host.settings),
+    })
 }
 
 /// The TCP ports that declared flows open to each alias, from the members of its network.

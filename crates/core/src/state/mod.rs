@@ -7,14 +7,16 @@ mod lower;
 mod ports;
 mod resource;
 mod scope;
+mod sysctl;
 
 pub use allocate::{AUTO_SUBNET_POOL, bridge_ifname, container_mac, mac_text, veth_ifname};
 pub use lower::{HostFacts, LocalPorts, LowerError, SubnetUser, UsedSubnet, lower};
 pub use resource::{
     Alias, Backend, Bridge, Flow, Forward, HostPorts, Hosts, Key, Kind, Link, Member, NO_ADDRESS, Namespace, Policy,
-    Records, Resource, Route, Stray,
+    Records, Resource, Route, Stray, Sysctl,
 };
 pub use scope::{HostNamespace, NamespaceName, Scope, fingerprint, namespace_name, namespace_owner};
+pub use sysctl::{FORWARDING, HostSetting, sysctl_value_is_known};
 
 use std::collections::BTreeMap;
 
@@ -94,6 +96,17 @@ pub struct Desired {
     pub alias_ports: Vec<AliasPorts>,
     /// How long a swap waits for the connections of a container that an alias leaves.
     pub drain: crate::model::Drain,
+    /// The host's settings (`Sysctl`) that other stacks still hold: when this stack lets
+    /// one go, the host keeps it as it is.
+    #[serde(default)]
+    pub held_elsewhere: std::collections::BTreeSet<String>,
+}
+
+impl Desired {
+    /// Nothing: what destroy plans to, with the host's settings that other stacks hold.
+    pub fn nothing(host: &HostFacts) -> Desired {
+        Desired { held_elsewhere: sysctl::held_elsewhere(&host.settings), ..Desired::default() }
+    }
 }
 
 /// The TCP ports declared flows open to one alias on one network, in order, each range by

@@ -20,6 +20,7 @@ pub enum Kind {
     Forward,
     Flow,
     Alias,
+    Sysctl,
     Bridge,
     Namespace,
     Link,
@@ -40,6 +41,7 @@ impl Kind {
             Kind::Forward => "forward",
             Kind::Flow => "flow",
             Kind::Alias => "alias",
+            Kind::Sysctl => "sysctl",
         }
     }
 
@@ -94,6 +96,10 @@ pub enum Key {
         network: String,
         name: String,
     },
+    /// A setting of the host's kernel, by its name: `net.ipv4.ip_forward`.
+    Sysctl {
+        name: String,
+    },
 }
 
 impl Key {
@@ -109,6 +115,7 @@ impl Key {
             Key::Forward { .. } => Kind::Forward,
             Key::Flow { .. } => Kind::Flow,
             Key::Alias { .. } => Kind::Alias,
+            Key::Sysctl { .. } => Kind::Sysctl,
         }
     }
 
@@ -116,7 +123,7 @@ impl Key {
     /// order. A flow belongs to the container that opens it.
     pub fn container(&self) -> Option<&str> {
         match self {
-            Key::Stray | Key::Policy { .. } | Key::Bridge { .. } | Key::Alias { .. } => None,
+            Key::Stray | Key::Policy { .. } | Key::Bridge { .. } | Key::Alias { .. } | Key::Sysctl { .. } => None,
             Key::Namespace { container }
             | Key::Link { container, .. }
             | Key::Route { container }
@@ -146,6 +153,7 @@ impl Key {
         match self {
             Key::Stray => "rules no resource made".to_owned(),
             Key::Policy { network } | Key::Bridge { network } => network.clone(),
+            Key::Sysctl { name } => name.clone(),
             Key::Namespace { container } | Key::Route { container } | Key::Hosts { container } => container.clone(),
             Key::Link { container, network } => format!("{container}@{network}"),
             Key::Alias { network, name } => format!("{name}@{network}"),
@@ -388,6 +396,26 @@ pub struct Backend {
     pub address: Ipv4Addr,
 }
 
+/// A setting of the host's kernel that the stack needs: IPv4 forwarding, for the replies to
+/// its containers' connections out. The host had it as `before` when the first stack that
+/// holds it set it; every stack that holds it keeps that value, and the last one to let
+/// it go gives it back (`Desired::held_elsewhere` says whether others still hold it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sysctl {
+    /// The name, as `sysctl` writes it: `net.ipv4.ip_forward`.
+    pub name: String,
+    pub value: String,
+    /// What the host had before any stack set it; unknown when planned without a host.
+    pub before: Option<String>,
+}
+
+impl Sysctl {
+    /// The setting's file under `/proc/sys`, relative to it: `net/ipv4/ip_forward`.
+    pub fn path(&self) -> String {
+        self.name.replace('.', "/")
+    }
+}
+
 /// Any resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -402,6 +430,7 @@ pub enum Resource {
     Forward(Forward),
     Flow(Flow),
     Alias(Alias),
+    Sysctl(Sysctl),
 }
 
 impl Resource {
@@ -431,6 +460,7 @@ impl Resource {
                 traffic: flow.traffic,
             },
             Resource::Alias(alias) => Key::Alias { network: alias.network.clone(), name: alias.name.clone() },
+            Resource::Sysctl(sysctl) => Key::Sysctl { name: sysctl.name.clone() },
         }
     }
 
@@ -446,6 +476,7 @@ impl Resource {
             Resource::Forward(_) => Kind::Forward,
             Resource::Flow(_) => Kind::Flow,
             Resource::Alias(_) => Kind::Alias,
+            Resource::Sysctl(_) => Kind::Sysctl,
         }
     }
 
@@ -536,6 +567,14 @@ impl Resource {
                 ("to", format!("{}:{}", forward.to, forward.container_ports)),
             ],
             Resource::Flow(flow) => vec![("from", flow.from.to_string()), ("to", flow.to.to_string())],
+            Resource::Sysctl(sysctl) => {
+                let mut attributes = vec![("value", sysctl.value.clone())];
+                // Unknown when planned without a host (`diff`).
+                if let Some(before) = &sysctl.before {
+                    attributes.push(("before", before.clone()));
+                }
+                attributes
+            }
             Resource::Alias(alias) => vec![
                 ("address", alias.address.to_string()),
                 (

@@ -108,7 +108,8 @@ fn operation_of<'a>(saved: &'a mut SavedPlan, kind: &str, container: &str) -> &'
         .iter_mut()
         .find_map(|operation| match operation {
             Operation::Create { resource }
-                if resource.kind().name() == kind && resource.key().container() == Some(container) =>
+                if resource.kind().name() == kind
+                    && (resource.key().container() == Some(container) || resource.key().label() == container) =>
             {
                 Some(resource)
             }
@@ -176,7 +177,7 @@ fn a_plan_applies_only_while_the_file_and_what_it_was_made_from_are_unchanged() 
                 flow.source = "nginx".to_owned();
                 saved.plan.operations.push(Operation::Create { resource: added });
             }),
-            "tampered: it has 21 operations, and stack file `stack.yaml` gives 20 for the state it was made against",
+            "tampered: it has 22 operations, and stack file `stack.yaml` gives 21 for the state it was made against",
         ),
         (
             "a namespace name was edited into a path",
@@ -212,6 +213,28 @@ fn a_plan_applies_only_while_the_file_and_what_it_was_made_from_are_unchanged() 
             }),
             "tampered: it holds container name `db/../x`, which no stack file gives: `/` is not allowed in a name: \
              use letters, digits, `_`, `.` and `-`",
+        ),
+        (
+            "a host setting was edited to name another file of /proc/sys",
+            Box::new(|saved, _| {
+                let Resource::Sysctl(sysctl) = operation_of(saved, "sysctl", "net.ipv4.ip_forward") else {
+                    unreachable!()
+                };
+                sysctl.name = "kernel.core_pattern".to_owned();
+            }),
+            "tampered: it holds setting `kernel.core_pattern`, which no stack file gives: stackctl sets only \
+             `net.ipv4.ip_forward`",
+        ),
+        (
+            "a host setting's value was edited",
+            Box::new(|saved, _| {
+                let Resource::Sysctl(sysctl) = operation_of(saved, "sysctl", "net.ipv4.ip_forward") else {
+                    unreachable!()
+                };
+                sysctl.value = "|/tmp/x".to_owned();
+            }),
+            "tampered: it holds setting value `|/tmp/x`, which no stack file gives: `net.ipv4.ip_forward` is set to \
+             0 or 1",
         ),
         (
             "the scope names another stack",

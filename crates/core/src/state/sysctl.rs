@@ -1,0 +1,65 @@
+//! The host's kernel settings a stack needs, as resources: observed, planned, and given
+//! back like any other. Today one: IPv4 forwarding, which a network that reaches outside
+//! needs for the replies to its containers' connections (Docker turns it on too, and
+//! never turns it off).
+//!
+//! Several stacks may need a setting at once. Each one that holds it keeps in its record
+//! the value the host had before the first of them set it; destroy gives that value back
+//! only when no other stack holds the setting (`Desired::held_elsewhere`), so the last
+//! stack to leave restores the host as it found it.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::{KernelState, Key, Resource, Sysctl};
+use crate::firewall::needs_forwarding;
+
+/// `net.ipv4.ip_forward`: the host forwards IPv4 between its interfaces.
+pub const FORWARDING: &str = "net.ipv4.ip_forward";
+
+/// Whether `value` is one stackctl writes to a setting it holds: each of them is on or
+/// off. Saved plans and records are read back as untrusted input, and a setting's values
+/// are written to `/proc/sys`.
+pub fn sysctl_value_is_known(value: &str) -> bool {
+    matches!(value, "0" | "1")
+}
+
+/// A setting of the host as the shell read it: its value, and the other stacks whose
+/// records hold it, with the value before that they keep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSetting {
+    pub name: String,
+    pub value: String,
+    /// Other stacks on the host that hold the setting, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_by: Vec<String>,
+    /// The value before any stack set it, as those stacks keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+}
+
+/// The settings `state` needs (forwarding, when a network of it reaches outside), each
+/// with the value the host had before: as this stack keeps it, else as the other stacks
+/// that hold it keep it, else as the host has it now; unknown without a host.
+pub fn desired(state: &KernelState, observed: &KernelState, settings: &[HostSetting]) -> Vec<Sysctl> {
+    if !needs_forwarding(state.of_kind(super::Kind::Policy)) {
+        return Vec::new();
+    }
+    let name = FORWARDING.to_owned();
+    let kept = match observed.get(&Key::Sysctl { name: name.clone() }) {
+        Some(Resource::Sysctl(sysctl)) => sysctl.before.clone(),
+        _ => None,
+    };
+    let setting = settings.iter().find(|setting| setting.name == FORWARDING);
+    let before = kept
+        .or_else(|| setting.and_then(|setting| setting.before.clone()))
+        .or_else(|| setting.map(|setting| setting.value.clone()));
+    vec![Sysctl { name, value: "1".to_owned(), before }]
+}
+
+/// The settings that other stacks on the host still hold: letting them go gives nothing
+/// back.
+pub fn held_elsewhere(settings: &[HostSetting]) -> BTreeSet<String> {
+    settings.iter().filter(|setting| !setting.held_by.is_empty()).map(|setting| setting.name.clone()).collect()
+}
