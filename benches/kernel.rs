@@ -191,9 +191,11 @@ impl Results {
 
 fn main() {
     let config = Config::from_env();
-    // A sandbox at once: says why and skips when not root (fails when CI requires it).
-    let Some(first) = Sandbox::new() else { return };
-    drop(first);
+    // Says why and skips when not root (fails when CI requires it).
+    if !sandbox::may_make_sandboxes() {
+        eprintln!("skipped: kernel benchmarks need root");
+        return;
+    }
     let dir = tempfile::Builder::new().prefix("stackctl-bench-").tempdir().expect("a temporary directory");
 
     let mut unavailable = Unavailable::default();
@@ -264,7 +266,7 @@ fn main() {
 /// Runs each program once, untimed, so that the first timed run does not pay for reading
 /// it from disk.
 fn warm_up(unavailable: &Unavailable, docker: bool) {
-    let sandbox = Sandbox::new().expect("a sandbox");
+    let sandbox = Sandbox::new();
     let _ = sandbox.stackctl().arg("--version").output();
     let _ = sandbox.command("ip").args(["-V"]).output();
     let _ = sandbox.command("bash").args(["-c", "true"]).output();
@@ -285,7 +287,7 @@ fn settle(n: usize) {
 /// Checks a generated stack file with `stackctl validate` (which reads only the file), in
 /// a sandbox all the same.
 fn validate(file: &Path) {
-    let sandbox = Sandbox::new().expect("a sandbox");
+    let sandbox = Sandbox::new();
     let output = sandbox.stackctl().arg("-f").arg(file).arg("validate").output().expect("run stackctl validate");
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "the generated {} does not validate:\n{text}", file.display());

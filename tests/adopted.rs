@@ -11,6 +11,8 @@
 //! and `apply` at once, before any table, bridge, namespace or lock is made, and `destroy`
 //! returns without touching it.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 #[path = "support/stacks.rs"]
@@ -46,9 +48,8 @@ fn made(sandbox: &Sandbox) -> String {
          find /run/stackctl 2>/dev/null || true")
 }
 
-#[test]
 fn a_missing_path_or_an_empty_file_stops_every_command_before_any_change() {
-    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let sandbox = Sandbox::with_own_pids();
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = write_stack(dir.path(), "adopt.yaml", STACK);
     let validated = run(&sandbox, &["-f", &file, "validate"]);
@@ -70,9 +71,8 @@ fn a_missing_path_or_an_empty_file_stops_every_command_before_any_change() {
     assert_eq!(made(&sandbox), untouched);
 }
 
-#[test]
 fn a_namespace_of_another_type_stops_every_command_before_any_change() {
-    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let sandbox = Sandbox::with_own_pids();
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = write_stack(dir.path(), "adopt.yaml", STACK);
     // A namespace, but not a network namespace: joining it as one fails with nothing but
@@ -85,9 +85,8 @@ fn a_namespace_of_another_type_stops_every_command_before_any_change() {
     assert_eq!(made(&sandbox), untouched, "a refused apply changes nothing");
 }
 
-#[test]
 fn the_first_apply_on_a_new_scratch_host_adopts_what_its_plan_showed() {
-    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let sandbox = Sandbox::with_own_pids();
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = write_stack(dir.path(), "adopt.yaml", STACK);
     sandbox.sh("ip netns add legacy");
@@ -110,9 +109,8 @@ impl Drop for Holder {
     }
 }
 
-#[test]
 fn a_namespace_deleted_after_apply_is_named_and_a_new_one_is_wired_with_every_device_named() {
-    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let sandbox = Sandbox::with_own_pids();
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = write_stack(dir.path(), "adopt.yaml", STACK);
     sandbox.sh("ip netns add legacy");
@@ -196,9 +194,8 @@ fn adopting(path: &str) -> String {
     format!("name: adopt\nnetworks: {{ n: {{}} }}\ncontainers:\n  web: {{ networks: [n], netns: {path} }}\n")
 }
 
-#[test]
 fn the_hosts_own_namespace_is_refused_before_any_change() {
-    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let sandbox = Sandbox::with_own_pids();
     with_a_default_route(&sandbox);
     let dir = tempfile::tempdir().expect("temporary directory");
     let own = "the network namespace stackctl runs in, the machine's own network";
@@ -213,9 +210,8 @@ fn the_hosts_own_namespace_is_refused_before_any_change() {
     assert_refused_at_once(&sandbox, &file, "/run/netns/scratch", scratch, &["--host-netns", "scratch"]);
 }
 
-#[test]
 fn a_fifo_a_file_or_a_directory_is_refused_at_once_before_any_change() {
-    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let sandbox = Sandbox::with_own_pids();
     with_a_default_route(&sandbox);
     let dir = tempfile::tempdir().expect("temporary directory");
     sandbox.sh("mkfifo /run/netns/fifo");
@@ -229,9 +225,8 @@ fn a_fifo_a_file_or_a_directory_is_refused_at_once_before_any_change() {
     }
 }
 
-#[test]
 fn another_stacks_namespace_is_refused_before_any_change() {
-    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let sandbox = Sandbox::with_own_pids();
     let dir = tempfile::tempdir().expect("temporary directory");
     sandbox.sh("ip netns add legacy");
     let other = "name: other\nnetworks: { m: {} }\ncontainers:\n  db: { networks: [m] }\n  \
@@ -252,4 +247,16 @@ fn another_stacks_namespace_is_refused_before_any_change() {
         assert_refused_at_once(&sandbox, &file, path, why, &[]);
     }
     assert_converged(&sandbox, &other);
+}
+
+harness::main! {
+    Shared: [
+        a_missing_path_or_an_empty_file_stops_every_command_before_any_change,
+        a_namespace_of_another_type_stops_every_command_before_any_change,
+        the_first_apply_on_a_new_scratch_host_adopts_what_its_plan_showed,
+        a_namespace_deleted_after_apply_is_named_and_a_new_one_is_wired_with_every_device_named,
+        the_hosts_own_namespace_is_refused_before_any_change,
+        a_fifo_a_file_or_a_directory_is_refused_at_once_before_any_change,
+        another_stacks_namespace_is_refused_before_any_change,
+    ],
 }

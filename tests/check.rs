@@ -6,6 +6,8 @@
 //! each of its addresses, a publication broken or leaked by hand failing exactly its cell,
 //! and one on an address the host lacks failing only its own cell there.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 #[path = "support/stacks.rs"]
@@ -81,9 +83,8 @@ fn udp_echo(sandbox: &Sandbox, netns: &str, port: u16) -> std::thread::JoinHandl
     thread
 }
 
-#[test]
 fn probes_tell_reached_from_blocked() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     sandbox.sh("ip netns add a && ip netns add b
          ip link add va type veth peer name vb
          ip link set va netns a && ip link set vb netns b
@@ -126,9 +127,8 @@ fn probes_tell_reached_from_blocked() {
     assert!(elapsed < Duration::from_secs(2), "the probes waited together, not one after another: {elapsed:?}");
 }
 
-#[test]
 fn probes_run_in_their_own_namespace_past_one_batch() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     // More sources than one batch of threads holds; each has its own address on loopback,
     // which only a socket in that namespace reaches.
     let names: Vec<String> = (0..70).map(|index| format!("n{index}")).collect();
@@ -153,9 +153,8 @@ fn probes_run_in_their_own_namespace_past_one_batch() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
 
-#[test]
 fn a_missing_namespace_is_an_error_that_names_it() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let kernel = kernel(&sandbox);
     let error = kernel
         .probe(
@@ -230,9 +229,8 @@ fn delete_output_rule(sandbox: &Sandbox, stack: &str, pattern: &str) {
     sandbox.sh(&format!("nft delete rule inet stackctl-{stack} nat_output handle {handle}"));
 }
 
-#[test]
 fn check_refuses_a_stack_that_is_not_applied() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     let output = sandbox.stackctl().args(["-f", &file, "check"]).output().expect("run stackctl check");
     assert_eq!(output.status.code(), Some(1));
@@ -240,9 +238,8 @@ fn check_refuses_a_stack_that_is_not_applied() {
     assert!(stderr.contains("error: stack `shop` is not applied on this host"), "{stderr}");
 }
 
-#[test]
 fn check_proves_the_declared_flows_of_scenario_one() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     assert_success(&sandbox.stackctl().args(["-f", &file, "apply", "--yes"]).output().expect("apply"), "apply");
     let (_, table) = check_json(&sandbox, &file);
@@ -261,9 +258,8 @@ fn check_proves_the_declared_flows_of_scenario_one() {
 
 /// The final behaviour: with flows enforced by the firewall, every cell of scenario one is
 /// right, in text and in JSON.
-#[test]
 fn check_passes_on_scenario_one() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     assert_success(&sandbox.stackctl().args(["-f", &file, "apply", "--yes"]).output().expect("apply"), "apply");
     let (code, table) = check_json(&sandbox, &file);
@@ -283,9 +279,8 @@ fn check_passes_on_scenario_one() {
 
 /// A host port that no rule forwards is the host's own: a connection there is answered by
 /// the host, refused or accepted by its own program. Neither counts as arriving at nginx.
-#[test]
 fn check_tells_a_published_port_from_the_hosts_own() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     assert_success(&sandbox.stackctl().args(["-f", &file, "apply", "--yes"]).output().expect("apply"), "apply");
     // nginx's own program listens on port 80; the host's own on 8080, on every address.
@@ -308,9 +303,8 @@ fn check_tells_a_published_port_from_the_hosts_own() {
 /// Scenario 4: every form of publication arrives where it was asked to and nowhere else,
 /// whether a witness or the container's own program takes it; one broken publication, and
 /// one leaked to another address, fail exactly their cells.
-#[test]
 fn check_proves_every_form_of_publication() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     sandbox.sh(UPLINK);
     let file = example("port-publishing");
     assert_success(&sandbox.stackctl().args(["-f", &file, "apply", "--yes"]).output().expect("apply"), "apply");
@@ -373,9 +367,8 @@ fn check_proves_every_form_of_publication() {
 /// `apply --verify` and `check` fail for that publication's cell alone, which says why;
 /// the ports published on all interfaces are not expected there. With the address added,
 /// every cell is right.
-#[test]
 fn check_fails_only_the_publication_on_an_address_the_host_lacks() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("port-publishing");
     let output = sandbox.stackctl().args(["-f", &file, "apply", "--yes", "--verify"]).output().expect("apply");
     let text = String::from_utf8_lossy(&output.stdout);
@@ -406,9 +399,8 @@ fn check_fails_only_the_publication_on_an_address_the_host_lacks() {
 }
 
 /// Without the firewall, members of a network reach each other: check says so, and fails.
-#[test]
 fn check_reports_leaks_once_the_firewall_is_gone() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     assert_success(&sandbox.stackctl().args(["-f", &file, "apply", "--yes"]).output().expect("apply"), "apply");
     sandbox.sh("nft flush ruleset");
@@ -424,11 +416,10 @@ fn check_reports_leaks_once_the_firewall_is_gone() {
 /// it governs. The rule is the first declared flow's (that pair is then broken, `#`), or,
 /// for a stack without flows, the chain that judges traffic inside the first network (its
 /// members then reach each other, `!`).
-#[test]
 fn a_rule_deleted_by_hand_fails_exactly_its_cells_in_every_example() {
     let examples = ["web-app-db", "web-app-db-v2", "reverse-proxy", "pets-tenants", "port-publishing", "hot-connect"];
     for name in examples {
-        let Some(sandbox) = Sandbox::new() else { return };
+        let sandbox = Sandbox::new();
         // Scenario 4 publishes a port on this address of the host.
         sandbox.sh(UPLINK);
         let file = example(name);
@@ -491,9 +482,8 @@ fn a_rule_deleted_by_hand_fails_exactly_its_cells_in_every_example() {
 }
 
 /// `apply --verify` ends with check's truth table, and its verdict.
-#[test]
 fn apply_verify_runs_check_after_applying() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("pets-tenants");
     let output = sandbox.stackctl().args(["-f", &file, "apply", "--yes", "--verify"]).output().expect("apply");
     assert_success(&output, "apply --verify");
@@ -501,4 +491,25 @@ fn apply_verify_runs_check_after_applying() {
     assert!(text.contains("Apply complete"), "{text}");
     assert!(text.contains("Verifying with `stackctl check`:"), "{text}");
     assert!(text.ends_with("20 pairs, 3 published ports on 3 host addresses, 35 probes, 0 wrong\n"), "{text}");
+}
+
+harness::main! {
+    Shared: [
+        a_missing_namespace_is_an_error_that_names_it,
+        check_refuses_a_stack_that_is_not_applied,
+        check_proves_the_declared_flows_of_scenario_one,
+        check_passes_on_scenario_one,
+        check_tells_a_published_port_from_the_hosts_own,
+        check_proves_every_form_of_publication,
+        check_fails_only_the_publication_on_an_address_the_host_lacks,
+        check_reports_leaks_once_the_firewall_is_gone,
+        a_rule_deleted_by_hand_fails_exactly_its_cells_in_every_example,
+        apply_verify_runs_check_after_applying,
+    ],
+    Alone: [
+        // Probes with timeouts of 500 ms must end together within 2 s,
+        probes_tell_reached_from_blocked,
+        // and 140 of them within 5 s.
+        probes_run_in_their_own_namespace_past_one_batch,
+    ],
 }

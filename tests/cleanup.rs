@@ -6,6 +6,8 @@
 //! and `/etc/netns`, while until then every neighbour (another stack on the host, the same
 //! stack on a scratch host) keeps all of its files and namespaces.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 #[path = "support/stacks.rs"]
@@ -75,9 +77,8 @@ fn listed_under(plan: &str, container: &str) -> Vec<String> {
     lines.take_while(|line| line.trim_start().starts_with("runs ")).map(|line| line.trim().to_owned()).collect()
 }
 
-#[test]
 fn destroy_lists_the_processes_in_its_namespaces_and_ends_them_only_when_asked() {
-    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let sandbox = Sandbox::with_own_pids();
     let file = example("web-app-db");
     apply(&sandbox, &file);
     let sleeper = Started::exec(&sandbox, &file, "nginx", 1001);
@@ -129,9 +130,8 @@ fn swap_to(sandbox: &Sandbox, file: &str, container: &str, extra: &[&str]) -> (O
     (apply.finish(), listener)
 }
 
-#[test]
 fn a_swap_lists_the_processes_of_the_container_it_removes_and_ends_them_only_when_asked() {
-    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let sandbox = Sandbox::with_own_pids();
     let v1 = example("web-app-db");
     let v2 = example("web-app-db-v2");
     apply(&sandbox, &v1);
@@ -187,9 +187,8 @@ fn of_stack(paths: &BTreeSet<String>, stack: &str, tag: &str, prefix: &str) -> B
     paths.iter().filter(|path| own.iter().any(|own| path.starts_with(own.as_str()))).cloned().collect()
 }
 
-#[test]
 fn destroying_every_stack_of_a_host_leaves_nothing_and_neighbours_keep_theirs() {
-    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let sandbox = Sandbox::with_own_pids();
     let dir = tempfile::tempdir().expect("temporary directory");
     let shop = example("web-app-db");
     let adopt = write_stack(
@@ -233,4 +232,15 @@ fn destroying_every_stack_of_a_host_leaves_nothing_and_neighbours_keep_theirs() 
     let mut expected = before;
     expected.extend(["/run/netns/legacy".to_owned(), "/run/netns/scratch".to_owned()]);
     assert_eq!(everything(&sandbox), expected, "nothing of stackctl's is left");
+}
+
+harness::main! {
+    Shared: [
+        destroying_every_stack_of_a_host_leaves_nothing_and_neighbours_keep_theirs,
+    ],
+    Alone: [
+        // End processes, one of them started while a swap waits, and find them gone.
+        destroy_lists_the_processes_in_its_namespaces_and_ends_them_only_when_asked,
+        a_swap_lists_the_processes_of_the_container_it_removes_and_ends_them_only_when_asked,
+    ],
 }

@@ -4,6 +4,8 @@
 //! a SYN that flaskapp drops (its accept queue is full) is listed unreplied, and deleting
 //! its entry removes that entry alone.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 #[path = "support/stacks.rs"]
@@ -77,9 +79,8 @@ fn send_syn(sandbox: &Sandbox, netns: &str, to: SocketAddrV4) -> (OwnedFd, Socke
         .expect("send a SYN")
 }
 
-#[test]
 fn dnat_entries_are_listed_and_an_unreplied_one_deleted_alone() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     apply(&sandbox, &file);
     let app = alias_address(&sandbox, &file, "app").expect("`show` lists the address of `app`");
@@ -138,4 +139,11 @@ fn dnat_entries_are_listed_and_an_unreplied_one_deleted_alone() {
     assert_eq!(delete(&sandbox, &syn), Deletion::AlreadyGone);
     established.assert_alive("after the deletions");
     drop(queued);
+}
+
+harness::main! {
+    Alone: [
+        // Fills an accept queue and looks for the dropped SYN's entry for 2 s.
+        dnat_entries_are_listed_and_an_unreplied_one_deleted_alone,
+    ],
 }

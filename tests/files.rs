@@ -6,6 +6,8 @@
 //! umask; another user can neither write those files nor hold stackctl's locks; and a lock
 //! timeout names the process that holds the lock.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 #[path = "support/stacks.rs"]
@@ -87,9 +89,8 @@ fn resource<'a>(plan: &'a mut Value, action: &str, kind: &str, field: &str, valu
     &mut found.unwrap_or_else(|| panic!("no {action} of a {kind} whose {field} is {value}"))["resource"]
 }
 
-#[test]
 fn a_saved_plan_whose_operation_was_edited_is_refused_as_tampered_with() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = example("web-app-db");
     let saved = save_plan(&sandbox, &file, dir.path());
@@ -109,9 +110,8 @@ fn a_saved_plan_whose_operation_was_edited_is_refused_as_tampered_with() {
 
 /// A plan edited to name a FIFO as its stack file is refused at once (reading it would
 /// wait for a writer forever), and so is one that names a directory.
-#[test]
 fn a_saved_plan_that_names_no_regular_stack_file_is_refused_at_once() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let saved = save_plan(&sandbox, &example("web-app-db"), dir.path());
     let fifo = dir.path().join("stack.fifo");
@@ -126,9 +126,8 @@ fn a_saved_plan_that_names_no_regular_stack_file_is_refused_at_once() {
     }
 }
 
-#[test]
 fn a_saved_plan_whose_namespace_name_was_edited_is_refused_before_anything_changes() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let both = write_stack(
         dir.path(),
@@ -154,9 +153,8 @@ fn a_saved_plan_whose_namespace_name_was_edited_is_refused_before_anything_chang
     assert!(sandbox.has_netns("shop:db"), "the refused plan deleted the namespace");
 }
 
-#[test]
 fn a_saved_plan_whose_stack_file_changed_since_is_refused_as_stale() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let text = "name: shop\nnetworks:\n  n: {}\ncontainers:\n  app: { networks: [n] }\n";
     let file = write_stack(dir.path(), "stack.yaml", text);
@@ -170,9 +168,8 @@ fn a_saved_plan_whose_stack_file_changed_since_is_refused_as_stale() {
     assert_nothing_made(&sandbox, "a stale plan");
 }
 
-#[test]
 fn plan_out_writes_through_no_symbolic_link_and_into_no_other_users_file() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = example("web-app-db");
     let victim = dir.path().join("victim");
@@ -258,9 +255,8 @@ fn assert_modes(sandbox: &Sandbox, umask: &str) {
     assert!(wrong.is_empty(), "under umask {umask}: {wrong:#?}");
 }
 
-#[test]
 fn every_file_and_directory_stackctl_makes_has_its_own_mode_whatever_the_umask() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     // stackctl makes the shared directories too, when they are missing.
     sandbox.sh("rmdir /run/netns && rm -rf /etc/netns");
@@ -277,9 +273,8 @@ fn every_file_and_directory_stackctl_makes_has_its_own_mode_whatever_the_umask()
     assert_modes(&sandbox, "077");
 }
 
-#[test]
 fn another_user_can_neither_hold_the_locks_nor_write_stackctls_files() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     let output = run_under_umask(&sandbox, "022", &["-f", &file, "apply", "--yes"]);
     assert_success(&output, "apply");
@@ -320,9 +315,8 @@ fn another_user_can_neither_hold_the_locks_nor_write_stackctls_files() {
     assert!(!sandbox.has_netns("shop:cache"), "apply went on without its lock");
 }
 
-#[test]
 fn a_lock_timeout_names_the_process_that_holds_the_lock() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     // The lock file names a pid long gone, as a holder that ended leaves it.
     sandbox.sh("mkdir -p -m 700 /run/stackctl/host && echo 999999 > /run/stackctl/host/shop.lock");
@@ -349,4 +343,17 @@ fn a_lock_timeout_names_the_process_that_holds_the_lock() {
         stderr(&output)
     );
     assert!(!stderr(&output).contains("999999"), "{}", stderr(&output));
+}
+
+harness::main! {
+    Shared: [
+        a_saved_plan_whose_operation_was_edited_is_refused_as_tampered_with,
+        a_saved_plan_that_names_no_regular_stack_file_is_refused_at_once,
+        a_saved_plan_whose_namespace_name_was_edited_is_refused_before_anything_changes,
+        a_saved_plan_whose_stack_file_changed_since_is_refused_as_stale,
+        plan_out_writes_through_no_symbolic_link_and_into_no_other_users_file,
+        every_file_and_directory_stackctl_makes_has_its_own_mode_whatever_the_umask,
+        another_user_can_neither_hold_the_locks_nor_write_stackctls_files,
+        a_lock_timeout_names_the_process_that_holds_the_lock,
+    ],
 }

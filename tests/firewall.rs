@@ -3,6 +3,8 @@
 //! through masquerade; least privilege inside a network, with `br_netfilter` on and off;
 //! flows added to a running stack; and a host without `nft`.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 #[path = "support/stacks.rs"]
@@ -35,10 +37,10 @@ const SECOND: Ipv4Addr = Ipv4Addr::new(10, 20, 3, 4);
 const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const OUTSIDE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 
-fn with_uplink() -> Option<Sandbox> {
-    let sandbox = Sandbox::new()?;
+fn with_uplink() -> Sandbox {
+    let sandbox = Sandbox::new();
     sandbox.sh(UPLINK);
-    Some(sandbox)
+    sandbox
 }
 
 fn set_br_netfilter(sandbox: &Sandbox, on: bool) {
@@ -100,9 +102,8 @@ fn picked_port(topology: &Value, container: &str, container_port: &str) -> u16 {
     port.expect("a picked port")["host_ports"].as_str().expect("ports").parse().expect("one port")
 }
 
-#[test]
 fn published_ports_in_every_form() {
-    let Some(sandbox) = with_uplink() else { return };
+    let sandbox = with_uplink();
     let file = example("port-publishing");
     let output = run(&sandbox, &["-f", &file, "plan"]);
     assert_success(&output, "plan");
@@ -162,9 +163,8 @@ fn published_ports_in_every_form() {
     assert_eq!(picked_port(&topology(&sandbox, &file), "web", "3000"), random);
 }
 
-#[test]
 fn egress_leaves_through_masquerade_and_internal_networks_stay_inside() {
-    let Some(sandbox) = with_uplink() else { return };
+    let sandbox = with_uplink();
     let file = example("web-app-db");
     // A host that does not forward gets forwarding turned on, and is told so.
     sandbox.sh("echo 0 > /proc/sys/net/ipv4/ip_forward");
@@ -192,9 +192,8 @@ fn egress_leaves_through_masquerade_and_internal_networks_stay_inside() {
 
 /// Scenario 1 with db on web_nw by mistake: the network's isolation still keeps nginx
 /// from db, on every port, whatever br_netfilter is.
-#[test]
 fn least_privilege_holds_on_a_shared_bridge() {
-    let Some(sandbox) = with_uplink() else { return };
+    let sandbox = with_uplink();
     let dir = tempfile::tempdir().expect("temporary directory");
     let text = std::fs::read_to_string(example("web-app-db")).expect("example");
     let shared = text.replace("  db:\n    networks: [db_nw]", "  db:\n    networks: [db_nw, web_nw]");
@@ -227,9 +226,8 @@ fn least_privilege_holds_on_a_shared_bridge() {
     }
 }
 
-#[test]
 fn a_flow_added_to_a_running_stack_passes_and_no_connection_drops() {
-    let Some(sandbox) = with_uplink() else { return };
+    let sandbox = with_uplink();
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = example("web-app-db");
     apply(&sandbox, &file);
@@ -256,9 +254,8 @@ fn a_flow_added_to_a_running_stack_passes_and_no_connection_drops() {
     data.assert_alive("after a flow was removed");
 }
 
-#[test]
 fn without_nft_apply_stops_before_any_change() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     let output =
         sandbox.stackctl().env("PATH", "/usr/bin:/bin").args(["-f", &file, "apply", "--yes"]).output().expect("run");
@@ -268,9 +265,8 @@ fn without_nft_apply_stops_before_any_change() {
     assert_eq!(sandbox.sh("ls /run/netns"), "", "nothing was created");
 }
 
-#[test]
 fn rules_removed_by_hand_are_drift_that_apply_repairs() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     apply(&sandbox, &file);
     let flaskapp = address_of(&sandbox, &file, "flaskapp", "web_nw");
@@ -295,9 +291,8 @@ fn rules_removed_by_hand_are_drift_that_apply_repairs() {
 
 /// Docker's `ip filter FORWARD` drops what it does not accept; stackctl never touches it,
 /// and says that it drops the stack's routed traffic.
-#[test]
 fn a_forward_chain_of_another_table_that_drops_is_named() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     sandbox.sh(
         "nft 'add table ip filter; add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }'",
     );
@@ -312,9 +307,8 @@ fn a_forward_chain_of_another_table_that_drops_is_named() {
 
 /// What the stack's tables hold that no resource of the stack made goes: a rule added by
 /// hand at the next apply, and every rule at destroy even when the apply record is lost.
-#[test]
 fn rules_no_resource_made_are_removed() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     apply(&sandbox, &file);
     sandbox.sh("nft add rule inet stackctl-shop forward accept");
@@ -366,10 +360,9 @@ print(json.dumps({"accepted": accepted, "failed": len(errors), "errors": errors[
 /// not only its established ones. When each transaction replaced the tables whole, a new
 /// connection met rules that looked up a set not filled yet about once in 12 transactions
 /// (and was refused: `No route to host`).
-#[test]
 fn rule_changes_never_refuse_a_declared_flows_new_connections() {
     const ROUNDS: usize = 40;
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let v1 = example("web-app-db");
     let text = std::fs::read_to_string(&v1).expect("read scenario 1");
@@ -405,9 +398,8 @@ fn rule_changes_never_refuse_a_declared_flows_new_connections() {
 /// priority) cannot be changed in place: the first apply replaces them whole once, with
 /// the rules they hold, and every transaction after that, the phases of a swap included,
 /// changes them in place.
-#[test]
 fn tables_that_cannot_change_in_place_are_replaced_once() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let both = stacks::both_versions(dir.path());
     apply(&sandbox, &both);
@@ -439,9 +431,8 @@ fn tables_that_cannot_change_in_place_are_replaced_once() {
 /// and the flows to `host` it declares, on whichever of the host's addresses, and only on
 /// their ports; published ports, egress and the host's own connections to containers are
 /// unaffected.
-#[test]
 fn containers_reach_the_host_only_through_declared_flows() {
-    let Some(sandbox) = with_uplink() else { return };
+    let sandbox = with_uplink();
     let dir = tempfile::tempdir().expect("temporary directory");
     let closed = "name: lab
 networks:
@@ -492,4 +483,24 @@ containers:
         assert_blocked(&sandbox, Some(app), (address, 2223));
         assert_blocked(&sandbox, Some(peer), (address, 2222));
     }
+}
+
+harness::main! {
+    Shared: [
+        published_ports_in_every_form,
+        egress_leaves_through_masquerade_and_internal_networks_stay_inside,
+        least_privilege_holds_on_a_shared_bridge,
+        a_flow_added_to_a_running_stack_passes_and_no_connection_drops,
+        without_nft_apply_stops_before_any_change,
+        rules_removed_by_hand_are_drift_that_apply_repairs,
+        a_forward_chain_of_another_table_that_drops_is_named,
+        rules_no_resource_made_are_removed,
+        containers_reach_the_host_only_through_declared_flows,
+    ],
+    Alone: [
+        // Connects without pause through 40 rule transactions, each connection within its timeout.
+        rule_changes_never_refuse_a_declared_flows_new_connections,
+        // Watches `nft monitor` from 300 ms before a swap to 300 ms after it.
+        tables_that_cannot_change_in_place_are_replaced_once,
+    ],
 }

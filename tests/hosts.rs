@@ -7,6 +7,8 @@
 //! exist, whether its creation was interrupted or it was deleted by hand with its stack's
 //! namespaces and files left beside it.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 #[path = "support/stacks.rs"]
@@ -82,9 +84,8 @@ fn app_answers(sandbox: &Sandbox, host: Option<&str>, file: &str) {
     assert_eq!(reply.as_deref().ok(), Some(label), "nginx reaches app on {label}");
 }
 
-#[test]
 fn one_stack_runs_on_several_hosts_at_once_and_each_destroy_leaves_the_others_alone() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     let hosts = [Some("a"), Some("b"), None];
     for host in hosts {
@@ -128,9 +129,8 @@ fn nothing_created(sandbox: &Sandbox) {
     );
 }
 
-#[test]
 fn nothing_is_created_before_the_user_agrees() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     for host in [Some("demo"), None] {
         // Without a terminal and without --yes: a usage error before anything is read.
@@ -170,9 +170,8 @@ fn nothing_is_created_before_the_user_agrees() {
     }
 }
 
-#[test]
 fn a_new_user_can_plan_show_and_exec_before_the_first_apply() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     let output = run_on(&sandbox, Some("fresh"), &["-f", &file, "plan", "--detailed-exitcode"]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
@@ -216,9 +215,8 @@ fn a_new_user_can_plan_show_and_exec_before_the_first_apply() {
     assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
 }
 
-#[test]
 fn a_saved_plan_refused_on_another_host_names_both_hosts() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = example("web-app-db");
     for (made_on, made_for) in [(Some("a"), "the scratch host `a`"), (None, "the machine's own host")] {
@@ -237,9 +235,8 @@ fn a_saved_plan_refused_on_another_host_names_both_hosts() {
     }
 }
 
-#[test]
 fn the_empty_file_of_an_interrupted_creation_is_a_host_that_does_not_exist_yet() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     sandbox.sh("touch /run/netns/demo");
     let output = run_on(&sandbox, Some("demo"), &["-f", &file, "plan", "--detailed-exitcode"]);
@@ -270,9 +267,8 @@ fn outside_hosts(sandbox: &Sandbox) -> String {
     sandbox.sh("ls -A /run/netns /etc/netns; find /run/stackctl 2>&1 | sort")
 }
 
-#[test]
 fn a_scratch_host_deleted_by_hand_stops_plan_and_apply_and_destroy_removes_what_it_left() {
-    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let sandbox = Sandbox::with_own_pids();
     let file = example("web-app-db");
     assert_success(&run_on(&sandbox, Some("demo"), &["-f", &file, "apply", "--yes"]), "apply");
     let server = sandbox.sh("cat /run/stackctl/netns-demo/names/resolver.pid");
@@ -333,9 +329,8 @@ fn a_scratch_host_deleted_by_hand_stops_plan_and_apply_and_destroy_removes_what_
     assert!(stdout(&output).contains("The scratch host `demo` (/run/netns/demo) does not exist yet"));
 }
 
-#[test]
 fn files_left_for_a_scratch_host_deleted_by_hand_are_removed_without_creating_it() {
-    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let sandbox = Sandbox::with_own_pids();
     let file = example("web-app-db");
     assert_success(&run_on(&sandbox, Some("demo"), &["-f", &file, "apply", "--yes"]), "apply");
     let server = sandbox.sh("cat /run/stackctl/netns-demo/names/resolver.pid");
@@ -354,4 +349,16 @@ fn files_left_for_a_scratch_host_deleted_by_hand_are_removed_without_creating_it
     assert!(!said.contains("deleted the scratch host"), "{said}");
     nothing_created(&sandbox);
     assert!(!sandbox.runs(server), "the name server of the deleted host still runs");
+}
+
+harness::main! {
+    Shared: [
+        one_stack_runs_on_several_hosts_at_once_and_each_destroy_leaves_the_others_alone,
+        nothing_is_created_before_the_user_agrees,
+        a_new_user_can_plan_show_and_exec_before_the_first_apply,
+        a_saved_plan_refused_on_another_host_names_both_hosts,
+        the_empty_file_of_an_interrupted_creation_is_a_host_that_does_not_exist_yet,
+        a_scratch_host_deleted_by_hand_stops_plan_and_apply_and_destroy_removes_what_it_left,
+        files_left_for_a_scratch_host_deleted_by_hand_are_removed_without_creating_it,
+    ],
 }

@@ -4,6 +4,8 @@
 //! saved plans go stale, hot connects keep other connections up, killed applies converge,
 //! and destroy removes the stack's objects and nothing else.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 #[path = "support/stacks.rs"]
@@ -170,7 +172,7 @@ fn assert_reachability(sandbox: &Sandbox, file: &str) {
 }
 
 fn scenario(name: &str) {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example(name);
     let text = apply(&sandbox, &file);
     assert!(text.contains("Apply complete"), "{text}");
@@ -178,29 +180,24 @@ fn scenario(name: &str) {
     assert_reachability(&sandbox, &file);
 }
 
-#[test]
 fn scenario_1_web_app_db() {
     scenario("web-app-db");
 }
 
-#[test]
 fn scenario_2_reverse_proxy() {
     scenario("reverse-proxy");
 }
 
-#[test]
 fn scenario_3_pets_tenants() {
     scenario("pets-tenants");
 }
 
-#[test]
 fn scenario_5_hot_connect() {
     scenario("hot-connect");
 }
 
-#[test]
 fn a_second_apply_changes_nothing_and_writes_nothing() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     apply(&sandbox, &file);
     // Every netlink change in the host namespace and the containers' would show here.
@@ -227,9 +224,8 @@ fn a_second_apply_changes_nothing_and_writes_nothing() {
     assert!(events.trim().is_empty(), "the second apply changed the kernel:\n{events}");
 }
 
-#[test]
 fn drift_is_shown_and_repaired() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     apply(&sandbox, &file);
     let nginx = veth_ifname("shop", "nginx", "web_nw");
@@ -249,9 +245,8 @@ fn drift_is_shown_and_repaired() {
     assert_reachability(&sandbox, &file);
 }
 
-#[test]
 fn a_saved_plan_applies_only_to_the_state_it_was_made_against() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     let dir = tempfile::tempdir().expect("temporary directory");
     let saved = dir.path().join("plan.json").display().to_string();
@@ -286,9 +281,8 @@ fn a_saved_plan_applies_only_to_the_state_it_was_made_against() {
     assert_converged(&sandbox, &file);
 }
 
-#[test]
 fn hot_connect_and_disconnect_keep_other_connections_up() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     // An open network, as Docker's are: members reach each other on every port.
     let apart = "name: micro\nnetworks:\n  custom-network: { isolation: open }\n  other: {}\ncontainers:\n  vault-ms:\n    networks: [other]\n  security-processor:\n    networks: [custom-network]\n  peer:\n    networks: [custom-network]\n";
@@ -348,9 +342,8 @@ fn many_containers(count: usize) -> String {
     text
 }
 
-#[test]
 fn apply_killed_at_any_moment_converges_on_the_next_apply() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = write_stack(dir.path(), "many.yaml", &many_containers(30));
     let start = Instant::now();
@@ -389,9 +382,8 @@ fn apply_killed_at_any_moment_converges_on_the_next_apply() {
     assert_converged(&sandbox, &file);
 }
 
-#[test]
 fn destroy_removes_what_the_stack_owns_and_nothing_else() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("hot-connect");
     sandbox.sh(
         "ip link add keep0 type bridge; ip netns add keep; mkdir -p /etc/netns/keep; echo x > /etc/netns/keep/hosts",
@@ -423,9 +415,8 @@ fn destroy_removes_what_the_stack_owns_and_nothing_else() {
 /// `ip netns add` makes `/run/netns` a mount point of its own; had stackctl not made it a
 /// shared one first, that would copy the stack's namespace mounts and their deletion would
 /// fail with "device or resource busy".
-#[test]
 fn a_namespace_added_with_ip_netns_after_apply_does_not_stop_destroy() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     apply(&sandbox, &file);
     sandbox.sh("ip netns add later");
@@ -434,9 +425,8 @@ fn a_namespace_added_with_ip_netns_after_apply_does_not_stop_destroy() {
     assert_eq!(sandbox.sh("ls /run/netns"), "later\n");
 }
 
-#[test]
 fn a_foreign_interface_with_a_colliding_name_is_left_untouched() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     let name = bridge_ifname("shop", "web_nw");
     sandbox.sh(&format!("ip link add {name} type bridge; ip addr add 192.0.2.1/24 dev {name}"));
@@ -451,9 +441,8 @@ fn a_foreign_interface_with_a_colliding_name_is_left_untouched() {
     assert!(sandbox.sh(&format!("ip -br link show {name}")).contains(&name), "destroy removed a foreign bridge");
 }
 
-#[test]
 fn a_scratch_namespace_can_play_the_host() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     let output = run(&sandbox, &["--host-netns", "scratch", "-f", &file, "apply", "--yes"]);
     assert_success(&output, "apply in a scratch host");
@@ -481,9 +470,8 @@ fn a_scratch_namespace_can_play_the_host() {
 
 /// The scratch host that `--host-netns` creates is a working host: its loopback is up, so a
 /// port published on 127.0.0.1 answers there, as the quick start has it.
-#[test]
 fn a_scratch_host_reaches_its_published_port_on_loopback() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     let output = run(&sandbox, &["--host-netns", "scratch", "-f", &file, "apply", "--yes"]);
     assert_success(&output, "apply in a scratch host");
@@ -498,9 +486,8 @@ fn a_scratch_host_reaches_its_published_port_on_loopback() {
     assert!(stdout(&output).contains("  nginx 127.0.0.1:8080->80/tcp . X X\n"), "{}", stdout(&output));
 }
 
-#[test]
 fn a_second_apply_waits_for_the_lock() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     sandbox.sh("mkdir -p /run/stackctl/host");
     let mut holder = sandbox
@@ -521,9 +508,8 @@ fn a_second_apply_waits_for_the_lock() {
     apply(&sandbox, &file);
 }
 
-#[test]
 fn without_privileges_commands_exit_77() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     for command in
         [&["plan"][..], &["apply", "--yes"], &["show"], &["destroy", "--yes"], &["exec", "nginx", "--", "true"]]
@@ -541,9 +527,8 @@ fn without_privileges_commands_exit_77() {
     }
 }
 
-#[test]
 fn a_failure_says_what_was_made_before_it_and_leaves_no_drift() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = stacks::write_stack(
         dir.path(),
@@ -578,9 +563,8 @@ fn a_failure_says_what_was_made_before_it_and_leaves_no_drift() {
 /// Changing a network's isolation takes each member's address away and gives it back
 /// (with or without its subnet's route), which takes the default route with it: the plan
 /// makes the route again, and one apply converges.
-#[test]
 fn changing_isolation_keeps_the_default_routes() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = example("web-app-db");
     let text = std::fs::read_to_string(&file).expect("read scenario 1");
@@ -592,4 +576,30 @@ fn changing_isolation_keeps_the_default_routes() {
         let routes = sandbox.sh("ip -n shop:nginx route show default");
         assert!(routes.contains("default via 10.89.0.1 dev eth0"), "isolation {back}: {routes}");
     }
+}
+
+harness::main! {
+    Shared: [
+        scenario_1_web_app_db,
+        scenario_2_reverse_proxy,
+        scenario_3_pets_tenants,
+        scenario_5_hot_connect,
+        a_second_apply_changes_nothing_and_writes_nothing,
+        drift_is_shown_and_repaired,
+        a_saved_plan_applies_only_to_the_state_it_was_made_against,
+        hot_connect_and_disconnect_keep_other_connections_up,
+        destroy_removes_what_the_stack_owns_and_nothing_else,
+        a_namespace_added_with_ip_netns_after_apply_does_not_stop_destroy,
+        a_foreign_interface_with_a_colliding_name_is_left_untouched,
+        a_scratch_namespace_can_play_the_host,
+        a_scratch_host_reaches_its_published_port_on_loopback,
+        a_second_apply_waits_for_the_lock,
+        without_privileges_commands_exit_77,
+        a_failure_says_what_was_made_before_it_and_leaves_no_drift,
+        changing_isolation_keeps_the_default_routes,
+    ],
+    Alone: [
+        // Kills applies at moments spread over how long one apply took.
+        apply_killed_at_any_moment_converges_on_the_next_apply,
+    ],
 }

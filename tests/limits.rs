@@ -5,6 +5,8 @@
 //! 10,000 at the 9,982nd under a limit of 20,000), or, when they may not raise it enough,
 //! refuse before any change, naming it.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 #[path = "support/stacks.rs"]
@@ -66,9 +68,8 @@ fn made(sandbox: &Sandbox) -> (usize, usize) {
     (count("ls /run/netns | wc -l"), count("ip -o link show | wc -l"))
 }
 
-#[test]
 fn a_bridge_holds_the_members_validation_allows_and_no_more() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let batch: String = (1..=1024)
         .map(|port| format!("link add p{port} type veth peer name q{port}\nlink set p{port} master br0\n"))
@@ -90,9 +91,8 @@ fn a_bridge_holds_the_members_validation_allows_and_no_more() {
     assert!(stderr(&output).contains("network `n` has 1024 members, but a Linux bridge holds at most 1023 ports"));
 }
 
-#[test]
 fn apply_raises_its_soft_limit_on_open_files_as_check_does() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = write_stack(dir.path(), "many.yaml", &many(200));
     // Under the soft limit alone, the 200 namespaces, each with a connection, do not fit.
@@ -104,9 +104,8 @@ fn apply_raises_its_soft_limit_on_open_files_as_check_does() {
     assert_success(&output, "destroy");
 }
 
-#[test]
 fn a_hard_limit_too_small_is_raised_or_stops_apply_before_any_change() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = write_stack(dir.path(), "many.yaml", &many(200));
     let untouched = made(&sandbox);
@@ -135,4 +134,12 @@ fn a_hard_limit_too_small_is_raised_or_stops_apply_before_any_change() {
     let output = run_limited(&sandbox, "300:300", Resource::Dropped, &["-f", &file, "destroy", "--yes"]);
     assert_success(&output, "destroy under the small limit");
     assert_eq!(made(&sandbox), untouched);
+}
+
+harness::main! {
+    Shared: [
+        a_bridge_holds_the_members_validation_allows_and_no_more,
+        apply_raises_its_soft_limit_on_open_files_as_check_does,
+        a_hard_limit_too_small_is_raised_or_stops_apply_before_any_change,
+    ],
 }

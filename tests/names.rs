@@ -8,6 +8,8 @@
 //! privileges the server keeps and who may use its control socket; and a server whose run
 //! directory was removed found, replaced and stopped.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 #[path = "support/stacks.rs"]
@@ -152,7 +154,7 @@ fn meets(reply: &Message, expected: &Expected) -> bool {
 /// address of the stack does not exist. And the C library, through the container's
 /// `resolv.conf`, agrees.
 fn resolution_matrix(name: &str) {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     // Names outside the stack go to a name server that is not there, inside the sandbox.
     sandbox.sh("rm -f /etc/resolv.conf; echo 'nameserver 127.0.0.1' > /etc/resolv.conf");
     let file = example(name);
@@ -235,32 +237,26 @@ fn resolution_matrix(name: &str) {
     assert!(wrong.is_empty(), "{name}:\n{}", wrong.join("\n"));
 }
 
-#[test]
 fn names_in_web_app_db() {
     resolution_matrix("web-app-db");
 }
 
-#[test]
 fn names_in_web_app_db_v2() {
     resolution_matrix("web-app-db-v2");
 }
 
-#[test]
 fn names_in_reverse_proxy() {
     resolution_matrix("reverse-proxy");
 }
 
-#[test]
 fn names_in_pets_tenants() {
     resolution_matrix("pets-tenants");
 }
 
-#[test]
 fn names_in_port_publishing() {
     resolution_matrix("port-publishing");
 }
 
-#[test]
 fn names_in_hot_connect() {
     resolution_matrix("hot-connect");
 }
@@ -358,9 +354,8 @@ impl Drop for Upstream {
     }
 }
 
-#[test]
 fn names_outside_the_stack_are_forwarded_only_from_networks_that_reach_out() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     // The server reads the host's resolv.conf, here the sandbox's own copy.
     sandbox.sh("rm -f /etc/resolv.conf; echo 'nameserver 127.0.0.1' > /etc/resolv.conf");
     let upstream = Upstream::start(&sandbox);
@@ -402,9 +397,8 @@ fn names_outside_the_stack_are_forwarded_only_from_networks_that_reach_out() {
     assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
 }
 
-#[test]
 fn it_answers_no_one_outside_the_stack() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     apply(&sandbox, &file);
     let (web, db) = (Ipv4Addr::new(10, 89, 0, 1), Ipv4Addr::new(10, 20, 0, 1));
@@ -432,9 +426,8 @@ fn it_answers_no_one_outside_the_stack() {
     assert_eq!(addresses(&reply.expect("the stack's own still get replies")), [Ipv4Addr::new(10, 89, 0, 2)]);
 }
 
-#[test]
 fn garbage_does_not_stop_it() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     apply(&sandbox, &example("web-app-db"));
     let pid = sandbox.name_server("host").expect("a name server runs");
     let web = Ipv4Addr::new(10, 89, 0, 1);
@@ -493,9 +486,8 @@ fn busy_stack(extra: &[usize]) -> String {
     text
 }
 
-#[test]
 fn reloads_under_load_lose_no_query() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let variants: Vec<String> = [&[][..], &[1, 2, 3], &[2, 4], &[1, 3, 5, 6, 7], &[]]
         .iter()
@@ -563,9 +555,8 @@ fn reloads_under_load_lose_no_query() {
     assert_converged(&sandbox, &variants[0]);
 }
 
-#[test]
 fn a_dead_or_hung_server_is_found_and_replaced_by_the_next_apply() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("web-app-db");
     apply(&sandbox, &file);
     let web = Ipv4Addr::new(10, 89, 0, 1);
@@ -597,9 +588,8 @@ fn a_dead_or_hung_server_is_found_and_replaced_by_the_next_apply() {
     }
 }
 
-#[test]
 fn the_last_destroy_stops_the_server() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let (shop, sinatra) = (example("web-app-db"), example("reverse-proxy"));
     apply(&sandbox, &shop);
     apply(&sandbox, &sinatra);
@@ -623,9 +613,8 @@ fn the_last_destroy_stops_the_server() {
     assert_eq!(zones(), "");
 }
 
-#[test]
 fn a_process_that_is_not_the_name_server_is_never_killed() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     // Another program holds the name server's pid file locked, and its pid is in it.
     let pid_file = "/run/stackctl/host/names/resolver.pid";
     sandbox.sh("mkdir -p /run/stackctl/host/names");
@@ -773,9 +762,8 @@ fn connections_from(sandbox: &Sandbox, server: Ipv4Addr, client: Ipv4Addr) -> us
     listed.lines().filter(|line| !line.trim().is_empty()).count()
 }
 
-#[test]
 fn a_container_holding_idle_tcp_connections_starves_no_one() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     sandbox.sh("rm -f /etc/resolv.conf; echo 'nameserver 127.0.0.1' > /etc/resolv.conf");
     let _upstream = Upstream::start(&sandbox);
     let (shop, sinatra) = (example("web-app-db"), example("reverse-proxy"));
@@ -819,9 +807,8 @@ fn a_container_holding_idle_tcp_connections_starves_no_one() {
     );
 }
 
-#[test]
 fn a_container_flooding_forwarded_queries_starves_no_one() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     sandbox.sh("rm -f /etc/resolv.conf; echo 'nameserver 127.0.0.1' > /etc/resolv.conf");
     let upstream = Upstream::start(&sandbox);
     let (shop, sinatra) = (example("web-app-db"), example("reverse-proxy"));
@@ -868,9 +855,8 @@ fn status_field(status: &str, field: &str) -> String {
     line.unwrap_or_else(|| panic!("no {field} in {status}")).split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-#[test]
 fn the_name_server_keeps_only_the_privilege_to_bind_port_53() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     sandbox.sh("rm -f /etc/resolv.conf; echo 'nameserver 127.0.0.1' > /etc/resolv.conf");
     let _upstream = Upstream::start(&sandbox);
     let (shop, sinatra) = (example("web-app-db"), example("reverse-proxy"));
@@ -916,9 +902,8 @@ fn the_name_server_keeps_only_the_privilege_to_bind_port_53() {
     assert_converged(&sandbox, &sinatra);
 }
 
-#[test]
 fn only_root_can_use_the_name_servers_control_socket() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let shop = example("web-app-db");
     let stackctl = env!("CARGO_BIN_EXE_stackctl");
     sandbox.sh(&format!("umask 000; {stackctl} -f {shop} apply --yes >/dev/null"));
@@ -983,9 +968,8 @@ fn resolver_of(sandbox: &Sandbox, directory: &str) -> u32 {
     found[0]
 }
 
-#[test]
 fn a_name_server_whose_run_directory_is_gone_is_found_replaced_and_stopped() {
-    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let sandbox = Sandbox::with_own_pids();
     let dir = tempfile::tempdir().expect("temporary directory");
     let (shop, sinatra) = (example("web-app-db"), example("reverse-proxy"));
     let text = std::fs::read_to_string(&shop).expect("read scenario 1");
@@ -1059,9 +1043,8 @@ fn framed(id: u16, name: &str) -> Vec<u8> {
     framed
 }
 
-#[test]
 fn a_connection_that_is_silent_slow_or_does_not_read_is_closed() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     apply(&sandbox, &example("web-app-db"));
     let web = Ipv4Addr::new(10, 89, 0, 1);
     let silent = closed_after(&sandbox, web, until_closed);
@@ -1098,9 +1081,8 @@ fn a_connection_that_is_silent_slow_or_does_not_read_is_closed() {
     assert!(deaf < Duration::from_secs(15), "a connection that reads no reply was closed after {deaf:?}");
 }
 
-#[test]
 fn a_name_server_of_another_directory_that_holds_port_53_is_replaced() {
-    let Some(sandbox) = Sandbox::with_own_pids() else { return };
+    let sandbox = Sandbox::with_own_pids();
     let shop = example("web-app-db");
     apply(&sandbox, &shop);
     let first = resolver_of(&sandbox, "/run/stackctl/host/names");
@@ -1133,4 +1115,36 @@ print(json.loads(s.makefile().readline())["listening"])
     let reply = sandbox.in_netns(Some("shop:nginx"), move || ask(web, "app", RecordType::A));
     assert_eq!(addresses(&reply.expect("names resolve")), [Ipv4Addr::new(10, 89, 0, 254)]);
     assert_ne!(resolver_of(&sandbox, "/run/stackctl/host/names"), first);
+}
+
+harness::main! {
+    Shared: [
+        names_in_web_app_db,
+        names_in_web_app_db_v2,
+        names_in_reverse_proxy,
+        names_in_pets_tenants,
+        names_in_port_publishing,
+        names_in_hot_connect,
+        names_outside_the_stack_are_forwarded_only_from_networks_that_reach_out,
+        it_answers_no_one_outside_the_stack,
+        garbage_does_not_stop_it,
+        the_last_destroy_stops_the_server,
+        a_process_that_is_not_the_name_server_is_never_killed,
+        the_name_server_keeps_only_the_privilege_to_bind_port_53,
+        only_root_can_use_the_name_servers_control_socket,
+        a_name_server_whose_run_directory_is_gone_is_found_replaced_and_stopped,
+    ],
+    Alone: [
+        // Queries without pause through 8 applies, each answered within a second.
+        reloads_under_load_lose_no_query,
+        // Kill or stop the name server and wait up to 3 s for it to be gone.
+        a_dead_or_hung_server_is_found_and_replaced_by_the_next_apply,
+        // Hold 300 connections, or flood, and time the others' queries against a second.
+        a_container_holding_idle_tcp_connections_starves_no_one,
+        a_container_flooding_forwarded_queries_starves_no_one,
+        // Times when the server closes connections: after 9 to 12 s.
+        a_connection_that_is_silent_slow_or_does_not_read_is_closed,
+        // Kills the name server and waits up to 3 s for it to be gone.
+        a_name_server_of_another_directory_that_holds_port_53_is_replaced,
+    ],
 }

@@ -2,6 +2,8 @@
 //! never overlap, whether they are applied one after the other or at the same time, and
 //! a declared subnet that another stack or the host uses is refused before any change.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 #[path = "support/stacks.rs"]
@@ -34,9 +36,8 @@ fn stderr(output: &Output) -> String {
 /// makes its network in a subnet no other stack has, or, when another took the subnet it
 /// planned while it was deciding, changes nothing and says to apply again; the next apply
 /// picks a free one.
-#[test]
 fn stacks_applied_at_once_never_share_a_subnet() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let names = ["one", "two", "three"];
     let files: Vec<String> =
@@ -78,9 +79,8 @@ fn stacks_applied_at_once_never_share_a_subnet() {
 /// A declared subnet that another stack's network has, or that the host routes, is an
 /// error in the stack file at the subnet, naming who has it; nothing is made, not even
 /// the lock.
-#[test]
 fn a_declared_subnet_that_the_host_uses_is_refused_before_any_change() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let first = write_stack(dir.path(), "first.yaml", &stack("first", None));
     apply(&sandbox, &first);
@@ -110,4 +110,11 @@ fn a_declared_subnet_that_the_host_uses_is_refused_before_any_change() {
         }
         assert_eq!(sandbox.sh("ls -R /run /etc/netns; ip -o link; nft list ruleset"), before, "nothing changed");
     }
+}
+
+harness::main! {
+    Shared: [
+        stacks_applied_at_once_never_share_a_subnet,
+        a_declared_subnet_that_the_host_uses_is_refused_before_any_change,
+    ],
 }

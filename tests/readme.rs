@@ -11,6 +11,8 @@
 //! print is asserted, and each block's last command must succeed. A block that the README says to run "from a second
 //! terminal" starts once the block before it, which keeps running, says what it waits for.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 
@@ -93,9 +95,8 @@ fn with_second_terminal(sandbox: &Sandbox, prelude: &[String], block: &str, seco
     (first.finish(), second)
 }
 
-#[test]
 fn the_quick_start_works_as_the_readme_says() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let blocks = quick_start();
     assert_eq!(blocks.len(), 6, "the quick start has changed: update this test with it");
     let mut prelude: Vec<String> = Vec::new();
@@ -142,4 +143,10 @@ fn the_quick_start_works_as_the_readme_says() {
     }
     assert_eq!(sandbox.sh("ls /run/netns"), "");
     assert!(sandbox.processes().is_empty(), "processes left: {:?}", sandbox.processes());
+}
+
+harness::main! {
+    Shared: [
+        the_quick_start_works_as_the_readme_says,
+    ],
 }

@@ -2,6 +2,8 @@
 //! sandbox (`support::sandbox`): it cannot take another container's MAC address to read
 //! its traffic, and it cannot send ICMP errors along connections it is no part of.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 #[path = "support/stacks.rs"]
@@ -134,10 +136,9 @@ fn datagrams_arriving(sandbox: &Sandbox, db: Ipv4Addr, count: usize) -> usize {
 /// flow neither receives the traffic meant for the victim nor keeps it from arriving: its
 /// port accepts only frames from its own MAC address, and the bridge learns nothing from
 /// it (the containers' MAC addresses are static entries on their ports).
-#[test]
 fn a_container_cannot_take_a_neighbours_mac_address() {
     for isolation in ["open", "flows"] {
-        let Some(sandbox) = Sandbox::new() else { return };
+        let sandbox = Sandbox::new();
         let dir = tempfile::tempdir().expect("temporary directory");
         let file = write_stack(dir.path(), "shop.yaml", &stack(isolation));
         apply(&sandbox, &file);
@@ -258,9 +259,8 @@ fn icmp_errors_arriving(
 /// ICMP errors that quote a connection are accepted as related to it only from one of
 /// its ends: a neighbour without a flow, or a container on another network, cannot send
 /// them to the server, while the server's own errors still reach the client.
-#[test]
 fn icmp_errors_pass_only_from_a_connections_ends() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = write_stack(dir.path(), "shop.yaml", &stack("flows"));
     apply(&sandbox, &file);
@@ -278,4 +278,12 @@ fn icmp_errors_pass_only_from_a_connections_ends() {
     let arrived = icmp_errors_arriving(&sandbox, ("shop:db", db), ("shop:app", app), (client, server));
     assert_eq!(arrived, "10", "db's own ICMP errors about its connection reach app");
     connection.assert_alive("after the ICMP errors");
+}
+
+harness::main! {
+    Alone: [
+        // Count frames and ICMP errors in scripts that listen for a few seconds.
+        a_container_cannot_take_a_neighbours_mac_address,
+        icmp_errors_pass_only_from_a_connections_ends,
+    ],
 }

@@ -7,6 +7,8 @@
 //! the alias and apply may not wait. Also scenario 2's alias spreading connections over
 //! the containers that share it.
 
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/sandbox.rs"]
 mod sandbox;
 #[path = "support/stacks.rs"]
@@ -194,9 +196,8 @@ impl LongLived {
     }
 }
 
-#[test]
 fn one_edit_swaps_back_and_forth_lose_no_request() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let v1 = example("web-app-db");
     let v2 = example("web-app-db-v2");
@@ -237,9 +238,8 @@ fn one_edit_swaps_back_and_forth_lose_no_request() {
     drop(current);
 }
 
-#[test]
 fn an_alias_moves_between_containers_that_both_stay_losing_no_request() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let v1 = example("web-app-db");
     apply(&sandbox, &v1);
@@ -290,9 +290,8 @@ fn moved_to_v2(dir: &Path) -> String {
     write_stack(dir, "moved.yaml", &text)
 }
 
-#[test]
 fn a_swap_away_from_a_container_that_stopped_accepting_loses_no_request() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let v1 = example("web-app-db");
     let v2 = example("web-app-db-v2");
@@ -315,9 +314,8 @@ fn a_swap_away_from_a_container_that_stopped_accepting_loses_no_request() {
     eprintln!("{requests} requests, none failed, though the old version stopped accepting before the swap");
 }
 
-#[test]
 fn a_swap_that_cannot_start_without_waiting_is_refused_and_changes_nothing() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let v1 = example("web-app-db");
     let v2 = example("web-app-db-v2");
@@ -363,9 +361,8 @@ fn a_swap_that_cannot_start_without_waiting_is_refused_and_changes_nothing() {
     assert_eq!(sandbox.connect("shop:nginx", app).expect("app still answers"), "v1");
 }
 
-#[test]
 fn an_alias_of_several_containers_spreads_new_connections_over_them() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let file = example("reverse-proxy");
     apply(&sandbox, &file);
     let pool = vip(&sandbox, &file, "sinatra-pool");
@@ -392,7 +389,7 @@ fn two_networks(dir: &Path, name: &str, flaskapp: &str, flaskapp_v2: &str, nginx
 /// which moves `app` away from flaskapp, and keeps using the connection while the swap
 /// drains it: every request on it must be answered by v1, and the swap must wait for it.
 fn a_connection_through_the_alias_outlives_the_swap(before: &str, after: &str) -> Sandbox {
-    let sandbox = Sandbox::new().expect("a sandbox");
+    let sandbox = Sandbox::new();
     apply(&sandbox, before);
     let _v1 = serve_version(&sandbox, "shop:flaskapp", "v1");
     let _v2 = serve_version(&sandbox, "shop:flaskapp-v2", "v2");
@@ -417,11 +414,7 @@ fn a_connection_through_the_alias_outlives_the_swap(before: &str, after: &str) -
 
 /// A flow to the container the alias leaves narrows (tcp/5000-5001 to tcp/5001): until the
 /// removal both ranges cannot stand in the kernel's set, so the narrower one comes then.
-#[test]
 fn a_swap_whose_flows_to_the_old_container_narrow_applies_and_drains() {
-    if Sandbox::new().is_none() {
-        return;
-    }
     let dir = tempfile::tempdir().expect("temporary directory");
     let talks = "\"app:5000/tcp\", \"flaskapp:5001/tcp\"";
     let before =
@@ -437,11 +430,7 @@ fn a_swap_whose_flows_to_the_old_container_narrow_applies_and_drains() {
 
 /// flaskapp leaves one network and keeps the other, where `app` leaves it: its
 /// connections through `app` drain, though it loses an address elsewhere.
-#[test]
 fn a_container_kept_on_the_aliass_network_but_removed_from_another_drains_its_alias_connections() {
-    if Sandbox::new().is_none() {
-        return;
-    }
     let dir = tempfile::tempdir().expect("temporary directory");
     let talks = "\"app:5000/tcp\", \"api:5000/tcp\"";
     let both = "      web_nw: { aliases: [app] }\n      api_nw: { aliases: [api] }\n";
@@ -453,11 +442,7 @@ fn a_container_kept_on_the_aliass_network_but_removed_from_another_drains_its_al
 
 /// flaskapp gets another address on the network where `app` leaves it: until its
 /// connections through `app` have drained, it keeps the one they use.
-#[test]
 fn a_container_whose_address_changes_as_the_alias_leaves_it_keeps_the_old_one_until_drained() {
-    if Sandbox::new().is_none() {
-        return;
-    }
     let dir = tempfile::tempdir().expect("temporary directory");
     let talks = "\"app:5000/tcp\"";
     let before = two_networks(
@@ -480,9 +465,8 @@ fn a_container_whose_address_changes_as_the_alias_leaves_it_keeps_the_old_one_un
 
 /// An apply interrupted while its swap waits (Ctrl-C) has kept the record of what it
 /// made: the next plan shows no drift, and the next apply takes the swap up again.
-#[test]
 fn a_swap_interrupted_while_it_waits_leaves_no_drift_and_resumes() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let v1 = example("web-app-db");
     let v2 = example("web-app-db-v2");
     apply(&sandbox, &v1);
@@ -502,9 +486,8 @@ fn a_swap_interrupted_while_it_waits_leaves_no_drift_and_resumes() {
 /// While a swap drains a container whose address the edit changes, the container is
 /// whole at its old address: its own flows pass, its published port answers, and its
 /// name resolves to it.
-#[test]
 fn a_renumbered_container_keeps_its_flows_port_and_name_until_drained() {
-    let Some(sandbox) = Sandbox::new() else { return };
+    let sandbox = Sandbox::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let stack = |name: &str, flaskapp: &str, v2: &str| {
         let text = format!(
@@ -543,4 +526,23 @@ fn a_renumbered_container_keeps_its_flows_port_and_name_until_drained() {
     assert!(output.status.success(), "{}", read_all(&output.stderr[..]));
     assert!(read_all(&output.stdout[..]).contains("drained `flaskapp`"));
     assert_eq!(stacks::address_of(&sandbox, &after, "flaskapp", "web_nw"), Ipv4Addr::new(10, 30, 0, 11));
+}
+
+harness::main! {
+    Shared: [
+        a_swap_that_cannot_start_without_waiting_is_refused_and_changes_nothing,
+        an_alias_of_several_containers_spreads_new_connections_over_them,
+        a_swap_interrupted_while_it_waits_leaves_no_drift_and_resumes,
+    ],
+    Alone: [
+        // Load and long-lived connections (a request every 100 ms, each answered within 3 s)
+        // through swaps and their drains, which must be seen waiting for them.
+        one_edit_swaps_back_and_forth_lose_no_request,
+        an_alias_moves_between_containers_that_both_stay_losing_no_request,
+        a_swap_away_from_a_container_that_stopped_accepting_loses_no_request,
+        a_swap_whose_flows_to_the_old_container_narrow_applies_and_drains,
+        a_container_kept_on_the_aliass_network_but_removed_from_another_drains_its_alias_connections,
+        a_container_whose_address_changes_as_the_alias_leaves_it_keeps_the_old_one_until_drained,
+        a_renumbered_container_keeps_its_flows_port_and_name_until_drained,
+    ],
 }

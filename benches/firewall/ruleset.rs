@@ -103,7 +103,7 @@ pub fn rows(dir: &Path, sizes: &[usize], repeats: &dyn Fn(usize) -> usize) -> Ve
 /// One repetition at one size: each side in a fresh sandbox of its own.
 fn repeat(files: &Files, samples: &mut Samples) {
     eprint!(" stackctl ...");
-    let sandbox = Sandbox::new().expect("a sandbox (the bench runs as root)");
+    let sandbox = Sandbox::new();
     let (first, render) = match stackctl_apply(&sandbox, files, "render + nft -f (empty host)") {
         Ok((total, render)) => (Ok(total), Ok(render)),
         Err(error) => (Err(error), Err("failed".to_owned())),
@@ -115,7 +115,7 @@ fn repeat(files: &Files, samples: &mut Samples) {
     drop(sandbox);
 
     eprint!(" one nft per rule ...");
-    let sandbox = Sandbox::new().expect("a sandbox");
+    let sandbox = Sandbox::new();
     let first = baseline_apply(&sandbox, files, "one nft per rule (empty host)");
     samples.baseline_first.push(reported(first, "rule-set apply, one nft per rule"));
     let again = baseline_apply(&sandbox, files, "one nft per rule (over existing tables)");
@@ -123,7 +123,7 @@ fn repeat(files: &Files, samples: &mut Samples) {
     drop(sandbox);
 
     eprint!(" stackctl apply ...");
-    let sandbox = Sandbox::new().expect("a sandbox");
+    let sandbox = Sandbox::new();
     let mut command = sandbox.stackctl();
     command.arg("-f").arg(&files.stack).args(["apply", "--yes"]);
     let whole = timed(command, None, "stackctl apply")

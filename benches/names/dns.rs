@@ -75,7 +75,7 @@ fn alias_of(n: usize) -> Option<&'static str> {
 }
 
 pub fn run(dir: &Path, rounds: usize) -> Result<DnsRun, String> {
-    let sandbox = Sandbox::new().ok_or("kernel benchmarks need root")?;
+    let sandbox = Sandbox::new();
     let file = dir.join("dns.yaml");
     std::fs::write(&file, stack_text()).map_err(|error| format!("write {}: {error}", file.display()))?;
     let file = file.display().to_string();

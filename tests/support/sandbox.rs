@@ -35,9 +35,23 @@ use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// Set by CI, which runs as root: there a test that cannot make its sandbox fails instead
-/// of skipping.
+/// Set by CI, which runs as root: there kernel tests that cannot make their sandboxes fail
+/// instead of being ignored.
 const REQUIRED: &str = "STACKCTL_KERNEL_TESTS";
+
+/// Whether this process may make sandboxes, which takes root. When it may not and CI
+/// requires the kernel tests ([`REQUIRED`] is set), it says so and exits at once with a
+/// failure: the tests (`support::harness`) and benchmarks would otherwise go unrun.
+pub fn may_make_sandboxes() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var_os(REQUIRED).is_some() {
+        eprintln!("error: {REQUIRED} is set, so the kernel tests must run, but they need root and this is not root");
+        std::process::exit(1);
+    }
+    false
+}
 
 const SETUP: &str = r#"
 set -e
@@ -67,25 +81,21 @@ enum Pids {
 }
 
 impl Sandbox {
-    /// A new sandbox, or `None` (after saying why) when this process may not make one and
-    /// CI did not require it.
-    pub fn new() -> Option<Sandbox> {
+    /// A new sandbox. It takes root: the kernel tests run only where
+    /// [`may_make_sandboxes`] (`support::harness` ignores them elsewhere).
+    pub fn new() -> Sandbox {
         Sandbox::make(Pids::Machine)
     }
 
     /// A new sandbox with a pid namespace of its own as well, mounted on its `/proc`: see
     /// the module's comment. Its commands run as children of `nsenter` there, so a
     /// spawned command's pid is `nsenter`'s, not the program's.
-    pub fn with_own_pids() -> Option<Sandbox> {
+    pub fn with_own_pids() -> Sandbox {
         Sandbox::make(Pids::Own)
     }
 
-    fn make(pids: Pids) -> Option<Sandbox> {
-        if !nix::unistd::geteuid().is_root() {
-            assert!(std::env::var_os(REQUIRED).is_none(), "{REQUIRED} is set, but the tests do not run as root");
-            eprintln!("skipped: kernel tests need root (CI sets {REQUIRED} and runs them as root)");
-            return None;
-        }
+    fn make(pids: Pids) -> Sandbox {
+        assert!(nix::unistd::geteuid().is_root(), "a sandbox needs root: kernel tests run as root");
         let mut unshare = Command::new("unshare");
         unshare.args(["--net", "--mount", "--propagation", "private"]);
         if pids == Pids::Own {
@@ -111,7 +121,7 @@ impl Sandbox {
             Pids::Machine => child.id(),
             Pids::Own => child_of(child.id()).expect("unshare forked the sandbox's first process"),
         };
-        Some(Sandbox { child, inside, pids })
+        Sandbox { child, inside, pids }
     }
 
     /// The pid, as the machine sees it, of a process inside the sandbox's namespaces.
