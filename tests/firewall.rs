@@ -166,12 +166,13 @@ fn published_ports_in_every_form() {
 fn egress_leaves_through_masquerade_and_internal_networks_stay_inside() {
     let sandbox = with_uplink();
     let file = example("web-app-db");
-    // A host that does not forward gets forwarding turned on, and is told so.
+    // A host that does not forward gets forwarding turned on, and the plan says so.
     sandbox.sh("echo 0 > /proc/sys/net/ipv4/ip_forward");
     let output = run(&sandbox, &["-f", &file, "apply", "--yes"]);
     assert_success(&output, "apply");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("turned on IPv4 forwarding"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("+ sysctl  net.ipv4.ip_forward"), "{stdout}");
+    assert!(stdout.contains("net.ipv4.ip_forward = 1 on the host (it is 0; destroy gives 0 back)"), "{stdout}");
     assert_eq!(sandbox.sh("cat /proc/sys/net/ipv4/ip_forward"), "1\n");
     // The world sees the host's address, not the container's.
     let listener = sandbox.in_netns(Some("outside"), || TcpListener::bind(("0.0.0.0", 9999)).expect("bind"));
@@ -188,6 +189,36 @@ fn egress_leaves_through_masquerade_and_internal_networks_stay_inside() {
     let _host_listener = sandbox.in_netns(None, || TcpListener::bind(("0.0.0.0", 9998)).expect("bind"));
     assert_blocked(&sandbox, Some("shop:db"), (Ipv4Addr::new(10, 20, 0, 1), 9998));
     assert_blocked(&sandbox, Some("shop:db"), (HOST, 9998));
+    // Forwarding turned off by hand is drift the next plan repairs.
+    sandbox.sh("echo 0 > /proc/sys/net/ipv4/ip_forward");
+    let output = run(&sandbox, &["-f", &file, "plan"]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("~ sysctl  net.ipv4.ip_forward"), "{output:?}");
+    apply(&sandbox, &file);
+    assert_eq!(sandbox.sh("cat /proc/sys/net/ipv4/ip_forward"), "1\n");
+    // Destroy gives the host back as it found it.
+    let output = run(&sandbox, &["-f", &file, "destroy", "--yes"]);
+    assert_success(&output, "destroy");
+    assert_eq!(sandbox.sh("cat /proc/sys/net/ipv4/ip_forward"), "0\n");
+}
+
+/// Two stacks need forwarding: destroying the one that turned it on leaves it on for the
+/// other, and destroying the last one turns it off as the host had it.
+fn forwarding_stays_on_while_another_stack_needs_it() {
+    let sandbox = with_uplink();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let shop = example("web-app-db");
+    let other = "name: other\nnetworks:\n  out_nw: {}\ncontainers:\n  app:\n    networks: [out_nw]\n";
+    let other = write_stack(dir.path(), "other.yaml", other);
+    sandbox.sh("echo 0 > /proc/sys/net/ipv4/ip_forward");
+    apply(&sandbox, &shop);
+    apply(&sandbox, &other);
+    let output = run(&sandbox, &["-f", &shop, "destroy", "--yes"]);
+    assert_success(&output, "destroy");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("another stack needs it"), "{output:?}");
+    assert_eq!(sandbox.sh("cat /proc/sys/net/ipv4/ip_forward"), "1\n", "other still needs it");
+    let output = run(&sandbox, &["-f", &other, "destroy", "--yes"]);
+    assert_success(&output, "destroy");
+    assert_eq!(sandbox.sh("cat /proc/sys/net/ipv4/ip_forward"), "0\n", "as the host had it");
 }
 
 /// Scenario 1 with db on web_nw by mistake: the network's isolation still keeps nginx
@@ -496,6 +527,7 @@ harness::main! {
         a_forward_chain_of_another_table_that_drops_is_named,
         rules_no_resource_made_are_removed,
         containers_reach_the_host_only_through_declared_flows,
+        forwarding_stays_on_while_another_stack_needs_it,
     ],
     Alone: [
         // Connects without pause through 40 rule transactions, each connection within its timeout.

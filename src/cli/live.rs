@@ -22,14 +22,14 @@ use crate::kernel::{
 };
 use crate::model::{Attachment, Stack};
 use crate::plan::{
-    Fate, Listening, Marks, Operation, Plan, Readiness, Rederived, Refusal, SAVED_PLAN_VERSION, STACK_FILE_LIMIT,
-    SavedPlan, Start, Stranded, Swap, Tampering, Unready, Waiting, collisions, drift, new_subnets,
-    plan as plan_operations, record_after, record_after_failure, render_drift, render_operations, render_text,
-    short_of_files, stack_digest, subnet_clashes, unusable_namespaces,
+    Fate, Listening, Marks, Operation, Plan, Program, Readiness, Rederived, Refusal, SAVED_PLAN_VERSION,
+    STACK_FILE_LIMIT, SavedPlan, Start, Stranded, Swap, Tampering, Unready, Waiting, collisions, drift, new_subnets,
+    plan as plan_operations, record_after, record_after_failure, render_drift, render_operations, render_steps,
+    render_text, short_of_files, stack_digest, subnet_clashes, unusable_namespaces,
 };
 use crate::show::{Topology, render_table};
 use crate::spec::{SourceFile, load};
-use crate::state::{Desired, KernelState, NamespaceName, Resource, Scope, fingerprint, lower};
+use crate::state::{Desired, NamespaceName, Resource, Scope, fingerprint, lower};
 
 /// What the live commands share: which namespace plays the host, and how output looks.
 pub struct Live {
@@ -241,7 +241,8 @@ impl Live {
 
     /// The plan as text, after what changed outside stackctl since the last apply, and,
     /// for a scratch host that does not exist yet, that apply creates it first.
-    fn print_plan(&self, kernel: Option<&Kernel>, scope: &Scope, observed: &KernelState, plan: &Plan) {
+    fn print_plan(&self, kernel: Option<&Kernel>, scope: &Scope, observation: &Observation, plan: &Plan) {
+        let observed = &observation.state;
         match (kernel, &self.host) {
             (Some(kernel), _) => {
                 if let Some(record) = read_record(kernel.places(), &self.host, &scope.stack) {
@@ -265,7 +266,7 @@ impl Live {
             let scope = self.scope(&stack);
             self.refuse_leftovers(kernel.as_ref(), &scope, file)?;
             let (observation, plan) = self.plan(kernel.as_ref(), (&source, &stack), &scope, Fate::LeftRunning)?;
-            self.print_plan(kernel.as_ref(), &scope, &observation.state, &plan);
+            self.print_plan(kernel.as_ref(), &scope, &observation, &plan);
             let changes = !plan.is_empty();
             if let Some(out) = out {
                 // Absolute, so that apply reads the same file from any directory.
@@ -316,7 +317,7 @@ impl Live {
             let scope = self.scope(&stack);
             self.refuse_leftovers(kernel.as_ref(), &scope, file)?;
             let (observation, plan) = self.plan(kernel.as_ref(), (&source, &stack), &scope, fate)?;
-            self.print_plan(kernel.as_ref(), &scope, &observation.state, &plan);
+            self.print_plan(kernel.as_ref(), &scope, &observation, &plan);
             let proposal = Proposal { file, scope, observation, plan, verb: Verb::Apply };
             let kernel = self.agree_and_apply(kernel, proposal, consent, lock_timeout, swap)?;
             Ok(match kernel {
@@ -398,7 +399,7 @@ impl Live {
             from_live_facts: &plan,
         };
         saved.judge(&now).map_err(|refusal| refused(path, &refusal))?;
-        print!("{}", render_text(&plan, self.style.color_out));
+        print!("{}", plan_text(&scope, &observation, &plan, self.style));
         let proposal = Proposal { file: stack_file, scope, observation, plan, verb: Verb::Apply };
         let kernel = live.agree_and_apply(kernel, proposal, consent, lock_timeout, swap)?;
         Ok(match kernel {
@@ -433,7 +434,7 @@ impl Live {
             let kernel = self.open()?;
             let observation = Live::observe(kernel.as_ref(), &scope)?;
             warn_of_foreign_namespaces(&scope, &observation);
-            let mut plan = plan_operations(&Desired::default(), &observation.state);
+            let mut plan = plan_operations(&Desired::nothing(&observation.host), &observation.state);
             plan.stranded = Stranded::of(&plan, &observation.processes, fate);
             let absent = kernel.is_none();
             if absent {
@@ -445,7 +446,7 @@ impl Live {
                 self.print_left(&scope, &left, &plan);
             }
             if !(absent && plan.is_empty()) {
-                print!("{}", render_text(&plan, self.style.color_out));
+                print!("{}", plan_text(&scope, &observation, &plan, self.style));
             }
             let proposal = Proposal { file, scope: scope.clone(), observation, plan, verb: Verb::Destroy };
             let swap = SwapOptions { wait: None };
@@ -776,6 +777,14 @@ impl Starting {
 }
 
 /// Says how the containers that a swap's aliases left drained.
+/// The plan as text, and under it the steps apply takes to make it.
+fn plan_text(scope: &Scope, observation: &Observation, plan: &Plan, style: Style) -> String {
+    let program = Program::of(&scope.stack, plan, &observation.state, &observation.tables);
+    let steps = render_steps(&program, plan);
+    let text = render_text(plan, style.color_out);
+    if steps.is_empty() { text } else { format!("{text}\n{steps}") }
+}
+
 fn report_drained(drained: &[crate::kernel::Drained]) {
     for drained in drained {
         let waited = humantime::format_duration(Duration::from_millis(drained.waited.as_millis() as u64));
