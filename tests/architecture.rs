@@ -72,3 +72,30 @@ fn the_core_depends_on_nothing_that_does_io() {
         .collect();
     assert!(forbidden.is_empty(), "the core depends on crates that do I/O: {forbidden:?}");
 }
+
+/// The files under `dir`, at any depth.
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display())) {
+        let path = entry.expect("a readable entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|extension| extension == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The graph is built from the validated model, so the model, validation included, must
+/// not reach back into the graph: what validation needs of the flows it computes itself.
+#[test]
+fn the_model_does_not_depend_on_the_graph() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/core/src/model");
+    let reaching: Vec<String> = rust_files(&model)
+        .into_iter()
+        .filter(|path| std::fs::read_to_string(path).expect("readable source").contains("crate::graph"))
+        .map(|path| path.display().to_string())
+        .collect();
+    assert!(reaching.is_empty(), "the model uses the graph in {reaching:?}");
+}
