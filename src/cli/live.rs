@@ -255,7 +255,7 @@ impl Live {
             ),
             (None, _) => {}
         }
-        print!("{}", render_text(plan, self.style.color_out));
+        print!("{}", plan_text(scope, observation, plan, self.style));
     }
 
     pub fn plan_command(&self, file: &Path, detailed_exitcode: bool, out: Option<&Path>) -> Exit {

@@ -161,30 +161,6 @@ impl<'a> StackGraph<'a> {
         })
     }
 
-    /// The unordered pairs of members of `network` that no declared flow joins on it, in
-    /// either direction: what an `open` network grants beyond the declared flows.
-    pub fn unflowed_pairs(&self, network: &str) -> Vec<(String, String)> {
-        let flowing: BTreeSet<(&str, &str)> = self
-            .graph
-            .edge_references()
-            .filter(|edge| matches!(edge.weight(), Edge::Flow { network: on, .. } if on == network))
-            .map(|edge| {
-                let (a, b) = (self.container_name(edge.source()), self.end_name(edge.target()));
-                (a.min(b), a.max(b))
-            })
-            .collect();
-        let members: Vec<&str> = self.stack.members(network).map(|member| member.name.as_str()).collect();
-        let mut pairs = Vec::new();
-        for (index, a) in members.iter().enumerate() {
-            for b in &members[index + 1..] {
-                if !flowing.contains(&(*a, *b)) {
-                    pairs.push(((*a).to_owned(), (*b).to_owned()));
-                }
-            }
-        }
-        pairs
-    }
-
     /// Containers in the order they are wired: every container after the targets of its
     /// flows, so that names exist before a dependent starts. Containers in a cycle of flows
     /// are wired together, by name; otherwise ties go by name too, so the order is stable.
@@ -323,7 +299,7 @@ containers:
             .collect();
         assert_eq!(open.len(), 6, "{open:?}");
         let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
-        assert_eq!(graph.unflowed_pairs("flat"), [pair("a", "c"), pair("b", "c")]);
+        assert_eq!(stack.unflowed_pairs("flat"), [pair("a", "c"), pair("b", "c")]);
     }
 
     /// A flow to the host resolves on every network of its source, on open networks too,
@@ -355,7 +331,7 @@ containers:
             ]
         );
         assert_eq!(graph.wiring_order(), ["app", "db"]);
-        assert_eq!(graph.unflowed_pairs("b"), Vec::<(String, String)>::new());
+        assert_eq!(stack.unflowed_pairs("b"), Vec::<(String, String)>::new());
     }
 
     #[test]

@@ -6,12 +6,12 @@
 mod addresses;
 mod draft;
 mod drain;
-mod names;
+mod identifiers;
 mod publish;
 mod syntax;
 mod validate;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -22,7 +22,7 @@ pub use crate::spec::Isolation;
 pub use addresses::overlaps;
 pub use draft::Draft;
 pub use drain::Drain;
-pub use names::{name_problem, suggest_name};
+pub use identifiers::{name_problem, suggest_name};
 pub use publish::conflicts;
 pub use syntax::{parse_flow, parse_publication, write_flow, write_publication};
 pub use validate::{Drafted, Validated, validate, validate_draft_file, validate_file};
@@ -280,5 +280,31 @@ impl Stack {
     /// The containers that are members of `network`, by name.
     pub fn members<'a>(&'a self, network: &'a str) -> impl Iterator<Item = &'a Container> + 'a {
         self.index.members.get(network).into_iter().flatten().map(|name| &self.containers[name])
+    }
+
+    /// The unordered pairs of members of `network` that no declared flow joins on it, in
+    /// either direction, in name order: what an `open` network grants beyond the declared
+    /// flows. Validation warns of them, and the graph draws them.
+    pub fn unflowed_pairs(&self, network: &str) -> Vec<(String, String)> {
+        let mut flowing: BTreeSet<(&str, &str)> = BTreeSet::new();
+        for source in self.containers.values() {
+            // A flow to the host joins no pair of members.
+            for flow in source.talks_to.iter().filter(|flow| flow.target != HOST) {
+                for (_, destination) in self.resolve(source, &flow.target).filter(|(on, _)| *on == network) {
+                    let (a, b) = (source.name.as_str(), destination.name.as_str());
+                    flowing.insert((a.min(b), a.max(b)));
+                }
+            }
+        }
+        let members: Vec<&str> = self.members(network).map(|member| member.name.as_str()).collect();
+        let mut pairs = Vec::new();
+        for (index, a) in members.iter().enumerate() {
+            for b in &members[index + 1..] {
+                if !flowing.contains(&(*a, *b)) {
+                    pairs.push(((*a).to_owned(), (*b).to_owned()));
+                }
+            }
+        }
+        pairs
     }
 }

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
-use super::names::name_problem;
+use super::identifiers::name_problem;
 use super::{Flow, PortRange, Protocol, Publication, Traffic};
 
 const PUBLICATION_FORM: &str = "[HOST_IP:][HOST_PORT[-END]:]PORT[-END][/tcp|/udp]";

@@ -1,5 +1,6 @@
 //! The kinds of kernel object a stack owns, as plain values.
 
+use std::cmp::Ordering;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -8,11 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Isolation, PortRange, Protocol, Traffic};
 
-/// The kinds of resource, in the order they are created (and the reverse of the order they
-/// are deleted in): each kind may depend on the kinds before it. The firewall's kinds come
-/// first, so that the rules that govern a network are in place before its bridge can carry
-/// a packet, and are the last thing destroy removes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// The kinds of resource. They compare in the order they are created ([`Kind::ALL`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Stray,
@@ -29,6 +27,35 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order they are created (and the reverse of the order they are
+    /// deleted in): each kind may depend on the kinds before it. The firewall's kinds come
+    /// first, so that the rules that govern a network are in place before its bridge can
+    /// carry a packet, and are the last thing destroy removes.
+    ///
+    /// The one place that order is written: kinds compare by their place here, keys by
+    /// their kind's first, and the planner orders its operations by both.
+    pub const ALL: [Kind; 11] = [
+        Kind::Stray,
+        Kind::Policy,
+        Kind::Forward,
+        Kind::Flow,
+        Kind::Alias,
+        // The host's settings follow the rules that govern what they open, and go before
+        // them: forwarding is on only while the firewall judges what is forwarded.
+        Kind::Sysctl,
+        Kind::Bridge,
+        Kind::Namespace,
+        Kind::Link,
+        Kind::Route,
+        Kind::Hosts,
+    ];
+
+    /// The kind's place in [`Kind::ALL`]. A kind missing there has none: its discriminant
+    /// is past the table, and the first comparison of it panics.
+    pub fn rank(self) -> usize {
+        usize::from(KIND_RANKS[self as usize])
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Stray => "stray",
@@ -51,8 +78,36 @@ impl Kind {
     }
 }
 
-/// What identifies a resource across desired and observed state. Ordered by kind first.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// The place of each kind in [`Kind::ALL`], by discriminant, computed when compiling, so
+/// that comparing keys, the planner's inner loop, does not search the list.
+const KIND_RANKS: [u8; Kind::ALL.len()] = {
+    let mut ranks = [u8::MAX; Kind::ALL.len()];
+    let mut place = 0;
+    while place < Kind::ALL.len() {
+        let kind = Kind::ALL[place] as usize;
+        assert!(ranks[kind] == u8::MAX, "Kind::ALL lists a kind twice");
+        ranks[kind] = place as u8;
+        place += 1;
+    }
+    ranks
+};
+
+impl Ord for Kind {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.rank().cmp(&other.rank())
+    }
+}
+
+impl PartialOrd for Kind {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// What identifies a resource across desired and observed state. Keys order by kind first
+/// ([`Kind::ALL`]), so a pass over a state in key order meets every resource after those it
+/// depends on; then by their fields, in the order they are declared.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Key {
     /// What the stack's tables hold that no resource of the stack made.
@@ -166,6 +221,63 @@ impl Key {
                 format!("{source} -> {destination} {traffic} on {network}")
             }
         }
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.kind().cmp(&other.kind()).then_with(|| match (self, other) {
+            (Key::Stray, Key::Stray) => Ordering::Equal,
+            (Key::Policy { network }, Key::Policy { network: other })
+            | (Key::Bridge { network }, Key::Bridge { network: other }) => network.cmp(other),
+            (Key::Namespace { container }, Key::Namespace { container: other })
+            | (Key::Route { container }, Key::Route { container: other })
+            | (Key::Hosts { container }, Key::Hosts { container: other }) => container.cmp(other),
+            (Key::Link { container, network }, Key::Link { container: other_container, network: other_network }) => {
+                (container, network).cmp(&(other_container, other_network))
+            }
+            (
+                Key::Forward { container, protocol, container_port, host_ip, host_port },
+                Key::Forward {
+                    container: other_container,
+                    protocol: other_protocol,
+                    container_port: other_container_port,
+                    host_ip: other_host_ip,
+                    host_port: other_host_port,
+                },
+            ) => (container, protocol, container_port, host_ip, host_port).cmp(&(
+                other_container,
+                other_protocol,
+                other_container_port,
+                other_host_ip,
+                other_host_port,
+            )),
+            (
+                Key::Flow { network, source, destination, traffic },
+                Key::Flow {
+                    network: other_network,
+                    source: other_source,
+                    destination: other_destination,
+                    traffic: other_traffic,
+                },
+            ) => (network, source, destination, traffic).cmp(&(
+                other_network,
+                other_source,
+                other_destination,
+                other_traffic,
+            )),
+            (Key::Alias { network, name }, Key::Alias { network: other_network, name: other_name }) => {
+                (network, name).cmp(&(other_network, other_name))
+            }
+            (Key::Sysctl { name }, Key::Sysctl { name: other }) => name.cmp(other),
+            (key, other) => unreachable!("keys of one kind are of one variant: {key:?} and {other:?}"),
+        })
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -587,6 +699,96 @@ impl Resource {
                         .join(" "),
                 ),
             ],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::model::PortRange;
+
+    /// A key of `kind` named after `name`. The match stops compiling when a kind is added,
+    /// until the kind has a key here; its rank then panics until it is in [`Kind::ALL`].
+    fn key(kind: Kind, name: &str) -> Key {
+        let name = name.to_owned();
+        match kind {
+            Kind::Stray => Key::Stray,
+            Kind::Policy => Key::Policy { network: name },
+            Kind::Forward => Key::Forward {
+                container: name,
+                protocol: Protocol::Tcp,
+                container_port: 80,
+                host_ip: None,
+                host_port: None,
+            },
+            Kind::Flow => Key::Flow {
+                network: name.clone(),
+                source: name.clone(),
+                destination: name,
+                traffic: Traffic::Ports { protocol: Protocol::Tcp, ports: PortRange::ALL },
+            },
+            Kind::Alias => Key::Alias { network: name.clone(), name },
+            Kind::Sysctl => Key::Sysctl { name },
+            Kind::Bridge => Key::Bridge { network: name },
+            Kind::Namespace => Key::Namespace { container: name },
+            Kind::Link => Key::Link { container: name.clone(), network: name },
+            Kind::Route => Key::Route { container: name },
+            Kind::Hosts => Key::Hosts { container: name },
+        }
+    }
+
+    #[test]
+    fn the_creation_order_lists_every_kind_once() {
+        for (place, kind) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.rank(), place, "{kind:?} is listed once");
+            assert_eq!(key(kind, "a").kind(), kind);
+        }
+    }
+
+    #[test]
+    fn keys_sort_by_kind_in_creation_order_then_by_their_fields() {
+        // Kinds taken in reverse, and names that sort against them: only the kinds' ranks
+        // can put the keys in creation order.
+        let keys: BTreeSet<Key> =
+            Kind::ALL.into_iter().rev().flat_map(|kind| [key(kind, "z"), key(kind, "a")]).collect();
+        let mut kinds: Vec<Kind> = keys.iter().map(Key::kind).collect();
+        kinds.dedup();
+        // Written out rather than read from Kind::ALL: the firewall's kinds first, then
+        // each kind after those it depends on.
+        let creation_order = [
+            Kind::Stray,
+            Kind::Policy,
+            Kind::Forward,
+            Kind::Flow,
+            Kind::Alias,
+            Kind::Sysctl,
+            Kind::Bridge,
+            Kind::Namespace,
+            Kind::Link,
+            Kind::Route,
+            Kind::Hosts,
+        ];
+        assert_eq!(kinds, creation_order);
+        let firsts: Vec<&Key> = keys.iter().filter(|key| **key != Key::Stray).step_by(2).collect();
+        assert!(firsts.iter().all(|first| first.label().starts_with('a')), "{firsts:?}");
+    }
+
+    #[test]
+    fn every_key_depends_only_on_keys_of_earlier_kinds() {
+        let route = Resource::Route(Route {
+            container: "a".to_owned(),
+            network: "a".to_owned(),
+            gateway: Ipv4Addr::new(10, 0, 0, 1),
+            ifname: "eth0".to_owned(),
+        });
+        for kind in Kind::ALL {
+            let key = key(kind, "a");
+            for dependency in key.dependencies(&route) {
+                assert!(dependency < key, "{key:?} depends on {dependency:?}, which does not sort before it");
+            }
         }
     }
 }

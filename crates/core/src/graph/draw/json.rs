@@ -131,7 +131,7 @@ pub fn render(graph: &StackGraph) -> String {
         .values()
         .filter(|network| network.isolation == Isolation::Open)
         .flat_map(|network| {
-            graph
+            stack
                 .unflowed_pairs(&network.name)
                 .into_iter()
                 .map(|(a, b)| UnflowedPair { network: &network.name, containers: [a, b] })

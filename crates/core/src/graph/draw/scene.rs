@@ -142,7 +142,7 @@ impl Scene {
             }
         }
         for network in stack.networks.values().filter(|network| network.isolation == Isolation::Open) {
-            for (a, b) in graph.unflowed_pairs(&network.name) {
+            for (a, b) in stack.unflowed_pairs(&network.name) {
                 edges.push(SceneEdge {
                     from: container_id(&a),
                     to: container_id(&b),

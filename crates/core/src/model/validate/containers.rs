@@ -8,7 +8,7 @@ use serde_saphyr::Spanned;
 use super::{Checker, MembershipSpans};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::model::addresses::{default_gateway, host_problem, parse_address};
-use crate::model::names::suggest_name;
+use crate::model::identifiers::suggest_name;
 use crate::model::syntax::{parse_flow, parse_publication};
 use crate::model::{Attachment, Container, Flow, Membership, Network, Publication};
 use crate::spec::{ContainerSpec, NetworkMode};

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_saphyr::Spanned;
 
-use super::names::name_problem;
+use super::identifiers::name_problem;
 use super::{Container, Draft, Drain, HOST, Network, Stack};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::spec::{SourceFile, StackSpec, load};

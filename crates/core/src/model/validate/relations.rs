@@ -6,8 +6,7 @@ use std::net::Ipv4Addr;
 
 use super::Checker;
 use crate::diagnostic::{Diagnostic, Span};
-use crate::graph::StackGraph;
-use crate::model::names::suggest_name;
+use crate::model::identifiers::suggest_name;
 use crate::model::publish::{conflicts, same_random};
 use crate::model::{Attachment, HOST, Isolation, Publication, Stack, write_publication};
 
@@ -270,9 +269,8 @@ impl Checker {
     /// On `open` networks every member reaches every other: warn of the pairs that no
     /// declared flow asks for, one warning per network.
     pub(super) fn over_privilege(&mut self, stack: &Stack) {
-        let graph = StackGraph::build(stack);
         for network in stack.networks.values().filter(|network| network.isolation == Isolation::Open) {
-            let pairs = graph.unflowed_pairs(&network.name);
+            let pairs = stack.unflowed_pairs(&network.name);
             if pairs.is_empty() {
                 continue;
             }

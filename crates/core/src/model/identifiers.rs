@@ -1,4 +1,5 @@
-//! Name rules and "did you mean" suggestions.
+//! Identifiers: the rules that the names of stacks, networks and containers follow, and
+//! "did you mean" for a mistyped one. The names DNS serves are another matter (`crate::names`).
 
 use crate::spec::NAME_MAX_LEN;
 
