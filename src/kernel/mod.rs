@@ -33,6 +33,7 @@ pub use files::{left_for_host, remove_files};
 pub use lock::{ApplyLock, LockError, LockHolder};
 pub use observe::Observation;
 pub use privilege::has_privileges;
+pub use probe::Pacing;
 pub use record::{read_record, write_record};
 pub use resolver::serve as serve_names;
 pub use swap::Drained;
