@@ -20,11 +20,11 @@ impl Reconciler {
     /// host. Takes the host's locks for the time they are needed, and tells `progress`
     /// what it waits for.
     pub fn reconcile(&mut self, ready: Ready, progress: &dyn Progress) -> Result<Report, ReconcileError> {
-        let Proposal { verb, scope, plan, host, observation, options, .. } = ready.proposal;
-        let mut report = Report { verb, made: None, deleted_host: None };
-        if matches!(&host, Host::Left { left, .. } if left.is_empty()) {
+        let mut report = Report { verb: ready.verb(), made: None, deleted_host: None };
+        if ready.proposal.nothing_left() {
             return Ok(report);
         }
+        let Proposal { verb, scope, plan, host, observation, options, .. } = ready.proposal;
         if !plan.is_empty() {
             let kernel = match self.kernel.take() {
                 Some(kernel) => kernel,

@@ -152,16 +152,12 @@ impl Reconciler {
         Ok(Reconciler { host, places, kernel })
     }
 
-    pub fn host(&self) -> &HostNamespace {
-        &self.host
-    }
-
     /// Whether the host exists: a scratch host exists once a reconcile created it.
     pub fn host_exists(&self) -> bool {
         self.kernel.is_some()
     }
 
-    pub fn scope(&self, stack: &Stack) -> Scope {
+    fn scope(&self, stack: &Stack) -> Scope {
         Scope::of(stack, &self.host)
     }
 
