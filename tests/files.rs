@@ -1,7 +1,8 @@
 //! What stackctl writes, and what it reads back as a plan, on the live kernel, always in a
 //! sandbox (`support::sandbox`): a saved plan that was edited (an operation, a namespace
 //! name) is refused as tampered with, and one whose stack file changed since as stale,
-//! with nothing changed; `plan --out` writes through no symbolic link and into no other
+//! with nothing changed; applying one shows the drift before its plan, as `plan` does;
+//! `plan --out` writes through no symbolic link and into no other
 //! user's file; every file and directory stackctl makes has its own mode whatever the
 //! umask; another user can neither write those files nor hold stackctl's locks; and a lock
 //! timeout names the process that holds the lock.
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use sandbox::{Sandbox, assert_success};
 use serde_json::Value;
+use stackctl::state::veth_ifname;
 use stacks::{apply, example, run, write_stack};
 
 /// The exit of a saved plan tampered with: bad input, like an invalid stack file.
@@ -87,6 +89,21 @@ fn resource<'a>(plan: &'a mut Value, action: &str, kind: &str, field: &str, valu
         operation["action"] == action && operation["resource"]["kind"] == kind && operation["resource"][field] == value
     });
     &mut found.unwrap_or_else(|| panic!("no {action} of a {kind} whose {field} is {value}"))["resource"]
+}
+
+fn a_saved_plan_shows_the_drift_it_repairs_as_plan_does() {
+    let sandbox = Sandbox::new();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = example("web-app-db");
+    apply(&sandbox, &file);
+    sandbox.sh(&format!("ip link set {} down", veth_ifname("shop", "nginx", "web_nw")));
+    let saved = save_plan(&sandbox, &file, dir.path());
+    let output = run(&sandbox, &["apply", "--yes", &saved]);
+    assert_success(&output, "apply of the saved plan");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let drift = text.find("Changed outside stackctl since the last apply:").unwrap_or_else(|| panic!("{text}"));
+    assert!(text.contains("link    nginx@web_nw: state: up -> down"), "{text}");
+    assert!(text.find("Plan: 0 to add, 1 to change, 0 to destroy.").is_some_and(|plan| drift < plan), "{text}");
 }
 
 fn a_saved_plan_whose_operation_was_edited_is_refused_as_tampered_with() {
@@ -347,6 +364,7 @@ fn a_lock_timeout_names_the_process_that_holds_the_lock() {
 
 harness::main! {
     Shared: [
+        a_saved_plan_shows_the_drift_it_repairs_as_plan_does,
         a_saved_plan_whose_operation_was_edited_is_refused_as_tampered_with,
         a_saved_plan_that_names_no_regular_stack_file_is_refused_at_once,
         a_saved_plan_whose_namespace_name_was_edited_is_refused_before_anything_changes,

@@ -1,10 +1,12 @@
-//! The command line: parses arguments, reads files, calls the core, prints. Decides nothing.
+//! The command line: parses arguments, reads files, calls the core and `reconcile`, prints and
+//! asks. Decides nothing.
 
 mod check;
 mod exit;
 mod live;
 mod output;
 mod stackfile;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

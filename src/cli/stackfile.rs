@@ -65,12 +65,11 @@ pub(super) fn load_stack(path: &Path, findings: Findings, style: Style) -> Resul
 }
 
 /// Prints an error found in a valid stack file once the host was read (a declared subnet
-/// that the host uses), as validation prints its own: the command exits 65.
-pub(super) fn report_in_file(file: &SourceFile, diagnostic: Diagnostic, style: Style) -> Exit {
+/// that the host uses), as validation prints its own.
+pub(super) fn print_in_file(file: &SourceFile, diagnostic: Diagnostic, style: Style) {
     let diagnostics = [diagnostic];
     eprint!("{}", render_diagnostics(file, &diagnostics, style.color_err));
     eprintln!("{}", tally(&file.name, &diagnostics));
-    Exit::InvalidInput
 }
 
 /// "stack.yaml: 2 errors, 1 warning".

@@ -24,6 +24,16 @@ impl KernelError {
     pub fn is_permission(&self) -> bool {
         self.source.kind() == io::ErrorKind::PermissionDenied
     }
+
+    /// Whether the kernel was only busy (or interrupted, or short of buffers for a
+    /// moment): the same operation may succeed later.
+    pub fn is_transient(&self) -> bool {
+        use nix::errno::Errno;
+        self.source.raw_os_error().is_some_and(|code| {
+            [Errno::EAGAIN, Errno::EBUSY, Errno::EINTR, Errno::ETIMEDOUT, Errno::ENOBUFS]
+                .contains(&Errno::from_raw(code))
+        })
+    }
 }
 
 /// The kernel's errno behind an rtnetlink error, as an I/O error.

@@ -34,6 +34,7 @@ pub use files::{left_for_host, remove_files};
 pub use lock::{ApplyLock, LockError, LockHolder};
 pub use observe::Observation;
 pub use privilege::has_privileges;
+pub use probe::Pacing;
 pub use record::{read_record, write_record};
 pub use resolver::serve as serve_names;
 pub use swap::Drained;
@@ -211,13 +212,22 @@ impl Kernel {
         let adopted = adopted::find(places, scope, None);
         let host = dump::Snapshot::default();
         let seen = Kernel::observe_namespaces(&runtime, places, &scope.host, scope, &host, adopted.usable)?;
-        Ok(Observation {
+        let mut observation = Observation {
             state: seen.state,
             processes: seen.processes,
             adopted: adopted.facts,
             file_limit: seen.file_limit,
             ..Observation::of_absent_host(scope)
-        })
+        };
+        // A new network namespace does not forward; the record says whether the stack
+        // holds forwarding, as the host created again for destroy shows it.
+        let record = read_record(places, &scope.host, &scope.stack).unwrap_or_default();
+        let (settings, held) = settings_as(places, &scope.host, scope, &record, "0".to_owned());
+        observation.host.settings = settings;
+        for sysctl in held {
+            observation.state.insert(Resource::Sysctl(sysctl));
+        }
+        Ok(observation)
     }
 
     /// Deletes the named namespace that plays the host: a scratch host that did not exist,
@@ -303,24 +313,7 @@ impl Kernel {
         let name = FORWARDING;
         let value = sysctl::read(self.host_file.as_ref(), name)
             .map_err(|error| KernelError::new("read", format!("{name} on the host"), error))?;
-        let key = Key::Sysctl { name: name.to_owned() };
-        let mut setting =
-            HostSetting { name: name.to_owned(), value: value.clone(), held_by: Vec::new(), before: None };
-        for stack in
-            record::stacks(&self.places, &self.host_namespace).into_iter().filter(|stack| *stack != scope.stack)
-        {
-            if let Some(Resource::Sysctl(held)) = read_record(&self.places, &self.host_namespace, &stack)
-                .and_then(|other| other.resources.get(&key).cloned())
-            {
-                setting.before = setting.before.or(held.before);
-                setting.held_by.push(stack);
-            }
-        }
-        let held = match record.get(&key) {
-            Some(Resource::Sysctl(held)) => vec![Sysctl { value, ..held.clone() }],
-            _ => Vec::new(),
-        };
-        Ok((vec![setting], held))
+        Ok(settings_as(&self.places, &self.host_namespace, scope, record, value))
     }
 
     fn observe_interfaces(&self, scope: &Scope, adopted: BTreeMap<String, File>) -> Result<Observation, KernelError> {
@@ -612,6 +605,34 @@ fn runtime() -> Result<tokio::runtime::Runtime, KernelError> {
         .enable_io()
         .build()
         .map_err(|error| KernelError::new("start", "the netlink runtime", error))
+}
+
+/// The host's settings, with `value` as the host has forwarding (see
+/// [`Kernel::observe_settings`]): the other stacks whose records hold it, and this stack's
+/// hold on it, from `record`.
+fn settings_as(
+    places: &Places,
+    host: &HostNamespace,
+    scope: &Scope,
+    record: &KernelState,
+    value: String,
+) -> (Vec<HostSetting>, Vec<Sysctl>) {
+    let key = Key::Sysctl { name: FORWARDING.to_owned() };
+    let mut setting =
+        HostSetting { name: FORWARDING.to_owned(), value: value.clone(), held_by: Vec::new(), before: None };
+    for stack in record::stacks(places, host).into_iter().filter(|stack| *stack != scope.stack) {
+        if let Some(Resource::Sysctl(held)) =
+            read_record(places, host, &stack).and_then(|other| other.resources.get(&key).cloned())
+        {
+            setting.before = setting.before.or(held.before);
+            setting.held_by.push(stack);
+        }
+    }
+    let held = match record.get(&key) {
+        Some(Resource::Sysctl(held)) => vec![Sysctl { value, ..held.clone() }],
+        _ => Vec::new(),
+    };
+    (vec![setting], held)
 }
 
 /// How errors name a named host namespace.

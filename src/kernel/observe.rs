@@ -64,13 +64,8 @@ impl Observation {
                 local_ports: Some(local_ports),
                 // Its loopback's, once apply has created it.
                 addresses: vec![ipnet::Ipv4Net::new(std::net::Ipv4Addr::LOCALHOST, 8).expect("a valid prefix")],
-                // A new network namespace does not forward.
-                settings: vec![crate::state::HostSetting {
-                    name: crate::state::FORWARDING.to_owned(),
-                    value: "0".to_owned(),
-                    held_by: Vec::new(),
-                    before: None,
-                }],
+                // Read with the stack's record (`Kernel::observe_absent`).
+                settings: Vec::new(),
             },
             ..Observation::default()
         }
