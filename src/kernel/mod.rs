@@ -219,13 +219,17 @@ impl Kernel {
             file_limit: seen.file_limit,
             ..Observation::of_absent_host(scope)
         };
-        // A new network namespace does not forward; the record says whether the stack
-        // holds forwarding, as the host created again for destroy shows it.
+        // A new network namespace does not forward. The record says whether the stack
+        // holds forwarding there, as the host that apply or destroy creates again shows
+        // it; with nothing of the stack left beside the host, nothing creates it again, and
+        // its settings went with it.
         let record = read_record(places, &scope.host, &scope.stack).unwrap_or_default();
         let (settings, held) = settings_as(places, &scope.host, scope, &record, "0".to_owned());
         observation.host.settings = settings;
-        for sysctl in held {
-            observation.state.insert(Resource::Sysctl(sysctl));
+        if !observation.state.is_empty() {
+            for sysctl in held {
+                observation.state.insert(Resource::Sysctl(sysctl));
+            }
         }
         Ok(observation)
     }
