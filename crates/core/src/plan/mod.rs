@@ -258,8 +258,8 @@ fn replacements(desired: &KernelState, observed: &KernelState) -> BTreeSet<Key> 
     // sees every dependency's verdict before its dependents.
     for (key, wanted) in &desired.resources {
         let Some(existing) = observed.get(key) else { continue };
-        let mut dependencies = key.dependencies(wanted);
-        dependencies.extend(key.dependencies(existing));
+        let mut dependencies = wanted.dependencies();
+        dependencies.extend(existing.dependencies());
         if existing.needs_replacement(wanted)
             || dependencies
                 .iter()

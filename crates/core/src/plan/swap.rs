@@ -17,8 +17,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Drain;
 use crate::model::Traffic;
+use crate::model::{Drain, HOST};
 use crate::state::{Backend, Desired, Flow, KernelState, Key, Kind, NamespaceName, Resource};
 
 /// A make-before-break move of aliases, and where its phases start in the plan's
@@ -340,13 +340,27 @@ fn made(desired: &Desired, observed: &KernelState, moves: &[Move]) -> KernelStat
         };
         // What it lives in is there, as it was: a route through a link that changes, or a
         // link on a renumbered network, would not work.
-        let placed = key.dependencies(resource).iter().chain(&network).all(|needed| match needed {
+        let placed = resource.dependencies().iter().chain(&network).all(|needed| match needed {
             Key::Bridge { network } => made.resources.contains_key(needed) && !renumbered(desired, observed, network),
             Key::Link { .. } => made.get(needed).is_some() && made.get(needed) == observed.get(needed),
             _ => made.resources.contains_key(needed),
         });
+        // A flow is kept only between containers that are still there on its network
+        // until the removal: one whose other end the plan removes now would pass to
+        // whichever container takes that end's address meanwhile.
+        let ends_stay = match key {
+            Key::Flow { network, source, destination, .. } => [source, destination].into_iter().all(|end| {
+                end == HOST
+                    || leaving.contains(end.as_str())
+                    || desired
+                        .state
+                        .resources
+                        .contains_key(&Key::Link { container: end.clone(), network: network.clone() })
+            }),
+            _ => true,
+        };
         let kept = match made.get(key) {
-            None => involves(key),
+            None => involves(key) && ends_stay,
             Some(wanted) => wanted != resource && as_it_was(key),
         };
         if kept && placed {

@@ -226,7 +226,7 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
             ..flow
         }));
     }
-    for sysctl in super::sysctl::desired(&state, observed, &host.settings) {
+    for sysctl in super::resource::desired_sysctls(&state, observed, &host.settings) {
         state.insert(Resource::Sysctl(sysctl));
     }
     Ok(Desired {
@@ -234,7 +234,7 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
         wiring_order: graph.wiring_order(),
         alias_ports: alias_ports(stack),
         drain: stack.drain,
-        held_elsewhere: super::sysctl::held_elsewhere(&host.settings),
+        held_elsewhere: super::resource::held_elsewhere(&host.settings),
     })
 }
 

@@ -7,16 +7,14 @@ mod lower;
 mod ports;
 mod resource;
 mod scope;
-mod sysctl;
 
 pub use allocate::{AUTO_SUBNET_POOL, bridge_ifname, container_mac, mac_text, veth_ifname};
 pub use lower::{HostFacts, LocalPorts, LowerError, SubnetUser, UsedSubnet, lower};
 pub use resource::{
-    Alias, Backend, Bridge, Flow, Forward, HostPorts, Hosts, Key, Kind, Link, Member, NO_ADDRESS, Namespace, Policy,
-    Records, Resource, Route, Stray, Sysctl,
+    Alias, Backend, Bridge, FORWARDING, Flow, Forward, HostPorts, HostSetting, Hosts, Key, Kind, Link, Member,
+    NO_ADDRESS, Namespace, Object, Policy, Records, Resource, Route, Stray, Sysctl, sysctl_value_is_known,
 };
 pub use scope::{HostNamespace, NamespaceName, Scope, fingerprint, namespace_name, namespace_owner};
-pub use sysctl::{FORWARDING, HostSetting, sysctl_value_is_known};
 
 use std::collections::BTreeMap;
 
@@ -105,7 +103,7 @@ pub struct Desired {
 impl Desired {
     /// Nothing: what destroy plans to, with the host's settings that other stacks hold.
     pub fn nothing(host: &HostFacts) -> Desired {
-        Desired { held_elsewhere: sysctl::held_elsewhere(&host.settings), ..Desired::default() }
+        Desired { held_elsewhere: resource::held_elsewhere(&host.settings), ..Desired::default() }
     }
 }
 

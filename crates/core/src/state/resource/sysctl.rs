@@ -12,8 +12,44 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{KernelState, Key, Resource, Sysctl};
+use super::{Key, Kind, Object, Resource};
 use crate::firewall::needs_forwarding;
+use crate::state::KernelState;
+
+/// A setting of the host's kernel that the stack needs: IPv4 forwarding, for the replies to
+/// its containers' connections out. The host had it as `before` when the first stack that
+/// holds it set it; every stack that holds it keeps that value, and the last one to let
+/// it go gives it back (`Desired::held_elsewhere` says whether others still hold it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sysctl {
+    /// The name, as `sysctl` writes it: `net.ipv4.ip_forward`.
+    pub name: String,
+    pub value: String,
+    /// What the host had before any stack set it; unknown when planned without a host.
+    pub before: Option<String>,
+}
+
+impl Sysctl {
+    /// The setting's file under `/proc/sys`, relative to it: `net/ipv4/ip_forward`.
+    pub fn path(&self) -> String {
+        self.name.replace('.', "/")
+    }
+}
+
+impl Object for Sysctl {
+    fn key(&self) -> Key {
+        Key::Sysctl { name: self.name.clone() }
+    }
+
+    fn attributes(&self) -> Vec<(&'static str, String)> {
+        let mut attributes = vec![("value", self.value.clone())];
+        // Unknown when planned without a host (`diff`).
+        if let Some(before) = &self.before {
+            attributes.push(("before", before.clone()));
+        }
+        attributes
+    }
+}
 
 /// `net.ipv4.ip_forward`: the host forwards IPv4 between its interfaces.
 pub const FORWARDING: &str = "net.ipv4.ip_forward";
@@ -43,7 +79,7 @@ pub struct HostSetting {
 /// with the value the host had before: as this stack keeps it, else as the other stacks
 /// that hold it keep it, else as the host has it now; unknown without a host.
 pub fn desired(state: &KernelState, observed: &KernelState, settings: &[HostSetting]) -> Vec<Sysctl> {
-    if !needs_forwarding(state.of_kind(super::Kind::Policy)) {
+    if !needs_forwarding(state.of_kind(Kind::Policy)) {
         return Vec::new();
     }
     let name = FORWARDING.to_owned();
