@@ -1,21 +1,26 @@
 //! Turning what the kernel reports into the stack's observed state: which objects are the
 //! stack's, what they are, and what the rest of the host occupies.
+//!
+//! Each kind read from the dumps has its reader in its own file (`bridge.rs`, `link.rs`,
+//! `namespace.rs`, `route.rs`, `hosts.rs`); this one sorts the host's interfaces into the
+//! stack's and the rest, runs the readers in the order their facts need (a link's bridge,
+//! a route's link), and reads what the rest of the host occupies. The stack's settings
+//! (`Sysctl`) are read by `Kernel::observe` under `/proc/sys`, not from dumps.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+mod bridge;
+mod hosts;
+mod link;
+mod namespace;
+mod route;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::sync::Arc;
-
-use ipnet::Ipv4Net;
 
 use super::dump::{Interface, Snapshot};
 use super::label;
-use crate::model::Isolation;
 use crate::names::Served;
 use crate::plan::{AdoptedFacts, FileLimit, Process};
-use crate::state::{
-    Bridge, HostFacts, Hosts, KernelState, Key, Link, NO_ADDRESS, Namespace, NamespaceName, Resource, Route, Scope,
-    SubnetUser, UsedSubnet, container_mac,
-};
+use crate::state::{HostFacts, KernelState, Key, NamespaceName, Resource, Scope, SubnetUser, UsedSubnet};
 
 /// What was read from one of the stack's namespaces.
 #[derive(Debug, Clone)]
@@ -109,60 +114,16 @@ pub fn read(
     }
 
     let mut state = KernelState::default();
-    let mut bridges: HashMap<&str, u32> = HashMap::new();
-    for Owned { interface, key, label } in &owned {
-        if let Key::Bridge { network } = key {
-            bridges.insert(network, interface.index);
-            state.insert(Resource::Bridge(Bridge {
-                network: network.clone(),
-                ifname: interface.name.clone(),
-                address: host.address_of(interface.index).unwrap_or(NO_ADDRESS),
-                virtual_addresses: host.virtual_addresses_of(interface.index),
-                internal: label.as_ref().is_some_and(|label| label.internal),
-                isolation: label.as_ref().map_or(Isolation::default(), |label| label.isolation),
-                up: interface.up,
-            }));
-        }
-    }
-
-    // Which network each container interface is on, for the default routes.
-    let mut networks: HashMap<(String, String), String> = HashMap::new();
-    let views: HashMap<&str, &NamespaceView> = namespaces.iter().map(|view| (view.container.as_str(), view)).collect();
-    for Owned { interface: host_end, key, .. } in &owned {
-        let Key::Link { container, network } = key else { continue };
-        let peer =
-            views.get(container.as_str()).and_then(|view| Some((view, host_end.peer?))).and_then(|(view, peer)| {
-                view.snapshot.interfaces.iter().find(|interface| interface.index == peer).map(|peer| (view, peer))
-            });
-        let ifname = peer.map_or_else(String::new, |(_, peer)| peer.name.clone());
-        let address = peer.and_then(|(view, peer)| view.snapshot.address_of(peer.index)).unwrap_or(NO_ADDRESS);
-        // The route to the link's subnet through a gateway, on an isolated network.
-        let subnet_via = peer.and_then(|(view, peer)| {
-            view.snapshot
-                .routes
-                .iter()
-                .find(|route| {
-                    route.interface == Some(peer.index) && route.destination == address.trunc() && address != NO_ADDRESS
-                })
-                .and_then(|route| route.gateway)
-        });
-        networks.insert((container.clone(), ifname.clone()), network.clone());
-        state.insert(Resource::Link(Link {
-            container: container.clone(),
-            network: network.clone(),
-            ifname,
-            host_ifname: host_end.name.clone(),
-            address,
-            attached: host_end.controller.is_some()
-                && host_end.controller == bridges.get(network.as_str()).copied()
-                && locked(host, host_end, peer.map(|(_, peer)| peer), address),
-            up: host_end.up && peer.is_some_and(|(_, peer)| peer.up),
-            subnet_via,
-        }));
-    }
-
+    let bridges = bridge::read(host, &owned, &mut state);
+    let networks = link::read(host, &owned, namespaces, &bridges, &mut state);
     for view in namespaces {
-        read_namespace(view, &networks, served.get(&view.container), &mut state);
+        state.insert(Resource::Namespace(namespace::read(view)));
+        if let Some(route) = route::read(view, &networks) {
+            state.insert(Resource::Route(route));
+        }
+        if let Some(hosts) = hosts::read(view, served.get(&view.container)) {
+            state.insert(Resource::Hosts(hosts));
+        }
     }
 
     let used_subnets = used_subnets(host, &owned);
@@ -177,57 +138,6 @@ pub fn read(
         },
         foreign,
         ..Observation::default()
-    }
-}
-
-/// Whether a container's port is locked to the container's MAC address: the container's
-/// end carries it, the bridge holds it as a static entry on the port, learns nothing from
-/// the port and floods it no frame for an unknown address. Anything less is a port to
-/// lock again.
-fn locked(host: &Snapshot, host_end: &Interface, peer: Option<&Interface>, address: Ipv4Net) -> bool {
-    let mac = container_mac(address.addr());
-    peer.is_some_and(|peer| peer.mac == Some(mac))
-        && host_end.learning == Some(false)
-        && host_end.unicast_flood == Some(false)
-        && host.forwarding.contains(&(host_end.index, mac))
-}
-
-/// The namespace itself, its default route and its names.
-fn read_namespace(
-    view: &NamespaceView,
-    networks: &HashMap<(String, String), String>,
-    served: Option<&Served>,
-    state: &mut KernelState,
-) {
-    let (name, adopted) = match &view.name {
-        NamespaceName::Created(name) => (name.clone(), false),
-        NamespaceName::Adopted(path) => (path.clone(), true),
-    };
-    state.insert(Resource::Namespace(Namespace {
-        container: view.container.clone(),
-        name,
-        adopted,
-        loopback_up: view.snapshot.interface("lo").is_some_and(|lo| lo.up),
-    }));
-    let default = view.snapshot.routes.iter().find(|route| route.destination.prefix_len() == 0);
-    if let Some((gateway, index)) = default.and_then(|route| Some((route.gateway?, route.interface?))) {
-        let ifname = view
-            .snapshot
-            .interfaces
-            .iter()
-            .find(|interface| interface.index == index)
-            .map_or_else(String::new, |interface| interface.name.clone());
-        // A route through an interface that is not the stack's belongs to no network.
-        let network = networks.get(&(view.container.clone(), ifname.clone())).cloned().unwrap_or_default();
-        state.insert(Resource::Route(Route { container: view.container.clone(), network, gateway, ifname }));
-    }
-    if let Some(served) = served.filter(|_| view.hosts_file) {
-        state.insert(Resource::Hosts(Hosts {
-            container: view.container.clone(),
-            records: Arc::clone(&served.records),
-            nameservers: view.nameservers.clone().unwrap_or_default(),
-            upstream: served.upstream,
-        }));
     }
 }
 
@@ -262,10 +172,12 @@ fn used_subnets(host: &Snapshot, owned: &[Owned]) -> Vec<UsedSubnet> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
-    use crate::model::validate_file;
+    use crate::model::{Isolation, validate_file};
     use crate::spec::SourceFile;
-    use crate::state::bridge_ifname;
+    use crate::state::{Hosts, NO_ADDRESS, bridge_ifname};
 
     fn scope() -> Scope {
         let text = "name: s\nnetworks: { n: {} }\ncontainers:\n  a: { networks: [n] }\n";

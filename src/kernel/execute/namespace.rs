@@ -1,0 +1,51 @@
+//! A container's network namespace: created under the stack's name, or adopted from a
+//! `netns:` path, with its loopback up; deleted with the processes the user asked to end,
+//! and only released when adopted.
+
+use std::io;
+
+use super::{Executor, Outcome, set_up};
+use crate::kernel::{Connected, netns, processes};
+use crate::state::Namespace;
+
+impl Executor<'_> {
+    pub(super) async fn create_namespace(&self, namespace: &Namespace) -> Outcome {
+        let runtime = self.kernel.runtime.handle();
+        let (_, handle) = if namespace.adopted {
+            netns::connect(self.namespace_file(&namespace.container)?, runtime).await?
+        } else {
+            netns::create(&self.kernel.places.netns.join(&namespace.name), runtime).await?
+        };
+        let connected = self.kernel.remember(&namespace.container, Connected { handle });
+        // The loopback interface is always index 1 in a network namespace.
+        set_up(&connected.handle, 1).await
+    }
+
+    /// Sets the loopback interface up again.
+    pub(super) async fn update_namespace(&self, namespace: &Namespace) -> Outcome {
+        let connected = self.namespace(&namespace.container).await?;
+        set_up(&connected.handle, 1).await
+    }
+
+    pub(super) async fn delete_namespace(&self, namespace: &Namespace) -> Outcome {
+        self.kernel.forget(&namespace.container);
+        // Names that were not observed (their server was gone) are not deleted on
+        // their own: their files go with the namespace.
+        self.remove_name_files(&namespace.container)?;
+        // An adopted namespace belongs to whoever made it: it is released, never deleted.
+        if namespace.adopted {
+            return Ok(());
+        }
+        let path = self.kernel.places.netns.join(&namespace.name);
+        // The user's processes inside, when the user asked for them to be ended: as
+        // they are now, with those started since the plan was read (a swap's drain
+        // can last minutes).
+        if self.stranded.ends() {
+            let inside = path.clone();
+            tokio::task::spawn_blocking(move || processes::end(&inside, &processes::running_at(&inside)?))
+                .await
+                .map_err(io::Error::other)??;
+        }
+        netns::delete(&path)
+    }
+}
