@@ -4,8 +4,9 @@
 //! order, the [`Key`]s, and [`Resource`], any one of them.
 //!
 //! Adding a kind: a module here with its value and its `Object`, a variant in `Kind` (and
-//! its place in `Kind::ALL`), `Key` and `Resource`, and the shell's module for it in
-//! `src/kernel/execute/`; the compiler lists every match that must learn of it.
+//! its place in `Kind::ALL`), `Key` and `Resource`, and the shell's modules for it in
+//! `src/kernel/execute/` (make, change, delete) and `src/kernel/observe/` (read); the
+//! compiler lists every match that must learn of it.
 
 mod alias;
 mod bridge;
