@@ -8,10 +8,12 @@ use rtnetlink::Handle;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{
-    InfoBridgePort, InfoKind, InfoPortData, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet, AfSpecUnspec, InfoBridgePort, InfoKind, InfoPortData, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::neighbour::{NeighbourAttribute, NeighbourMessage, NeighbourState};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType};
+
+use crate::state::InetConf;
 
 /// One interface as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -31,6 +33,8 @@ pub struct Interface {
     /// frames for unknown ones; `None` when the kernel did not say (its default is on).
     pub learning: Option<bool>,
     pub unicast_flood: Option<bool>,
+    /// Its IPv4 settings (`net.ipv4.conf.<interface>`), when it has IPv4.
+    pub inet_conf: Option<InetConf>,
 }
 
 /// An IPv4 route of the main table.
@@ -147,6 +151,20 @@ fn interface(message: LinkMessage) -> Interface {
             LinkAttribute::Controller(index) => interface.controller = Some(index),
             LinkAttribute::Link(index) => interface.peer = Some(index),
             LinkAttribute::Address(mac) => interface.mac = mac.try_into().ok(),
+            LinkAttribute::AfSpecUnspec(families) => {
+                for family in families {
+                    let AfSpecUnspec::Inet(settings) = family else { continue };
+                    for setting in settings {
+                        if let AfSpecInet::DevConf(conf) = setting {
+                            interface.inet_conf = Some(InetConf {
+                                forwarding: conf.forwarding != 0,
+                                send_redirects: conf.send_redirects != 0,
+                                route_localnet: conf.route_localnet != 0,
+                            });
+                        }
+                    }
+                }
+            }
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     match info {

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::{Executor, Outcome, index_of, no_ipv6_addresses, remove_address, replace_address};
 use crate::kernel::error::io_error;
 use crate::kernel::label;
-use crate::state::{Bridge, NO_ADDRESS};
+use crate::state::{Bridge, InetConf, NO_ADDRESS};
 
 impl Executor<'_> {
     pub(super) async fn create_bridge(&self, bridge: &Bridge) -> Outcome {
@@ -50,41 +50,35 @@ impl Executor<'_> {
     }
 
     /// Labels the bridge and sets it up, with the IPv4 settings its network's policy needs
-    /// (see `bridge_settings`). The stack's firewall is in place before this runs: the
+    /// (its `conf`). The stack's firewall is in place before this runs: the
     /// planner makes rules before the objects they govern.
     async fn label_bridge(&self, bridge: &Bridge) -> Outcome {
         let label = label::bridge_label(&self.scope.stack, &bridge.network, bridge.internal, bridge.isolation);
         let message = LinkUnspec::new_with_name(&bridge.ifname)
             .alias(label)
             .up()
-            .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![bridge_settings()])]))
+            .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![inet_conf(bridge.conf)])]))
             .build();
         self.kernel.host.link().set(message).execute().await.map_err(io_error)
     }
 }
 
-/// A bridge's `net.ipv4.conf.<bridge>` settings, as one netlink attribute:
-/// - `forwarding` on: the host routes between the bridge and the rest (the firewall decides
-///   what passes);
-/// - `send_redirects` off: the host forwards between members of an isolated network on
-///   the same interface, and must not tell them to go around it;
-/// - `route_localnet` on: connections from 127.0.0.1 to published ports can be forwarded
-///   (the firewall drops loopback addresses coming from containers).
-///
-/// The crate's typed request leaves out values of 0, so `IFLA_INET_CONF` is written out
-/// here: nested (id, u32 value) pairs.
-fn bridge_settings() -> AfSpecInet {
+/// A bridge's `net.ipv4.conf.<bridge>` settings (see [`InetConf`]), as one netlink
+/// attribute. The crate's typed request leaves out values of 0, so `IFLA_INET_CONF` is
+/// written out here: nested (id, u32 value) pairs.
+fn inet_conf(conf: InetConf) -> AfSpecInet {
     const IFLA_INET_CONF: u16 = 1;
     const NLA_F_NESTED: u16 = 0x8000;
     const FORWARDING: u16 = 1;
     const SEND_REDIRECTS: u16 = 6;
     const ROUTE_LOCALNET: u16 = 26;
-    let settings = [(FORWARDING, 1), (SEND_REDIRECTS, 0), (ROUTE_LOCALNET, 1)];
+    let settings =
+        [(FORWARDING, conf.forwarding), (SEND_REDIRECTS, conf.send_redirects), (ROUTE_LOCALNET, conf.route_localnet)];
     let mut value = Vec::with_capacity(8 * settings.len());
     for (id, setting) in settings {
         value.extend_from_slice(&8u16.to_ne_bytes());
         value.extend_from_slice(&id.to_ne_bytes());
-        value.extend_from_slice(&u32::to_ne_bytes(setting));
+        value.extend_from_slice(&u32::from(setting).to_ne_bytes());
     }
     AfSpecInet::Other(DefaultNla::new(IFLA_INET_CONF | NLA_F_NESTED, value))
 }

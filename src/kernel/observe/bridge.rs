@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use super::Owned;
 use crate::kernel::dump::Snapshot;
 use crate::model::Isolation;
-use crate::state::{Bridge, KernelState, Key, NO_ADDRESS, Resource};
+use crate::state::{Bridge, InetConf, KernelState, Key, NO_ADDRESS, Resource};
 
 /// Puts the stack's bridges into `state`; returns each one's interface index by network,
 /// which says whether a link is attached to its network's bridge.
@@ -22,6 +22,12 @@ pub(super) fn read<'a>(host: &Snapshot, owned: &'a [Owned], state: &mut KernelSt
                 internal: label.as_ref().is_some_and(|label| label.internal),
                 isolation: label.as_ref().map_or(Isolation::default(), |label| label.isolation),
                 up: interface.up,
+                // Unread, it is a setting to make again.
+                conf: interface.inet_conf.unwrap_or(InetConf {
+                    forwarding: false,
+                    send_redirects: true,
+                    route_localnet: false,
+                }),
             }));
         }
     }

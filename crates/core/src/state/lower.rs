@@ -128,6 +128,7 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
             internal: network.internal,
             isolation: network.isolation,
             up: true,
+            conf: super::InetConf::for_a_network(),
             virtual_addresses,
         }));
         for (alias, holders) in stack.aliases_on(&network.name) {

@@ -21,7 +21,7 @@ mod stray;
 mod sysctl;
 
 pub use alias::{Alias, Backend};
-pub use bridge::Bridge;
+pub use bridge::{Bridge, InetConf};
 pub use flow::Flow;
 pub use forward::{Forward, HostPorts};
 pub use hosts::{Hosts, Records};
@@ -554,6 +554,7 @@ mod tests {
                 internal: false,
                 isolation: crate::model::Isolation::Flows,
                 up: true,
+                conf: InetConf::for_a_network(),
                 virtual_addresses: Vec::new(),
             }),
             Kind::Namespace => {
