@@ -234,7 +234,7 @@ fn drift_is_shown_and_repaired() {
     let web_nw = bridge_ifname("shop", "web_nw");
     sandbox.sh(&format!(
         "ip link del {flaskapp_db}; ip link set {nginx} down; ip netns exec shop:db ip addr flush dev eth0; \
-         sysctl -qw net.ipv4.conf.{web_nw}.send_redirects=1"
+         sysctl -qw net.ipv4.conf.{web_nw}.send_redirects=1; ip netns exec shop:db sysctl -qw net.ipv4.ip_forward=1"
     ));
     let (code, text) = plan(&sandbox, &file);
     assert_eq!(code, 2, "{text}");
@@ -250,8 +250,11 @@ fn drift_is_shown_and_repaired() {
         ),
         "{text}"
     );
-    assert!(text.contains("Plan: 1 to add, 3 to change, 0 to destroy."), "{text}");
+    // So is a container's namespace's: db must not route between networks.
+    assert!(text.contains("netns   db: conf: forwarding=off ipv6=off -> forwarding=on ipv6=off"), "{text}");
+    assert!(text.contains("Plan: 1 to add, 4 to change, 0 to destroy."), "{text}");
     apply(&sandbox, &file);
+    assert_eq!(sandbox.sh("ip netns exec shop:db sysctl -n net.ipv4.ip_forward"), "0\n");
     assert_eq!(sandbox.sh(&format!("sysctl -n net.ipv4.conf.{web_nw}.send_redirects")), "0\n");
     assert_converged(&sandbox, &file);
     assert_reachability(&sandbox, &file);

@@ -8,7 +8,8 @@ use rtnetlink::Handle;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{
-    AfSpecInet, AfSpecUnspec, InfoBridgePort, InfoKind, InfoPortData, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, InfoBridgePort, InfoKind, InfoPortData, LinkAttribute, LinkFlags, LinkInfo,
+    LinkMessage,
 };
 use rtnetlink::packet_route::neighbour::{NeighbourAttribute, NeighbourMessage, NeighbourState};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType};
@@ -35,6 +36,9 @@ pub struct Interface {
     pub unicast_flood: Option<bool>,
     /// Its IPv4 settings (`net.ipv4.conf.<interface>`), when it has IPv4.
     pub inet_conf: Option<InetConf>,
+    /// Whether IPv6 is off on it (`net.ipv6.conf.<interface>.disable_ipv6`), when the
+    /// kernel says.
+    pub ipv6_disabled: Option<bool>,
 }
 
 /// An IPv4 route of the main table.
@@ -153,15 +157,26 @@ fn interface(message: LinkMessage) -> Interface {
             LinkAttribute::Address(mac) => interface.mac = mac.try_into().ok(),
             LinkAttribute::AfSpecUnspec(families) => {
                 for family in families {
-                    let AfSpecUnspec::Inet(settings) = family else { continue };
-                    for setting in settings {
-                        if let AfSpecInet::DevConf(conf) = setting {
-                            interface.inet_conf = Some(InetConf {
-                                forwarding: conf.forwarding != 0,
-                                send_redirects: conf.send_redirects != 0,
-                                route_localnet: conf.route_localnet != 0,
-                            });
+                    match family {
+                        AfSpecUnspec::Inet(settings) => {
+                            for setting in settings {
+                                if let AfSpecInet::DevConf(conf) = setting {
+                                    interface.inet_conf = Some(InetConf {
+                                        forwarding: conf.forwarding != 0,
+                                        send_redirects: conf.send_redirects != 0,
+                                        route_localnet: conf.route_localnet != 0,
+                                    });
+                                }
+                            }
                         }
+                        AfSpecUnspec::Inet6(settings) => {
+                            for setting in settings {
+                                if let AfSpecInet6::DevConf(conf) = setting {
+                                    interface.ipv6_disabled = Some(conf.disable_ipv6 != 0);
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }

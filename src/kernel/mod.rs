@@ -196,7 +196,9 @@ impl Kernel {
         let runtime = runtime()?;
         let path = places.netns.join(name);
         let (file, handle) = runtime
-            .block_on(netns::create(&path, runtime.handle()))
+            // A scratch host starts as a container's namespace does; the stack's settings of
+            // the host (forwarding) are resources of their own.
+            .block_on(netns::create(&path, runtime.handle(), crate::state::NamespaceConf::for_a_container()))
             .map_err(|error| KernelError::new("create", host_object(name, &path), error))?;
         Ok(Kernel::new(runtime, handle, host, Some(file), places))
     }

@@ -21,6 +21,7 @@ use tokio::runtime::Handle as Runtime;
 use super::error::io_error;
 use super::writing::{Access, Holder, directory, new_file};
 use crate::plan::{AdoptedPath, FileKind, NamespaceId};
+use crate::state::NamespaceConf;
 
 /// Opens an rtnetlink connection in the current thread's namespace, driven by `runtime`.
 pub fn connect_here(runtime: &Runtime) -> io::Result<Handle> {
@@ -178,16 +179,17 @@ pub async fn connect(file: File, runtime: &Runtime) -> io::Result<(File, Handle)
     .await
 }
 
-/// Creates the named namespace at `path` with IPv6 and IPv4 forwarding off (the stack is IPv4, and IPv6
-/// link-local addresses and their duplicate detection cost more than the rest of a
-/// container's wiring) and its loopback up, and opens a connection in it. A file left by an
-/// interrupted creation is reused.
+/// Creates the named namespace at `path` with the settings `conf` (for a container's:
+/// IPv6 and IPv4 forwarding off, see [`NamespaceConf::for_a_container`]; IPv6 link-local
+/// addresses and their duplicate detection would also cost more than the rest of a
+/// container's wiring) and its loopback up, and opens a connection in it. A file left by
+/// an interrupted creation is reused.
 ///
 /// Loopback is up before the namespace is mounted at `path`, so that no one ever finds it
 /// there without: a namespace that plays the host (`--host-netns`) is no resource of the
 /// stack that a later apply would repair, and without loopback its programs cannot reach
 /// 127.0.0.1, where ports are published.
-pub async fn create(path: &Path, runtime: &Runtime) -> io::Result<(File, Handle)> {
+pub async fn create(path: &Path, runtime: &Runtime, conf: NamespaceConf) -> io::Result<(File, Handle)> {
     let path: PathBuf = path.to_owned();
     let runtime = runtime.clone();
     on_own_thread(move || {
@@ -202,12 +204,7 @@ pub async fn create(path: &Path, runtime: &Runtime) -> io::Result<(File, Handle)
             Err(error) => return Err(error),
         }
         unshare(CloneFlags::CLONE_NEWNET)?;
-        for scope in ["all", "default"] {
-            std::fs::write(format!("/proc/sys/net/ipv6/conf/{scope}/disable_ipv6"), "1")?;
-        }
-        // A container on two networks must not route between them: that is the host's
-        // firewall's to decide.
-        std::fs::write("/proc/sys/net/ipv4/ip_forward", "0")?;
+        write_conf(conf)?;
         let handle = connect_here(&runtime)?;
         // The loopback interface is always index 1 in a network namespace.
         let loopback_up = handle.link().set(LinkUnspec::new_with_index(1).up().build()).execute();
@@ -216,6 +213,16 @@ pub async fn create(path: &Path, runtime: &Runtime) -> io::Result<(File, Handle)
         Ok((open(&path)?, handle))
     })
     .await
+}
+
+/// Writes `conf` as the settings of the calling thread's network namespace: `/proc/sys/net`
+/// is the namespace of whoever opens it.
+pub fn write_conf(conf: NamespaceConf) -> io::Result<()> {
+    let bit = |on: bool| if on { "1" } else { "0" };
+    for scope in ["all", "default"] {
+        std::fs::write(format!("/proc/sys/net/ipv6/conf/{scope}/disable_ipv6"), bit(!conf.ipv6))?;
+    }
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", bit(conf.forwarding))
 }
 
 /// Makes the directory of named namespaces a mount point with shared propagation, as `ip

@@ -6,7 +6,7 @@ use std::io;
 
 use super::{Executor, Outcome, set_up};
 use crate::kernel::{Connected, netns, processes};
-use crate::state::Namespace;
+use crate::state::{Namespace, NamespaceConf};
 
 impl Executor<'_> {
     pub(super) async fn create_namespace(&self, namespace: &Namespace) -> Outcome {
@@ -14,17 +14,24 @@ impl Executor<'_> {
         let (_, handle) = if namespace.adopted {
             netns::connect(self.namespace_file(&namespace.container)?, runtime).await?
         } else {
-            netns::create(&self.kernel.places.netns.join(&namespace.name), runtime).await?
+            let conf = namespace.conf.unwrap_or_else(NamespaceConf::for_a_container);
+            netns::create(&self.kernel.places.netns.join(&namespace.name), runtime, conf).await?
         };
         let connected = self.kernel.remember(&namespace.container, Connected { handle });
         // The loopback interface is always index 1 in a network namespace.
         set_up(&connected.handle, 1).await
     }
 
-    /// Sets the loopback interface up again.
+    /// Sets the loopback interface up again, and the namespace's settings, when they are
+    /// the stack's to set.
     pub(super) async fn update_namespace(&self, namespace: &Namespace) -> Outcome {
         let connected = self.namespace(&namespace.container).await?;
-        set_up(&connected.handle, 1).await
+        set_up(&connected.handle, 1).await?;
+        let Some(conf) = namespace.conf else { return Ok(()) };
+        let file = self.namespace_file(&namespace.container)?;
+        tokio::task::spawn_blocking(move || netns::inside(Some(&file), || netns::write_conf(conf)))
+            .await
+            .map_err(io::Error::other)?
     }
 
     pub(super) async fn delete_namespace(&self, namespace: &Namespace) -> Outcome {

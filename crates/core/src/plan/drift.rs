@@ -92,6 +92,7 @@ mod tests {
             name: format!("s:{container}"),
             adopted: false,
             loopback_up,
+            conf: None,
         })
     }
 

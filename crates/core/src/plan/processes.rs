@@ -90,6 +90,7 @@ mod tests {
             name: if adopted { format!("/run/netns/{container}") } else { format!("s:{container}") },
             adopted,
             loopback_up: true,
+            conf: None,
         })
     }
 

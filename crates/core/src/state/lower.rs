@@ -168,6 +168,7 @@ pub fn lower(stack: &Stack, observed: &KernelState, host: &HostFacts) -> Result<
                     .unwrap_or_else(|| namespace_name(&stack.name, &host.host, &container.name)),
                 adopted: container.netns.is_some(),
                 loopback_up: true,
+                conf: container.netns.is_none().then(super::NamespaceConf::for_a_container),
             }));
         }
         lower_container(stack, container, observed, &subnets, &addresses, &declared, &mut state);

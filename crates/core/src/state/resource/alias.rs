@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::{Key, Object};
+
 /// A name that stands for containers on one network, at a virtual address of its own, as
 /// Docker Swarm's service addresses do: a new connection to it goes to one of its backends,
 /// picked in the kernel. Moving the name to other containers is one rule change, which

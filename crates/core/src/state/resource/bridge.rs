@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Key, Object, addresses, flag, shown};
 use crate::model::Isolation;
+
 /// A Linux bridge: one network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bridge {

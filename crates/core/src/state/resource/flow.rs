@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Key, Object};
 use crate::model::{Protocol, Traffic};
+
 /// A declared flow on a network with `isolation: flows`, resolved to addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flow {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Key, Object};
 use crate::model::{PortRange, Protocol};
+
 /// The host ports of a forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "ports")]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{Key, Object};
+
 /// Name records sorted by name, then address; shared between the containers that resolve
 /// the same names.
 pub type Records = Arc<Vec<(String, Ipv4Addr)>>;

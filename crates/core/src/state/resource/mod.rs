@@ -26,7 +26,7 @@ pub use flow::Flow;
 pub use forward::{Forward, HostPorts};
 pub use hosts::{Hosts, Records};
 pub use link::Link;
-pub use namespace::Namespace;
+pub use namespace::{Namespace, NamespaceConf};
 pub use policy::{Member, Policy};
 pub use route::Route;
 pub use stray::Stray;
@@ -557,9 +557,13 @@ mod tests {
                 conf: InetConf::for_a_network(),
                 virtual_addresses: Vec::new(),
             }),
-            Kind::Namespace => {
-                Resource::Namespace(Namespace { container: name(), name: name(), adopted: false, loopback_up: true })
-            }
+            Kind::Namespace => Resource::Namespace(Namespace {
+                container: name(),
+                name: name(),
+                adopted: false,
+                loopback_up: true,
+                conf: Some(NamespaceConf::for_a_container()),
+            }),
             Kind::Link => Resource::Link(Link {
                 container: name(),
                 network: name(),

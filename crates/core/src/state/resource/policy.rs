@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Key, Object};
 use crate::model::Isolation;
+
 /// The firewall of one network: what may leave it, enter it and pass inside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Key, Object};
+
 /// Rules and set elements in the stack's tables that carry no comment of a resource the
 /// stack has, and chains and sets that none of its resources makes: added by hand, or made
 /// by an apply whose record is lost. Never desired, so the next apply (or destroy) leaves
