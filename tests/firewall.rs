@@ -216,6 +216,8 @@ fn forwarding_stays_on_while_another_stack_needs_it() {
     assert_success(&output, "destroy");
     assert!(String::from_utf8_lossy(&output.stdout).contains("another stack needs it"), "{output:?}");
     assert_eq!(sandbox.sh("cat /proc/sys/net/ipv4/ip_forward"), "1\n", "other still needs it");
+    let bridge = stackctl::state::bridge_ifname("other", "out_nw");
+    assert_eq!(sandbox.sh(&format!("sysctl -n net.ipv4.conf.{bridge}.forwarding")), "1\n", "other's bridge forwards");
     let output = run(&sandbox, &["-f", &other, "destroy", "--yes"]);
     assert_success(&output, "destroy");
     assert_eq!(sandbox.sh("cat /proc/sys/net/ipv4/ip_forward"), "0\n", "as the host had it");

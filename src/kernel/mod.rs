@@ -626,11 +626,14 @@ fn settings_as(
     let key = Key::Sysctl { name: FORWARDING.to_owned() };
     let mut setting =
         HostSetting { name: FORWARDING.to_owned(), value: value.clone(), held_by: Vec::new(), before: None };
+    // Another stack holds forwarding when its record does, or when it has a bridge: every
+    // bridge forwards, and turning the host's forwarding off turns off its interfaces'.
     for stack in record::stacks(places, host).into_iter().filter(|stack| *stack != scope.stack) {
-        if let Some(Resource::Sysctl(held)) =
-            read_record(places, host, &stack).and_then(|other| other.resources.get(&key).cloned())
-        {
-            setting.before = setting.before.or(held.before);
+        let Some(other) = read_record(places, host, &stack) else { continue };
+        if let Some(Resource::Sysctl(held)) = other.get(&key) {
+            setting.before = setting.before.or(held.before.clone());
+        }
+        if other.get(&key).is_some() || other.of_kind(crate::state::Kind::Bridge).next().is_some() {
             setting.held_by.push(stack);
         }
     }

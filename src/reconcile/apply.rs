@@ -11,7 +11,7 @@ use super::proposal::{Host, observe, refuse_unusable};
 use super::{Lock, Made, Notice, Progress, Proposal, Ready, ReconcileError, Reconciler, Report, Verb};
 use crate::kernel::{ApplyLock, HostNamespace, Kernel, Places, SwapWait, remove_files, write_record};
 use crate::plan::{
-    Operation, Plan, Readiness, Stranded, new_subnets, record_after, record_after_failure, subnet_clashes,
+    Operation, Plan, Readiness, Stranded, changes_what_stacks_share, record_after, record_after_failure, subnet_clashes,
 };
 use crate::state::{Scope, fingerprint};
 
@@ -80,14 +80,19 @@ impl Agreed<'_> {
         let Agreed { verb, scope, observed, mut plan, wait } = self;
         let places = kernel.places();
         let _lock = stack_lock(places, host, &scope.stack, lock_timeout, progress)?;
-        // Every stack's apply on this host checks its new subnets against the others' and
-        // makes its bridges one at a time: from here until its bridges are made.
-        let subnets_lock = match verb == Verb::Apply && !new_subnets(&plan).is_empty() {
+        // What the stacks of a host share (subnets, the host's settings, the bridges that
+        // hold them) changes one apply or destroy at a time: every stack's apply checks its
+        // new subnets against the others' and makes its bridges, and a setting is given
+        // back only if no other stack came to need it meanwhile: from here until its
+        // bridges are made and its record says what it holds.
+        let subnets_lock = match changes_what_stacks_share(&plan) {
             true => Some(take_lock(&places.subnets_lock(host), Lock::Subnets, lock_timeout, progress)?),
             false => None,
         };
         let now = kernel.observe(scope)?;
-        if fingerprint(&now.state) != fingerprint(&observed.state) {
+        if fingerprint(&now.state) != fingerprint(&observed.state)
+            || (subnets_lock.is_some() && now.host.settings != observed.host.settings)
+        {
             return Err(ReconcileError::Changed { verb });
         }
         if verb == Verb::Apply {

@@ -29,7 +29,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::{Desired, KernelState, Key, Kind, Resource};
+use crate::state::{Desired, FORWARDING, KernelState, Key, Kind, Resource};
 use swap::Phases;
 
 /// One change to one resource.
@@ -119,7 +119,7 @@ type Place<'a> = (Kind, bool, usize, usize, &'a Key);
 pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
     let breaks = swap::breaks(desired, observed);
     let Some(Phases { made, repointed, swap }) = swap::phases(desired, observed) else {
-        let operations = let_go(operations(&desired.state, &desired.wiring_order, observed), &desired.held_elsewhere);
+        let operations = let_go(operations(&desired.state, &desired.wiring_order, observed), desired);
         return Plan { operations, breaks, ..Plan::default() };
     };
     let mut phased = operations(&made, &desired.wiring_order, observed);
@@ -128,20 +128,38 @@ pub fn plan(desired: &Desired, observed: &KernelState) -> Plan {
     let remove_at = phased.len();
     phased.extend(operations(&desired.state, &desired.wiring_order, &repointed));
     let swap = Some(Swap { repoint_at, remove_at, ..swap });
-    Plan { operations: let_go(phased, &desired.held_elsewhere), swap, breaks, ..Plan::default() }
+    Plan { operations: let_go(phased, desired), swap, breaks, ..Plan::default() }
 }
 
-/// Deleting a host setting gives back the value it had before; one that other stacks still
-/// hold is let go as it is (its `before` becomes its value), for them to give back.
-fn let_go(mut operations: Vec<Operation>, held_elsewhere: &BTreeSet<String>) -> Vec<Operation> {
+/// Deleting a host setting gives back the value it had before; one that is still needed is
+/// let go as it is (its `before` becomes its value), for the last stack that needs it to
+/// give back: other stacks hold it, or, for forwarding, the stack keeps a bridge. Writing
+/// `net.ipv4.ip_forward` sets every interface's forwarding with it, so turning it off
+/// would turn off the bridges that stay, this stack's or another's.
+fn let_go(mut operations: Vec<Operation>, desired: &Desired) -> Vec<Operation> {
+    let keeps_a_bridge = desired.state.of_kind(Kind::Bridge).next().is_some();
     for operation in &mut operations {
         if let Operation::Delete { resource: Resource::Sysctl(sysctl) } = operation
-            && held_elsewhere.contains(&sysctl.name)
+            && (desired.held_elsewhere.contains(&sysctl.name) || (sysctl.name == FORWARDING && keeps_a_bridge))
         {
             sysctl.before = Some(sysctl.value.clone());
         }
     }
     operations
+}
+
+/// Whether making `plan` changes what the stacks of a host share, so that it must be made
+/// under the host's subnets lock, with the host's settings as the plan saw them: it makes
+/// networks (their subnets), sets or gives back a host setting, or deletes a bridge (which
+/// other stacks count when they let a setting go).
+pub fn changes_what_stacks_share(plan: &Plan) -> bool {
+    !new_subnets(plan).is_empty()
+        || plan.operations.iter().any(|operation| match operation {
+            Operation::Delete { resource } => matches!(resource.kind(), Kind::Sysctl | Kind::Bridge),
+            Operation::Create { resource } | Operation::Update { after: resource, .. } => {
+                resource.kind() == Kind::Sysctl
+            }
+        })
 }
 
 /// The operations that turn `observed` into `desired`.

@@ -390,4 +390,27 @@ mod tests {
         shared.settings[0].before = Some("0".to_owned());
         assert_eq!(restored(&shared), Some("1".to_owned()), "left on for the other stack");
     }
+
+    /// An edit that takes away the stack's last network that reaches outside, but keeps an
+    /// internal one, lets forwarding go as it is: turning it off would turn off the bridge
+    /// that stays.
+    #[test]
+    fn forwarding_stays_while_the_stack_keeps_a_bridge() {
+        let before = stack(
+            "name: s\nnetworks:\n  out: {}\n  inside: { internal: true }\ncontainers:\n  a: { networks: [out, inside] }\n",
+        );
+        let after =
+            stack("name: s\nnetworks:\n  inside: { internal: true }\ncontainers:\n  a: { networks: [inside] }\n");
+        let facts = host("0");
+        let observed = applied(
+            &KernelState::default(),
+            &plan(&lower(&before, &KernelState::default(), &facts).unwrap(), &KernelState::default()),
+        );
+        let plan = plan(&lower(&after, &observed, &facts).expect("lowers"), &observed);
+        let given_back = plan.operations.iter().find_map(|operation| match operation {
+            Operation::Delete { resource: Resource::Sysctl(sysctl) } => Some(sysctl.before.clone()),
+            _ => None,
+        });
+        assert_eq!(given_back, Some(Some("1".to_owned())), "{}", crate::plan::render_text(&plan, false));
+    }
 }
