@@ -286,21 +286,41 @@ impl Stack {
     /// either direction, in name order: what an `open` network grants beyond the declared
     /// flows. Validation warns of them, and the graph draws them.
     pub fn unflowed_pairs(&self, network: &str) -> Vec<(String, String)> {
-        let mut flowing: BTreeSet<(&str, &str)> = BTreeSet::new();
+        self.pairs_without_flows(network, &self.flowing_pairs())
+    }
+
+    /// [`Stack::unflowed_pairs`] of every `open` network, by name, with the flows resolved
+    /// once for all of them.
+    pub fn unflowed_pairs_of_open_networks(&self) -> Vec<(&str, Vec<(String, String)>)> {
+        let flowing = self.flowing_pairs();
+        self.networks
+            .values()
+            .filter(|network| network.isolation == Isolation::Open)
+            .map(|network| (network.name.as_str(), self.pairs_without_flows(&network.name, &flowing)))
+            .collect()
+    }
+
+    /// Every (network, container, container) that a declared flow joins, the two names in
+    /// order. A flow to the host joins no pair of members.
+    fn flowing_pairs(&self) -> BTreeSet<(&str, &str, &str)> {
+        let mut flowing = BTreeSet::new();
         for source in self.containers.values() {
-            // A flow to the host joins no pair of members.
             for flow in source.talks_to.iter().filter(|flow| flow.target != HOST) {
-                for (_, destination) in self.resolve(source, &flow.target).filter(|(on, _)| *on == network) {
+                for (on, destination) in self.resolve(source, &flow.target) {
                     let (a, b) = (source.name.as_str(), destination.name.as_str());
-                    flowing.insert((a.min(b), a.max(b)));
+                    flowing.insert((on, a.min(b), a.max(b)));
                 }
             }
         }
+        flowing
+    }
+
+    fn pairs_without_flows(&self, network: &str, flowing: &BTreeSet<(&str, &str, &str)>) -> Vec<(String, String)> {
         let members: Vec<&str> = self.members(network).map(|member| member.name.as_str()).collect();
         let mut pairs = Vec::new();
         for (index, a) in members.iter().enumerate() {
             for b in &members[index + 1..] {
-                if !flowing.contains(&(*a, *b)) {
+                if !flowing.contains(&(network, *a, *b)) {
                     pairs.push(((*a).to_owned(), (*b).to_owned()));
                 }
             }

@@ -127,15 +127,9 @@ pub fn render(graph: &StackGraph) -> String {
     let stack = graph.stack();
     let flows = graph.allowed_flows();
     let unflowed_pairs = stack
-        .networks
-        .values()
-        .filter(|network| network.isolation == Isolation::Open)
-        .flat_map(|network| {
-            stack
-                .unflowed_pairs(&network.name)
-                .into_iter()
-                .map(|(a, b)| UnflowedPair { network: &network.name, containers: [a, b] })
-        })
+        .unflowed_pairs_of_open_networks()
+        .into_iter()
+        .flat_map(|(network, pairs)| pairs.into_iter().map(move |(a, b)| UnflowedPair { network, containers: [a, b] }))
         .collect();
     let document = GraphDocument {
         format_version: 1,

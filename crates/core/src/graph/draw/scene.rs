@@ -141,13 +141,13 @@ impl Scene {
                 });
             }
         }
-        for network in stack.networks.values().filter(|network| network.isolation == Isolation::Open) {
-            for (a, b) in stack.unflowed_pairs(&network.name) {
+        for (network, pairs) in stack.unflowed_pairs_of_open_networks() {
+            for (a, b) in pairs {
                 edges.push(SceneEdge {
                     from: container_id(&a),
                     to: container_id(&b),
                     kind: EdgeKind::OverPrivilege,
-                    label: Some(format!("over-privilege on {}", network.name)),
+                    label: Some(format!("over-privilege on {}", network)),
                 });
             }
         }

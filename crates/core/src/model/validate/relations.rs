@@ -8,7 +8,7 @@ use super::Checker;
 use crate::diagnostic::{Diagnostic, Span};
 use crate::model::identifiers::suggest_name;
 use crate::model::publish::{conflicts, same_random};
-use crate::model::{Attachment, HOST, Isolation, Publication, Stack, write_publication};
+use crate::model::{Attachment, HOST, Publication, Stack, write_publication};
 
 /// The most ports a Linux bridge has: `BR_MAX_PORTS` (1024) less port 0, which the kernel
 /// never gives (`net/bridge/br_if.c`).
@@ -269,8 +269,8 @@ impl Checker {
     /// On `open` networks every member reaches every other: warn of the pairs that no
     /// declared flow asks for, one warning per network.
     pub(super) fn over_privilege(&mut self, stack: &Stack) {
-        for network in stack.networks.values().filter(|network| network.isolation == Isolation::Open) {
-            let pairs = stack.unflowed_pairs(&network.name);
+        for (network, pairs) in stack.unflowed_pairs_of_open_networks() {
+            let network = &stack.networks[network];
             if pairs.is_empty() {
                 continue;
             }
