@@ -55,7 +55,7 @@ use crate::names::parse_resolv_conf;
 use crate::plan::{
     AdoptedFacts, FileLimit, Operation, Plan, Program, Step, Stranded, names_after_failure, open_files_needed,
 };
-use crate::state::{FORWARDING, HostSetting, KernelState, Key, NamespaceName, Resource, Scope, Sysctl};
+use crate::state::{FORWARDING, HostSetting, KernelState, NamespaceName, Resource, Scope, Sysctl, observe_forwarding};
 use error::io_error;
 use nft::Nft;
 use observe::NamespaceView;
@@ -614,8 +614,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, KernelError> {
 }
 
 /// The host's settings, with `value` as the host has forwarding (see
-/// [`Kernel::observe_settings`]): the other stacks whose records hold it, and this stack's
-/// hold on it, from `record`.
+/// [`crate::state::observe_forwarding`]), from the stack's `record` and the other stacks'.
 fn settings_as(
     places: &Places,
     host: &HostNamespace,
@@ -623,25 +622,13 @@ fn settings_as(
     record: &KernelState,
     value: String,
 ) -> (Vec<HostSetting>, Vec<Sysctl>) {
-    let key = Key::Sysctl { name: FORWARDING.to_owned() };
-    let mut setting =
-        HostSetting { name: FORWARDING.to_owned(), value: value.clone(), held_by: Vec::new(), before: None };
-    // Another stack holds forwarding when its record does, or when it has a bridge: every
-    // bridge forwards, and turning the host's forwarding off turns off its interfaces'.
-    for stack in record::stacks(places, host).into_iter().filter(|stack| *stack != scope.stack) {
-        let Some(other) = read_record(places, host, &stack) else { continue };
-        if let Some(Resource::Sysctl(held)) = other.get(&key) {
-            setting.before = setting.before.or(held.before.clone());
-        }
-        if other.get(&key).is_some() || other.of_kind(crate::state::Kind::Bridge).next().is_some() {
-            setting.held_by.push(stack);
-        }
-    }
-    let held = match record.get(&key) {
-        Some(Resource::Sysctl(held)) => vec![Sysctl { value, ..held.clone() }],
-        _ => Vec::new(),
-    };
-    (vec![setting], held)
+    let others: Vec<(String, KernelState)> = record::stacks(places, host)
+        .into_iter()
+        .filter(|stack| *stack != scope.stack)
+        .filter_map(|stack| read_record(places, host, &stack).map(|other| (stack, other)))
+        .collect();
+    let (setting, held) = observe_forwarding(value, record, &others);
+    (vec![setting], held.into_iter().collect())
 }
 
 /// How errors name a named host namespace.

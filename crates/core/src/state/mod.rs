@@ -12,7 +12,7 @@ pub use allocate::{AUTO_SUBNET_POOL, bridge_ifname, container_mac, mac_text, vet
 pub use lower::{HostFacts, LocalPorts, LowerError, SubnetUser, UsedSubnet, lower};
 pub use resource::{
     Alias, Backend, Bridge, FORWARDING, Flow, Forward, HostPorts, HostSetting, Hosts, InetConf, Key, Kind, Link,
-    Member, NO_ADDRESS, Namespace, NamespaceConf, Object, Policy, Records, Resource, Route, Stray, Sysctl,
+    Member, NO_ADDRESS, Namespace, NamespaceConf, Policy, Records, Resource, Route, Stray, Sysctl, observe_forwarding,
     sysctl_value_is_known,
 };
 pub use scope::{HostNamespace, NamespaceName, Scope, fingerprint, namespace_name, namespace_owner};

@@ -30,7 +30,10 @@ pub use namespace::{Namespace, NamespaceConf};
 pub use policy::{Member, Policy};
 pub use route::Route;
 pub use stray::Stray;
-pub use sysctl::{FORWARDING, HostSetting, Sysctl, desired as desired_sysctls, held_elsewhere, sysctl_value_is_known};
+pub use sysctl::{
+    FORWARDING, HostSetting, Sysctl, desired as desired_sysctls, held_elsewhere, observe_forwarding,
+    sysctl_value_is_known,
+};
 
 use std::cmp::Ordering;
 use std::net::Ipv4Addr;

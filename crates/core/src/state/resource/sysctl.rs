@@ -29,13 +29,6 @@ pub struct Sysctl {
     pub before: Option<String>,
 }
 
-impl Sysctl {
-    /// The setting's file under `/proc/sys`, relative to it: `net/ipv4/ip_forward`.
-    pub fn path(&self) -> String {
-        self.name.replace('.', "/")
-    }
-}
-
 impl Object for Sysctl {
     fn key(&self) -> Key {
         Key::Sysctl { name: self.name.clone() }
@@ -94,8 +87,79 @@ pub fn desired(state: &KernelState, observed: &KernelState, settings: &[HostSett
     vec![Sysctl { name, value: "1".to_owned(), before }]
 }
 
+/// The host's forwarding as observed, the host having it as `value`: the fact `lower`
+/// needs (its value, which other stacks hold it and the value they keep as before), and
+/// this stack's hold on it, from the stack's `record`, with the value it has now. Another
+/// stack holds forwarding when its record does, or when it has a bridge: every bridge
+/// forwards, and turning the host's forwarding off turns off its interfaces'.
+pub fn observe_forwarding(
+    value: String,
+    record: &KernelState,
+    others: &[(String, KernelState)],
+) -> (HostSetting, Option<Sysctl>) {
+    let key = Key::Sysctl { name: FORWARDING.to_owned() };
+    let mut setting =
+        HostSetting { name: FORWARDING.to_owned(), value: value.clone(), held_by: Vec::new(), before: None };
+    for (stack, other) in others {
+        let held = other.get(&key);
+        if let Some(Resource::Sysctl(held)) = held {
+            setting.before = setting.before.or_else(|| held.before.clone());
+        }
+        if held.is_some() || other.of_kind(Kind::Bridge).next().is_some() {
+            setting.held_by.push(stack.clone());
+        }
+    }
+    let held = match record.get(&key) {
+        Some(Resource::Sysctl(held)) => Some(Sysctl { value, ..held.clone() }),
+        _ => None,
+    };
+    (setting, held)
+}
+
 /// The settings that other stacks on the host still hold: letting them go gives nothing
 /// back.
 pub fn held_elsewhere(settings: &[HostSetting]) -> BTreeSet<String> {
     settings.iter().filter(|setting| !setting.held_by.is_empty()).map(|setting| setting.name.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Bridge, InetConf};
+
+    fn forwarding(before: &str) -> Resource {
+        Resource::Sysctl(Sysctl { name: FORWARDING.to_owned(), value: "1".to_owned(), before: Some(before.to_owned()) })
+    }
+
+    fn bridge() -> Resource {
+        Resource::Bridge(Bridge {
+            network: "n".to_owned(),
+            ifname: "stbn".to_owned(),
+            address: "10.0.0.1/24".parse().expect("an address"),
+            internal: true,
+            isolation: crate::model::Isolation::Flows,
+            up: true,
+            conf: InetConf::for_a_network(),
+            virtual_addresses: Vec::new(),
+        })
+    }
+
+    /// Another stack holds forwarding when its record does or when it has a bridge; the
+    /// value before is the one the holders keep; this stack's hold comes with the value now.
+    #[test]
+    fn holders_are_the_stacks_that_record_forwarding_or_keep_a_bridge() {
+        let others = [
+            ("keeper".to_owned(), KernelState::from(vec![forwarding("0")])),
+            ("internal".to_owned(), KernelState::from(vec![bridge()])),
+            ("empty".to_owned(), KernelState::default()),
+        ];
+        let record = KernelState::from(vec![forwarding("0")]);
+        let (setting, held) = observe_forwarding("1".to_owned(), &record, &others);
+        assert_eq!(setting.held_by, ["keeper", "internal"]);
+        assert_eq!(setting.before.as_deref(), Some("0"));
+        assert_eq!(setting.value, "1");
+        assert_eq!(held.map(|held| (held.value, held.before)), Some(("1".to_owned(), Some("0".to_owned()))));
+        let (alone, none) = observe_forwarding("0".to_owned(), &KernelState::default(), &[]);
+        assert!(alone.held_by.is_empty() && alone.before.is_none() && none.is_none());
+    }
 }
