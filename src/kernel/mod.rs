@@ -525,7 +525,7 @@ impl Kernel {
                 Ok(())
             }
             Step::Stage { operations } => self.run_stage(scope, &plan.operations[operations.clone()], made, applied),
-            Step::Record { .. } => {
+            Step::Record => {
                 (wait.made)(&applied.done);
                 Ok(())
             }

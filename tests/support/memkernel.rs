@@ -75,10 +75,7 @@ impl MemKernel {
                     self.flows_fit().map_err(at)?;
                     made = operations.end;
                 }
-                Step::Record { done } if *done != made => {
-                    return Err(at(format!("it records {done} operations where {made} were made")));
-                }
-                Step::Record { .. } => {}
+                Step::Record => {}
                 Step::PublishNames { zone: published } => {
                     if *published != zone(stack, &self.state) {
                         return Err(at("it publishes other names than the kernel's state gives".to_owned()));

@@ -36,7 +36,7 @@ pub enum Step {
     Stage { operations: Range<usize> },
     /// Keep the apply record as the operations before this step leave it: a swap is about
     /// to wait, and an apply interrupted while it waits then leaves no drift.
-    Record { done: usize },
+    Record,
     /// Serve the stack's names as the operations before this step leave them; a zone with
     /// no clients withdraws the stack's names.
     PublishNames { zone: Zone },
@@ -101,14 +101,14 @@ impl Program {
                 // The new containers are wired: their names are served, and they must
                 // accept before the aliases move to them.
                 (Some(swap), 0) => {
-                    steps.push(Step::Record { done: end });
+                    steps.push(Step::Record);
                     let after = record_after(observed, &plan.operations[..end]);
                     steps.push(Step::PublishNames { zone: zone(stack, &after) });
                     steps.push(Step::Verify { ports: swap.verify.clone() });
                 }
                 // The aliases moved: what the removal cuts drains first.
                 (Some(swap), 1) => {
-                    steps.push(Step::Record { done: end });
+                    steps.push(Step::Record);
                     steps.push(Step::Drain { swap: Box::new(swap.clone()) });
                 }
                 _ => {}
@@ -212,7 +212,7 @@ fn describe(step: &Step, plan: &Plan) -> (&'static str, String) {
                 Operation::Delete { .. } => ("delete", counted(operations)),
             }
         }
-        Step::Record { .. } => ("record", "keep the apply record of what is made so far, before waiting".to_owned()),
+        Step::Record => ("record", "keep the apply record of what is made so far, before waiting".to_owned()),
         Step::PublishNames { zone } if zone.clients.is_empty() => {
             ("names", "withdraw the stack's names from the host's name server".to_owned())
         }
@@ -357,7 +357,7 @@ mod tests {
                 Step::ReplaceTables { .. } => "replace",
                 Step::Rules { .. } => "rules",
                 Step::Stage { .. } => "stage",
-                Step::Record { .. } => "record",
+                Step::Record => "record",
                 Step::PublishNames { .. } => "names",
                 Step::Verify { .. } => "verify",
                 Step::Drain { .. } => "drain",
