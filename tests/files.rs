@@ -360,6 +360,8 @@ fn a_lock_timeout_names_the_process_that_holds_the_lock() {
         stderr(&output)
     );
     assert!(!stderr(&output).contains("999999"), "{}", stderr(&output));
+    // A lock that is held is a reason to try again later, and stackctl says so.
+    assert!(stderr(&output).contains("may succeed if run again later"), "{}", stderr(&output));
 }
 
 harness::main! {

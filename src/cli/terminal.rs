@@ -10,7 +10,7 @@ use super::output::Style;
 use super::stackfile::print_in_file;
 use crate::kernel::{HostNamespace, LockHolder, Places};
 use crate::plan::{Fate, Marks, Readiness, Unready, render_operations};
-use crate::reconcile::{Lock, Made, Notice, Progress, ReconcileError};
+use crate::reconcile::{Lock, Made, Notice, Progress, ReconcileError, Retry};
 use crate::state::NamespaceName;
 
 /// How long apply waits for a swap's new containers when `--wait` is not given: on a
@@ -78,6 +78,10 @@ impl Terminal {
                 }
             }
             _ => eprintln!("error: {error}"),
+        }
+        // The others say what to change, or that nothing will.
+        if error.retry() == Retry::Later {
+            eprintln!("note: what stopped it is busy, not wrong: the same command may succeed if run again later");
         }
         Exit::from(&error)
     }
