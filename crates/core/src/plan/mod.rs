@@ -36,9 +36,18 @@ use swap::Phases;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "action")]
 pub enum Operation {
-    Create { resource: Resource },
-    Update { before: Resource, after: Resource },
-    Delete { resource: Resource },
+    Create {
+        resource: Resource,
+    },
+    Update {
+        before: Resource,
+        after: Resource,
+    },
+    /// The resource as observed; but for a host setting, whose `before` is what deleting it
+    /// gives back, which the planner decides (see `let_go`).
+    Delete {
+        resource: Resource,
+    },
 }
 
 impl Operation {
