@@ -3,8 +3,8 @@
 //! (the [`Object`] it is). This module holds what is common: the [`Kind`]s in creation
 //! order, the [`Key`]s, and [`Resource`], any one of them.
 //!
-//! Adding a kind: a module here with its value and its `Object`, a variant in `Kind` (and
-//! its place in `Kind::ALL`), `Key` and `Resource`, and the shell's modules for it in
+//! Adding a kind: a module here with its value and its `Object`, a variant in `Kind`, declared at
+//! its place in creation order (and listed in `Kind::ALL`), `Key` and `Resource`, and the shell's modules for it in
 //! `src/kernel/execute/` (make, change, delete) and `src/kernel/observe/` (read); the
 //! compiler lists every match that must learn of it.
 
@@ -63,8 +63,15 @@ pub trait Object {
     fn attributes(&self) -> Vec<(&'static str, String)>;
 }
 
-/// The kinds of resource. They compare in the order they are created ([`Kind::ALL`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The kinds of resource, declared in the order they are created (and the reverse of the
+/// order they are deleted in), which is how they compare: each kind may depend on the
+/// kinds before it. The firewall's kinds come first, so that the rules that govern a
+/// network are in place before its bridge can carry a packet, and are the last thing
+/// destroy removes; the host's settings follow the rules that govern what they open
+/// (forwarding is on only while the firewall judges what is forwarded). This declaration
+/// is the one place that order is written: keys compare by their kind first, and the
+/// planner orders its operations by both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Stray,
@@ -81,21 +88,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Every kind, in the order they are created (and the reverse of the order they are
-    /// deleted in): each kind may depend on the kinds before it. The firewall's kinds come
-    /// first, so that the rules that govern a network are in place before its bridge can
-    /// carry a packet, and are the last thing destroy removes.
-    ///
-    /// The one place that order is written: kinds compare by their place here, keys by
-    /// their kind's first, and the planner orders its operations by both.
+    /// Every kind, in creation order (a test checks it follows the declaration).
     pub const ALL: [Kind; 11] = [
         Kind::Stray,
         Kind::Policy,
         Kind::Forward,
         Kind::Flow,
         Kind::Alias,
-        // The host's settings follow the rules that govern what they open, and go before
-        // them: forwarding is on only while the firewall judges what is forwarded.
         Kind::Sysctl,
         Kind::Bridge,
         Kind::Namespace,
@@ -103,12 +102,6 @@ impl Kind {
         Kind::Route,
         Kind::Hosts,
     ];
-
-    /// The kind's place in [`Kind::ALL`]. A kind missing there has none: its discriminant
-    /// is past the table, and the first comparison of it panics.
-    pub fn rank(self) -> usize {
-        usize::from(KIND_RANKS[self as usize])
-    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -132,34 +125,8 @@ impl Kind {
     }
 }
 
-/// The place of each kind in [`Kind::ALL`], by discriminant, computed when compiling, so
-/// that comparing keys, the planner's inner loop, does not search the list.
-const KIND_RANKS: [u8; Kind::ALL.len()] = {
-    let mut ranks = [u8::MAX; Kind::ALL.len()];
-    let mut place = 0;
-    while place < Kind::ALL.len() {
-        let kind = Kind::ALL[place] as usize;
-        assert!(ranks[kind] == u8::MAX, "Kind::ALL lists a kind twice");
-        ranks[kind] = place as u8;
-        place += 1;
-    }
-    ranks
-};
-
-impl Ord for Kind {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.rank().cmp(&other.rank())
-    }
-}
-
-impl PartialOrd for Kind {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
 /// What identifies a resource across desired and observed state. Keys order by kind first
-/// ([`Kind::ALL`]), so a pass over a state in key order meets every resource after those it
+/// (in creation order, see [`Kind`]), so a pass over a state in key order meets every resource after those it
 /// depends on; then by their fields, in the order they are declared.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -446,7 +413,7 @@ mod tests {
     use crate::model::PortRange;
 
     /// A key of `kind` named after `name`. The match stops compiling when a kind is added,
-    /// until the kind has a key here; its rank then panics until it is in [`Kind::ALL`].
+    /// until the kind has a key here; the order test then fails until it is in [`Kind::ALL`].
     fn key(kind: Kind, name: &str) -> Key {
         let name = name.to_owned();
         match kind {
@@ -477,15 +444,18 @@ mod tests {
 
     #[test]
     fn the_creation_order_lists_every_kind_once() {
-        for (place, kind) in Kind::ALL.into_iter().enumerate() {
-            assert_eq!(kind.rank(), place, "{kind:?} is listed once");
+        // In the order kinds compare, each once; `key` and `sample` match every kind, so a
+        // kind left out of the list fails below when it is added to them.
+        assert!(Kind::ALL.windows(2).all(|pair| pair[0] < pair[1]), "{:?}", Kind::ALL);
+        for kind in Kind::ALL {
             assert_eq!(key(kind, "a").kind(), kind);
         }
+        assert_eq!(Kind::ALL.len(), Kind::Hosts as usize + 1, "every kind is listed");
     }
 
     #[test]
     fn keys_sort_by_kind_in_creation_order_then_by_their_fields() {
-        // Kinds taken in reverse, and names that sort against them: only the kinds' ranks
+        // Kinds taken in reverse, and names that sort against them: only the kinds' order
         // can put the keys in creation order.
         let keys: BTreeSet<Key> =
             Kind::ALL.into_iter().rev().flat_map(|kind| [key(kind, "z"), key(kind, "a")]).collect();
